@@ -1,0 +1,83 @@
+"""_clients: program discovery, libpq environment, argv-only execution."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from ansible_collections.procgenie.dbops.plugins.module_utils import _clients
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import libpq_params
+
+PARAMS = dict(login_host='db.example', login_port=6543, login_user='admin', login_password='s3cr3t',
+              login_db='app', login_unix_socket=None, ssl_mode='verify-full', ca_cert='/ca.pem',
+              ssl_cert='/c.pem', ssl_key='/k.pem', connect_params={'connect_timeout': 7}, pg_bindir=None)
+
+
+def fake_program(directory, name, version, body='exit 0'):
+    path = os.path.join(str(directory), name)
+    with open(path, 'w') as handle:
+        handle.write('#!/bin/sh\nif [ "$1" = --version ]; then echo "%s (PostgreSQL) %s"; exit 0; fi\n%s\n'
+                     % (name, version, body))
+    os.chmod(path, stat.S_IRWXU)
+    return path
+
+
+def test_libpq_params_prefers_the_socket_and_sets_application_name():
+    kw = libpq_params(dict(PARAMS, login_unix_socket='/run/pg'))
+    assert kw['host'] == '/run/pg'
+    assert kw['application_name'] == 'procgenie.dbops'
+    assert kw['connect_timeout'] == 7
+    assert libpq_params(dict(PARAMS, login_db=None))['dbname'] == 'postgres'
+
+
+def test_environment_carries_secrets_and_ssl_and_drops_callers_pg_vars():
+    env = _clients.libpq_environment(PARAMS, base={'PATH': '/bin', 'PGPASSWORD': 'callers', 'PGSERVICE': 'x'})
+    assert env['PGPASSWORD'] == 's3cr3t'
+    assert env['PGSSLMODE'] == 'verify-full'
+    assert env['PGSSLROOTCERT'] == '/ca.pem' and env['PGSSLCERT'] == '/c.pem' and env['PGSSLKEY'] == '/k.pem'
+    assert env['PGCONNECT_TIMEOUT'] == '7'
+    assert env['PGHOST'] == 'db.example' and env['PGPORT'] == '6543' and env['PGDATABASE'] == 'app'
+    assert 'PGSERVICE' not in env and env['PATH'] == '/bin'
+    assert _clients.libpq_environment(PARAMS, database='other', base={})['PGDATABASE'] == 'other'
+
+
+def test_connect_params_without_an_environment_variable_are_refused():
+    with pytest.raises(_clients.ClientError, match='keepalives'):
+        _clients.libpq_environment(dict(PARAMS, connect_params={'keepalives': 1}), base={})
+
+
+def test_find_program_takes_a_client_not_older_than_the_server(tmp_path, monkeypatch):
+    old, new = tmp_path / 'old', tmp_path / 'new'
+    old.mkdir()
+    new.mkdir()
+    fake_program(old, 'pg_dump', '13.2')
+    fake_program(new, 'pg_dump', '16.1')
+    monkeypatch.setenv('PATH', '%s:%s' % (old, new))
+    monkeypatch.setattr(_clients, 'DEBIAN_BINDIRS', str(tmp_path / 'none' / '*' / 'bin'))
+    assert _clients.find_program('pg_dump', min_major=15) == (str(new / 'pg_dump'), '16.1')
+    assert _clients.find_program('pg_dump')[0] == str(old / 'pg_dump')
+    with pytest.raises(_clients.ClientError, match='PostgreSQL 17 or newer.*13.2'):
+        _clients.find_program('pg_dump', min_major=17)
+    with pytest.raises(_clients.ClientError, match='Cannot find the PostgreSQL client program pg_nothing'):
+        _clients.find_program('pg_nothing')
+    assert _clients.find_program('pg_dump', pg_bindir=str(old))[1] == '13.2'
+
+
+def test_runner_records_argv_without_secrets_and_reports_stderr(tmp_path):
+    prog = fake_program(tmp_path, 'pg_fail', '15.0', body='echo "boom: $PGPASSWORD-was-in-env" >&2; exit 3')
+    runner = _clients.ClientRunner(PARAMS)
+    with pytest.raises(_clients.ClientError) as err:
+        runner.run([prog, '--flag'])
+    assert 'exit code 3' in str(err.value) and 'boom' in str(err.value)
+    assert 's3cr3t' not in str(err.value)
+    assert runner.commands == [[prog, '--flag']]
+    assert all('s3cr3t' not in arg for cmd in runner.commands for arg in cmd)
+    rc, _out, _err = runner.run([prog], check=False)
+    assert rc == 3
+
+
+def test_server_major():
+    assert _clients.server_major(150018) == 15
+    assert _clients.server_major(180006) == 18
