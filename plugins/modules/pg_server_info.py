@@ -108,7 +108,8 @@ replay:
 archiving:
   description:
     - WAL archiving status from C(pg_stat_archiver) and the C(archive_mode) setting.
-    - C(healthy) is true when archiving is on and no archive attempt failed after the last success.
+    - C(enabled) is true when this server archives WAL (C(archive_mode=on) on a primary, C(always) on any server).
+    - C(healthy) is true when archiving is enabled and no archive attempt failed after the last success.
   returned: always
   type: dict
   sample: {archive_mode: "on", enabled: true, healthy: true, archived_count: 12,

@@ -57,13 +57,14 @@ def recovery_facts(session):
                 wal_receiver=_clean(receiver) if receiver else None, replay=_clean(replay))
 
 
-def archiving_facts(session):
+def archiving_facts(session, in_recovery=False):
     row = session.row(sql.SQL(
         "SELECT current_setting('archive_mode') AS archive_mode, "
         "current_setting('archive_command') <> '' AS archive_command_set, archived_count, last_archived_wal, "
         "last_archived_time, failed_count, last_failed_wal, last_failed_time, stats_reset FROM pg_stat_archiver"))
     facts = _clean(row)
-    facts['enabled'] = row['archive_mode'] in ('on', 'always')
+    # archive_mode=on archives only on a primary; a standby archives only with archive_mode=always
+    facts['enabled'] = row['archive_mode'] == 'always' or (row['archive_mode'] == 'on' and not in_recovery)
     facts['healthy'] = facts['enabled'] and (
         row['last_failed_time'] is None
         or (row['last_archived_time'] is not None and row['last_archived_time'] >= row['last_failed_time']))
@@ -113,7 +114,7 @@ def gather(session, settings=None):
     """Every fact of pg_server_info for the postgres provider."""
     facts = dict(provider='postgres', version=version_facts(session))
     facts.update(recovery_facts(session))
-    facts['archiving'] = archiving_facts(session)
+    facts['archiving'] = archiving_facts(session, facts['in_recovery'])
     facts['replication'], facts['replication_slots'] = replication_facts(session, facts['in_recovery'])
     facts['databases'] = database_facts(session)
     facts['extensions'] = extension_facts(session)

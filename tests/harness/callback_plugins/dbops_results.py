@@ -32,8 +32,11 @@ class CallbackModule(CallbackBase):
         path = os.environ.get('DBOPS_RESULTS_FILE')
         if not path:
             return
+        data = dict(result._result)
+        if status in ('failed', 'ignored'):
+            data.setdefault('failed', True)  # ansible-core 2.19 keeps the flag outside _result
         record = dict(host=result._host.get_name(), task=result._task.get_name(),
-                      action=result._task.action, status=status, result=result._result)
+                      action=result._task.action, status=status, result=data)
         with open(path, 'a') as handle:
             handle.write(json.dumps(record, cls=AnsibleJSONEncoder, sort_keys=True) + '\n')
 

