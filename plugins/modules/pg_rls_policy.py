@@ -1,0 +1,339 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ProcGenie platform engineering
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: pg_rls_policy
+short_description: Enable, force and keep tenant isolation row-level security policies on many tables
+version_added: 0.1.0
+description:
+  - For the listed tables, and every table of the given schemas that has the tenant column, enables and forces
+    row-level security and keeps a tenant isolation policy, an optional administrator bypass and custom policies.
+  - Idempotent against what PostgreSQL stores. The wanted expressions are deparsed by PostgreSQL itself (created
+    on a TEMP probe table inside a savepoint that is rolled back) and compared with C(pg_get_expr) of
+    C(pg_policy), together with roles, command and permissive/restrictive, so an expression written with other
+    parentheses, casts or case is not a change. Only what differs is altered (C(ALTER POLICY)) or replaced
+    (C(DROP POLICY) and C(CREATE POLICY) when the command or permissive/restrictive differs).
+  - One call reads the catalogs with a constant number of queries whatever the number of tables and makes all
+    changes in one transaction.
+  - "The default expression is C(tenant_id = NULLIF(current_setting('app.current_tenant_id', true), '')::uuid):
+    a session that never set the tenant, and a pooled connection after C(RESET) (the parameter then reads as an
+    empty string), both compare with NULL and see and write no row. The runbook's
+    C(current_setting('app.current_tenant_id')::uuid) errors in both cases instead; that is safe but turns a
+    forgotten tenant into an application error."
+  - Partitions of a partitioned table get the same policies (O(partitions)), because a query on a partition
+    itself is checked against the partition's policies only, not the parent's.
+author:
+  - ProcGenie Platform Engineering (@procgenie)
+options:
+  tables:
+    description:
+      - Tables to manage, as C(table) (in O(schema)) or C(schema.table), or a dict with C(schema) and C(name)
+        (for names containing a dot). Names are taken literally, case and spaces included, without quotes.
+    type: list
+    elements: raw
+    default: []
+  schemas:
+    description: Also manage every table of these schemas that has the O(tenant_column).
+    type: list
+    elements: str
+    default: []
+  schema:
+    description: Schema of the O(tables) given without one.
+    type: str
+    default: public
+  partitions:
+    description: Manage the partitions of the partitioned tables too.
+    type: bool
+    default: true
+  state:
+    description:
+      - V(present) enables and forces row-level security and keeps the policies.
+      - V(absent) drops the policies this call names (the tenant policy, the bypass policy, O(policies));
+        with O(disable) also disables row-level security.
+    type: str
+    choices: [present, absent]
+    default: present
+  tenant_policy:
+    description: Keep the tenant isolation policy. V(false) manages only the bypass and O(policies).
+    type: bool
+    default: true
+  policy_name:
+    description: Name of the tenant isolation policy.
+    type: str
+    default: tenant_isolation
+  tenant_column:
+    description: The tenant column.
+    type: str
+    default: tenant_id
+  tenant_type:
+    description: The type the setting is cast to, the type of the tenant column.
+    type: str
+    default: uuid
+  tenant_setting:
+    description: The custom parameter the application sets to its tenant id for each transaction or session.
+    type: str
+    default: app.current_tenant_id
+  roles:
+    description: Roles the tenant policy applies to; default C(PUBLIC).
+    type: list
+    elements: str
+  command:
+    description: The command the tenant policy applies to.
+    type: str
+    choices: [ALL, SELECT, INSERT, UPDATE, DELETE]
+    default: ALL
+  permissive:
+    description: Whether the tenant policy is permissive (V(false) means C(AS RESTRICTIVE)).
+    type: bool
+    default: true
+  bypass:
+    description:
+      - V(none) no bypass policy. Migrations and admin scripts can run as a role with C(BYPASSRLS) instead.
+      - V(role) a policy C(TO) O(bypass_roles) that sees and writes every row. Only members of those roles get it.
+      - V(setting) the runbook's C(superadmin_bypass) on the O(bypass_setting) parameter. B(Insecure) any session
+        of any role the policy applies to can run C(SET app.is_superadmin = true) and see every tenant; a
+        warning says so. The expression used treats an empty value (after C(RESET)) as off instead of failing.
+    type: str
+    choices: [none, role, setting]
+    default: none
+  bypass_roles:
+    description: Roles of the bypass policy (required with O(bypass=role)).
+    type: list
+    elements: str
+  bypass_setting:
+    description: The parameter of O(bypass=setting).
+    type: str
+    default: app.is_superadmin
+  bypass_policy_name:
+    description: Name of the bypass policy; default C(admin_bypass) for V(role), C(superadmin_bypass) for V(setting).
+    type: str
+  policies:
+    description: Further policies every managed table carries.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Policy name.
+        type: str
+        required: true
+      using:
+        description: The USING expression.
+        type: str
+      with_check:
+        description: The WITH CHECK expression.
+        type: str
+      command:
+        description: ALL, SELECT, INSERT, UPDATE or DELETE.
+        type: str
+        default: ALL
+      roles:
+        description: Roles; default PUBLIC.
+        type: list
+        elements: str
+      permissive:
+        description: Permissive or restrictive.
+        type: bool
+        default: true
+  exclusive:
+    description: Drop the other policies of the managed tables (with O(state=absent), all their policies).
+    type: bool
+    default: false
+  force:
+    description: C(FORCE ROW LEVEL SECURITY) so that the table owner is held by the policies too.
+    type: bool
+    default: true
+  disable:
+    description: With O(state=absent), also disable (and unforce) row-level security.
+    type: bool
+    default: false
+  create_indexes:
+    description:
+      - Create, with C(CREATE INDEX CONCURRENTLY) after the transaction, an index leading with the tenant column
+        (followed by the primary key columns) on tables that have none, as the runbook advises.
+      - Partitioned parents are skipped (PostgreSQL cannot build their indexes concurrently); their partitions
+        are handled as tables.
+    type: bool
+    default: false
+  lock_timeout:
+    description: C(lock_timeout) for the transaction (C(ALTER TABLE) and policy changes take an exclusive lock).
+    type: str
+extends_documentation_fragment:
+  - procgenie.dbops.postgres
+  - procgenie.dbops.attributes
+  - procgenie.dbops.attributes.ACTIONGROUP
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads and deparses (on a rolled-back probe) but changes nothing; the transaction is rolled back.
+  diff_mode:
+    support: full
+    details:
+      - Before and after per changed table, row-level security flags and policies.
+notes:
+  - Needs the table owner or a superuser. Superusers and roles with C(BYPASSRLS) are never held by policies.
+seealso:
+  - module: procgenie.dbops.pg_rls_info
+  - name: Row Security Policies
+    description: How PostgreSQL applies policies, FORCE ROW LEVEL SECURITY and BYPASSRLS.
+    link: https://www.postgresql.org/docs/current/ddl-rowsecurity.html
+'''
+
+EXAMPLES = r'''
+- name: Tenant isolation on the ProcGenie tables, indexes where missing
+  procgenie.dbops.pg_rls_policy:
+    login_db: procgenie
+    tables: [requisitions, request_items, vendors, contracts, audit_events]
+    create_indexes: true
+
+- name: Every table of the public schema with a tenant_id, plus a bypass for the migration role
+  procgenie.dbops.pg_rls_policy:
+    login_db: procgenie
+    schemas: [public]
+    bypass: role
+    bypass_roles: [procgenie_migrator]
+
+- name: Remove the policies and disable RLS
+  procgenie.dbops.pg_rls_policy:
+    login_db: procgenie
+    tables: [vendors]
+    state: absent
+    disable: true
+'''
+
+RETURN = r'''
+tables:
+  description: The tables changed (or that would be in check mode) with what was done.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{schema: public, name: vendors, actions: [enable row level security, create policy tenant_isolation]}]
+managed_tables:
+  description: Every table the call managed, as C(schema.table).
+  returned: always
+  type: list
+  elements: str
+indexes:
+  description: Tenant indexes created (or that would be in check mode).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{schema: public, table: contracts, name: contracts_tenant_id_rls_idx, columns: [tenant_id, id]}]
+duration_s:
+  description: Seconds the call took, from connecting to the end (indexes included).
+  returned: success
+  type: float
+bypass_warning:
+  description: Why O(bypass=setting) is insecure.
+  returned: when bypass is setting and state is present
+  type: str
+queries:
+  description: The SQL the module ran.
+  returned: always
+  type: list
+  elements: str
+commands:
+  description: Client programs run; always empty for this module.
+  returned: always
+  type: list
+  elements: list
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
+    QueryLog, connect, database_error_message, psycopg2, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._rls import RlsError
+from ansible_collections.procgenie.dbops.plugins.module_utils.rls import apply as backend
+
+SETTING_WARNING = ('bypass=setting: any session the policy applies to can run SET %s = true and see every '
+                   'tenant; prefer bypass=role or a BYPASSRLS role for migrations and admin scripts')
+
+
+def main():
+    argument_spec = postgres_argument_spec()
+    argument_spec.update(
+        tables=dict(type='list', elements='raw', default=[]),
+        schemas=dict(type='list', elements='str', default=[]),
+        schema=dict(type='str', default='public'),
+        partitions=dict(type='bool', default=True),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        tenant_policy=dict(type='bool', default=True),
+        policy_name=dict(type='str', default='tenant_isolation'),
+        tenant_column=dict(type='str', default='tenant_id'),
+        tenant_type=dict(type='str', default='uuid'),
+        tenant_setting=dict(type='str', default='app.current_tenant_id'),
+        roles=dict(type='list', elements='str'),
+        command=dict(type='str', default='ALL', choices=['ALL', 'SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+        permissive=dict(type='bool', default=True),
+        bypass=dict(type='str', default='none', choices=['none', 'role', 'setting']),
+        bypass_roles=dict(type='list', elements='str', no_log=False),
+        bypass_setting=dict(type='str', default='app.is_superadmin', no_log=False),
+        bypass_policy_name=dict(type='str'),
+        policies=dict(type='list', elements='dict', default=[], options=dict(
+            name=dict(type='str', required=True),
+            using=dict(type='str'),
+            with_check=dict(type='str'),
+            command=dict(type='str', default='ALL'),
+            roles=dict(type='list', elements='str'),
+            permissive=dict(type='bool', default=True),
+        )),
+        exclusive=dict(type='bool', default=False),
+        force=dict(type='bool', default=True),
+        disable=dict(type='bool', default=False),
+        create_indexes=dict(type='bool', default=False),
+        lock_timeout=dict(type='str'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[('bypass', 'role', ['bypass_roles'])])
+    log = QueryLog()
+    started = time.monotonic()
+    if module.params['bypass'] == 'setting' and module.params['state'] == 'present':
+        module.warn(SETTING_WARNING % module.params['bypass_setting'])
+    session = connect(module, autocommit=False, log=log)
+    try:
+        result = backend.run(session, module.params, module.check_mode)
+        if module.check_mode:
+            session.rollback()
+        else:
+            session.commit()
+    except RlsError as exc:
+        session.rollback()
+        session.close()
+        module.fail_json(msg=str(exc), queries=log.queries, commands=[])
+    except psycopg2.Error as exc:
+        session.rollback()
+        session.close()
+        module.fail_json(msg='Changing row-level security failed: %s' % database_error_message(exc),
+                         queries=log.queries, commands=[])
+    indexes = result['indexes']
+    if indexes and not module.check_mode:
+        session.conn.autocommit = True
+        try:
+            backend.create_indexes(session, indexes)
+        except psycopg2.Error as exc:
+            session.close()
+            module.fail_json(msg='Creating a tenant index failed: %s' % database_error_message(exc),
+                             queries=log.queries, commands=[], tables=result['tables'])
+    session.close()
+    diff = result.pop('diff')
+    changed = bool(result['tables'] or indexes)
+    result.pop('statements')
+    out = dict(changed=changed, queries=log.queries, commands=[], duration_s=round(time.monotonic() - started, 3),
+               **result)
+    if module._diff:
+        out['diff'] = diff
+    if module.params['bypass'] == 'setting' and module.params['state'] == 'present':
+        out['bypass_warning'] = SETTING_WARNING % module.params['bypass_setting']
+    module.exit_json(**out)
+
+
+if __name__ == '__main__':
+    main()
