@@ -1,0 +1,532 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ProcGenie platform engineering
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pg_tune_params, provider postgres: ALTER SYSTEM + pg_reload_conf(), per role/database settings, restarts."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import tempfile
+import time
+
+from ansible_collections.procgenie.dbops.plugins.module_utils import _tuning as tuning
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, ClientRunner, server_major
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
+    ConnectionFailure, QueryLog, database_error_message, open_session, psycopg2, sql)
+from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import TuningError
+
+SETTINGS_COLUMNS = sql.SQL(
+    'SELECT name, setting, unit, vartype, context, source, min_val, max_val, enumvals, boot_val, reset_val, '
+    'pending_restart FROM pg_settings WHERE name = ANY(%s)') if sql is not None else None
+AUTO_CONF = 'postgresql.auto.conf'
+ROLE_CONTEXTS = ('user', 'superuser')
+
+
+class Tuner(object):
+    """One run of pg_tune_params against one server."""
+
+    def __init__(self, module, session, log, commands):
+        self.module = module
+        self.params = module.params
+        self.session = session
+        self.log = log
+        self.runner = ClientRunner(module.params)
+        self.runner.commands = commands
+        self.warnings = []
+        self.file_settings_readable = True
+
+    # ------------------------------------------------------------------------------------------ reading
+    def settings(self, names):
+        rows = self.session.rows(SETTINGS_COLUMNS, ([n.lower() for n in names],))
+        return dict((r['name'], r) for r in rows)
+
+    def file_settings(self, names):
+        """{name: [(sourcefile, value)]} of the configuration files, in the order the server reads them."""
+        try:
+            rows = self.session.rows(sql.SQL(
+                'SELECT name, setting, sourcefile, seqno, error FROM pg_file_settings WHERE name = ANY(%s) '
+                'ORDER BY seqno'), (list(names),))
+        except psycopg2.Error as exc:
+            self.file_settings_readable = False
+            self.warnings.append('Cannot read pg_file_settings (%s): values already written by ALTER SYSTEM but '
+                                 'waiting for a restart look like changes' % str(exc).strip().splitlines()[0])
+            return {}
+        out = {}
+        for row in rows:
+            # 'setting could not be applied' marks a value that waits for a restart; other errors are invalid lines
+            if row['error'] and row['error'] != 'setting could not be applied':
+                continue
+            out.setdefault(row['name'], []).append((row['sourcefile'] or '', row['setting']))
+        return out
+
+    def inputs(self):
+        p = self.params
+        memory = tuning.parse_size(p['memory']) if p['memory'] else None
+        memory_source = 'memory option' if memory else None
+        if memory is None and p['profile'] in ('recommended', 'production'):
+            try:
+                memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+                memory_source = 'total memory of the host that runs the module'
+            except (ValueError, OSError, AttributeError):
+                raise TuningError('Cannot read the memory of this host; give the memory option')
+        cpus = p['cpus'] or (os.cpu_count() if p['profile'] == 'recommended' else None)
+        size = tuning.parse_size(p['database_size']) if p['database_size'] else None
+        size_source = 'database_size option' if size else None
+        if size is None and p['profile'] == 'recommended':
+            size = self.session.scalar(sql.SQL(
+                "SELECT sum(pg_database_size(oid))::bigint FROM pg_database "
+                "WHERE datallowconn AND has_database_privilege(oid, 'CONNECT')"))
+            size_source = 'sum of the databases on the server'
+        return dict(memory_bytes=memory, memory_source=memory_source, cpus=cpus, storage=p['storage'],
+                    workload=p['workload'], max_connections=p['max_connections'], database_size_bytes=size,
+                    database_size_source=size_source, profile=p['profile'])
+
+    # ------------------------------------------------------------------------------------------ planning
+    def wanted(self, inputs, major, current_max_connections):
+        profile = inputs['profile']
+        if profile == 'recommended':
+            wanted = tuning.recommend(inputs['memory_bytes'], inputs['cpus'], inputs['storage'], inputs['workload'],
+                                      inputs['max_connections'], inputs['database_size_bytes'], major,
+                                      current_max_connections)
+        elif profile in ('development', 'production'):
+            wanted = tuning.profile_parameters(profile, inputs['memory_bytes'], inputs['cpus'])
+            if inputs['max_connections']:
+                wanted['max_connections'] = dict(value=str(inputs['max_connections']), reason='as requested')
+        else:
+            wanted = {}
+        resets = []
+        for name, value in (self.params['parameters'] or {}).items():
+            name = name.lower()
+            if value is None:
+                wanted.pop(name, None)
+                resets.append(name)
+            else:
+                wanted[name] = dict(value=value, reason='parameters option')
+        return wanted, resets
+
+    def plan_parameters(self, wanted, resets):
+        names = sorted(set(wanted) | set(resets))
+        settings = self.settings(names) if names else {}
+        errors = []
+        for name in names:
+            if name not in settings:
+                errors.append('%s: unknown parameter' % name)
+            elif settings[name]['context'] == 'internal':
+                errors.append('%s: cannot be changed (a read-only, compiled-in or initdb-time parameter)' % name)
+        plan, wanted_norm = [], {}
+        for name in sorted(wanted):
+            if name in settings and settings[name]['context'] != 'internal':
+                try:
+                    wanted_norm[name] = tuning.normalize(wanted[name]['value'], settings[name])
+                except TuningError as exc:
+                    errors.append(str(exc))
+        if errors:
+            raise TuningError('Invalid parameters, nothing was changed: %s' % '; '.join(errors))
+        files = self.file_settings(names) if names else {}
+        for name in names:
+            setting = settings[name]
+            running = tuning.normalize(setting['setting'], setting)
+            entries = files.get(name, [])
+            auto = [v for f, v in entries if os.path.basename(f) == AUTO_CONF]
+            others = [v for f, v in entries if os.path.basename(f) != AUTO_CONF]
+            configured = tuning.normalize(entries[-1][1], setting) if entries else running
+            item = dict(name=name, context=setting['context'], unit=setting['unit'], vartype=setting['vartype'],
+                        source=setting['source'], before=tuning.display(configured, setting),
+                        running=tuning.display(running, setting))
+            if name in wanted:
+                after = wanted_norm[name]
+                item.update(value=tuning.value_text(wanted[name]['value']), reason=wanted[name]['reason'],
+                            action='set', changed=not tuning.same(configured, after))
+            else:
+                if not self.file_settings_readable:
+                    self.warnings.append('%s: cannot tell whether postgresql.auto.conf sets it; not reset' % name)
+                    after = configured
+                    item.update(action='reset', changed=False)
+                else:
+                    after = tuning.normalize(others[-1], setting) if others else tuning.normalize(
+                        setting['boot_val'], setting)
+                    item.update(action='reset', changed=bool(auto), reason='parameters option: null (reset)')
+            item['after'] = tuning.display(after, setting)
+            item['_after'] = after
+            item['_running'] = running
+            item['restart_required'] = setting['context'] == 'postmaster' and not takes_effect(
+                name, running, after, settings_for_auto(self, settings) if name == 'wal_buffers' else None)
+            plan.append(item)
+        return plan, settings
+
+    def plan_role_settings(self):
+        entries = self.params['role_settings'] or []
+        profile = self.params['profile']
+        plan, errors = [], []
+        for entry in entries:
+            role, database = entry.get('role'), entry.get('database')
+            if not role and not database:
+                errors.append('role_settings: each entry needs a role, a database or both')
+                continue
+            settings = entry.get('settings')
+            from_profile = False
+            if settings is None:
+                if profile not in ('development', 'production'):
+                    errors.append('role_settings for %s: give settings (only the development and production profiles '
+                                  'have defaults)' % _label(role, database))
+                    continue
+                settings = dict((k, v['value']) for k, v in tuning.session_settings(profile).items())
+                from_profile = True
+            role_oid = db_oid = 0
+            if role:
+                role_oid = self.session.scalar(sql.SQL('SELECT oid FROM pg_roles WHERE rolname = %s'), (role,))
+                if role_oid is None:
+                    errors.append('role_settings: role %s does not exist' % role)
+            if database:
+                db_oid = self.session.scalar(sql.SQL('SELECT oid FROM pg_database WHERE datname = %s'), (database,))
+                if db_oid is None:
+                    errors.append('role_settings: database %s does not exist' % database)
+            names = [n.lower() for n in settings]
+            known = self.settings(names) if names else {}
+            values = {}
+            for name, value in settings.items():
+                name = name.lower()
+                if name not in known:
+                    if from_profile:
+                        self.warnings.append('%s is not known to this server (older PostgreSQL); left out for %s'
+                                             % (name, _label(role, database)))
+                        continue
+                    errors.append('%s: unknown parameter' % name)
+                    continue
+                if known[name]['context'] not in ROLE_CONTEXTS:
+                    errors.append('%s: cannot be set per role or database (context %s)' % (name, known[name]['context']))
+                    continue
+                if value is None:
+                    values[name] = None
+                    continue
+                try:
+                    values[name] = (value, tuning.normalize(value, known[name]))
+                except TuningError as exc:
+                    errors.append(str(exc))
+            if errors or role_oid is None or db_oid is None:
+                continue
+            config = self.session.scalar(sql.SQL(
+                'SELECT setconfig FROM pg_db_role_setting WHERE setrole = %s AND setdatabase = %s'),
+                (role_oid, db_oid)) or []
+            current = dict(item.split('=', 1) for item in config if '=' in item)
+            for name in sorted(values):
+                setting = known[name]
+                before_raw = current.get(name)
+                before = tuning.normalize(before_raw, setting) if before_raw is not None else None
+                if values[name] is None:
+                    after, changed, action, value = None, before_raw is not None, 'reset', None
+                else:
+                    value, after = values[name]
+                    changed, action = before is None or not tuning.same(before, after), 'set'
+                plan.append(dict(role=role, database=database, name=name, action=action,
+                                 value=tuning.value_text(value) if value is not None else None,
+                                 before=tuning.display(before, setting) if before is not None else None,
+                                 after=tuning.display(after, setting) if after is not None else None,
+                                 changed=changed))
+        if errors:
+            raise TuningError('Invalid role_settings, nothing was changed: %s' % '; '.join(errors))
+        return plan
+
+    def pool(self, plan, settings_rows):
+        spec = dict(self.params['pool'] or {})
+        profile = self.params['profile']
+        if not spec:
+            return None
+        if spec.get('db_max_connections') is None:
+            if profile not in ('development', 'production'):
+                raise TuningError('pool: give db_max_connections (the application\'s DB_MAX_CONNECTIONS)')
+            spec['db_max_connections'] = tuning.POOL[profile]['db_max_connections']
+        after = dict((i['name'], i['_after']) for i in plan)
+        extra = self.settings(['max_connections', 'superuser_reserved_connections', 'reserved_connections'])
+
+        def value(name):
+            if name in after:
+                return after[name]
+            return int(extra[name]['setting']) if name in extra else 0
+        return tuning.pool_check(spec['db_max_connections'], spec.get('replicas') or 1, spec.get('reserved') or 0,
+                                 value('max_connections'), value('superuser_reserved_connections'),
+                                 value('reserved_connections'))
+
+    # ------------------------------------------------------------------------------------------ applying
+    def apply_parameters(self, plan):
+        changed = [i for i in plan if i['changed']]
+        done = []
+        for item in changed:
+            try:
+                if item['action'] == 'reset':
+                    self.session.execute(sql.SQL('ALTER SYSTEM RESET {}').format(sql.Identifier(item['name'])))
+                else:
+                    self.session.execute(sql.SQL('ALTER SYSTEM SET {} = {}').format(
+                        sql.Identifier(item['name']), _literal(item['value'])))
+            except psycopg2.Error as exc:
+                raise TuningError('ALTER SYSTEM for %s failed: %s (already written before it: %s; the configuration '
+                                  'was not reloaded)' % (item['name'], database_error_message(exc),
+                                                         ', '.join(done) or 'nothing'))
+            done.append(item['name'])
+        if changed:
+            self.session.scalar(sql.SQL('SELECT pg_reload_conf()'))
+            self.wait_reload(changed)
+
+    def wait_reload(self, changed, timeout=10.0):
+        """pg_reload_conf() only signals: wait until the reloadable values show up (or restart is pending)."""
+        names = [i['name'] for i in changed]
+        deadline = time.time() + timeout
+        quiet = QuietLog(self.session)
+        rows = {}
+        while True:
+            with quiet:
+                rows = self.settings(names)
+            done = all(
+                tuning.same(tuning.normalize(rows[i['name']]['setting'], rows[i['name']]), i['_after'])
+                or (i['context'] == 'postmaster') for i in changed if i['name'] in rows)
+            if done or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.log.add(quiet.last or '')
+        return rows
+
+    def apply_role_settings(self, plan):
+        for item in [i for i in plan if i['changed']]:
+            role, database, name = item['role'], item['database'], sql.Identifier(item['name'])
+            if role and database:
+                target = sql.SQL('ALTER ROLE {} IN DATABASE {}').format(sql.Identifier(role), sql.Identifier(database))
+            elif role:
+                target = sql.SQL('ALTER ROLE {}').format(sql.Identifier(role))
+            else:
+                target = sql.SQL('ALTER DATABASE {}').format(sql.Identifier(database))
+            if item['action'] == 'reset':
+                self.session.execute(sql.SQL('{} RESET {}').format(target, name))
+            else:
+                self.session.execute(sql.SQL('{} SET {} = {}').format(target, name, _literal(item['value'])))
+
+    def restart(self):
+        """Restart the server with restart_command or pg_ctl (as os_user when running as root)."""
+        p = self.params
+        timeout = p['restart_timeout']
+        if p['restart_command']:
+            argv = [str(a) for a in p['restart_command']]
+            cwd = '/'
+        else:
+            datadir = p['data_directory'] or self.session.scalar(sql.SQL('SHOW data_directory'))
+            pg_ctl = p['pg_ctl']
+            if not pg_ctl:
+                try:
+                    pg_ctl = self.runner.find('pg_ctl', min_major=server_major(self.session.server_version_num))
+                except ClientError as exc:
+                    raise TuningError(str(exc))
+            argv = [pg_ctl, 'restart', '-D', datadir, '-m', p['restart_mode'], '-w', '-t', str(timeout)]
+            if p['restart_log']:
+                argv += ['-l', p['restart_log']]
+            cwd = datadir
+        self.session.close()
+        run_as(argv, p['os_user'], cwd, timeout + 30, self.runner.commands)
+
+    def reconnect(self):
+        deadline = time.time() + self.params['restart_timeout']
+        while True:
+            try:
+                self.session = open_session(self.params, log=self.log)
+                return self.session
+            except ConnectionFailure as exc:
+                if time.time() > deadline:
+                    raise TuningError('The server did not accept connections after the restart: %s' % exc)
+                time.sleep(0.5)
+
+
+class QuietLog(object):
+    """Polling queries go to a scratch log; only the last one is recorded in `queries`."""
+
+    def __init__(self, session):
+        self.session = session
+        self.saved = None
+        self.last = None
+
+    def __enter__(self):
+        self.saved = self.session.log
+        self.session.log = QueryLog()
+        return self
+
+    def __exit__(self, *exc):
+        self.last = self.session.log.queries[-1] if self.session.log.queries else self.last
+        self.session.log = self.saved
+        return False
+
+
+def settings_for_auto(tuner, rows):
+    """The running shared_buffers (8kB pages), which wal_buffers = -1 is derived from."""
+    row = rows.get('shared_buffers') or tuner.settings(['shared_buffers']).get('shared_buffers')
+    return int(row['setting']) if row else None
+
+
+def takes_effect(name, running, wanted, shared_buffers_pages):
+    """Is the running value the wanted one? wal_buffers = -1 means shared_buffers / 32 between 8 pages (64kB) and
+    2048 pages (16MB), which the server resolves at start and reports as such."""
+    if name == 'wal_buffers' and wanted == -1 and shared_buffers_pages:
+        return running == max(8, min(2048, shared_buffers_pages // 32))
+    return tuning.same(running, wanted)
+
+
+# Parameters a hot standby needs at least as high as its primary's (or replay stops or pauses).
+STANDBY_MINIMUMS = ('max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions',
+                    'max_locks_per_transaction')
+
+
+def standby_warning(tuner, plan):
+    raised = [i['name'] for i in plan if i['name'] in STANDBY_MINIMUMS and i['changed'] and isinstance(
+        i['_after'], int) and i['_after'] > i['_running']]
+    if not raised:
+        return
+    standbys = tuner.session.scalar(sql.SQL('SELECT count(*) FROM pg_stat_replication'))
+    if standbys:
+        tuner.warnings.append(
+            'This server has %d standby(s): raise %s on the standbys first (and restart them) before the primary '
+            'restarts with the higher values, or their replay stops' % (standbys, ', '.join(raised)))
+
+
+def _label(role, database):
+    return ' '.join(x for x in ('role %s' % role if role else '', 'database %s' % database if database else '') if x)
+
+
+def _literal(value):
+    """The value of ALTER SYSTEM/ALTER ROLE SET: a quoted literal, or a comma-separated list of them."""
+    if isinstance(value, (list, tuple)):
+        return sql.SQL(', ').join(sql.Literal(str(v)) for v in value)
+    return sql.Literal(str(value))
+
+
+def run_as(argv, os_user, cwd, timeout, commands):
+    """Run argv (never a shell) as os_user (switching user needs root); output to a file, not a pipe, because a
+    started postmaster inherits it and would keep a pipe open."""
+    commands.append(list(argv))
+    kwargs = {}
+    if os_user:
+        try:
+            entry = pwd.getpwnam(os_user)
+        except KeyError:
+            raise TuningError('os_user %s does not exist on this host' % os_user)
+        if entry.pw_uid != os.geteuid():
+            if os.geteuid() != 0:
+                raise TuningError('Running the restart as os_user %s needs root; the module runs as %s'
+                                  % (os_user, pwd.getpwuid(os.geteuid()).pw_name))
+            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith('PG'))
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                  cwd=cwd if cwd and os.path.isdir(cwd) else '/', timeout=timeout, check=False,
+                                  start_new_session=True, **kwargs)
+        except subprocess.TimeoutExpired:
+            raise TuningError('%s did not finish within %s seconds' % (os.path.basename(argv[0]), timeout))
+        except OSError as exc:
+            raise TuningError('Cannot run %s: %s' % (argv[0], exc))
+        out.seek(0)
+        text = out.read().decode('utf-8', 'replace').strip()
+    if proc.returncode != 0:
+        raise TuningError('Restart with %s failed (exit code %s): %s' % (
+            os.path.basename(argv[0]), proc.returncode, text[-2000:] or '(no output)'))
+    return text
+
+
+def _public(item):
+    return dict((k, v) for k, v in item.items() if not k.startswith('_'))
+
+
+def tune(module, session, log, commands):
+    """The whole run: plan, validate, check mode or apply, optional restart and verification. Returns results."""
+    p = module.params
+    tuner = Tuner(module, session, log, commands)
+    major = server_major(session.server_version_num)
+    inputs = tuner.inputs()
+    current = tuner.settings(['max_connections'])
+    current_max = int(current['max_connections']['setting']) if current else None
+    wanted, resets = tuner.wanted(inputs, major, current_max)
+    recommendation = dict((k, dict(value=tuning.value_text(v['value']), reason=v['reason']))
+                          for k, v in wanted.items())
+    plan, settings_rows = tuner.plan_parameters(wanted, resets)
+    role_plan = tuner.plan_role_settings()
+    pool = tuner.pool(plan, settings_rows)
+    if pool is not None and not pool['fits']:
+        raise TuningError(
+            'The application pool does not fit, nothing was changed: DB_MAX_CONNECTIONS %(db_max_connections)s x '
+            '%(replicas)s replicas + %(reserved)s reserved = %(needed)s connections, but max_connections '
+            '%(max_connections)s leaves %(available)s (superuser_reserved_connections '
+            '%(superuser_reserved_connections)s, reserved_connections %(reserved_connections)s)' % pool)
+    after = dict((i['name'], i) for i in plan)
+    if 'work_mem' in after and inputs['memory_bytes']:
+        rows = tuner.settings(['max_connections', 'shared_buffers', 'work_mem'])
+        work_kb = after['work_mem']['_after'] * tuning.SETTING_UNITS[rows['work_mem']['unit']][1] // tuning.KB
+        conns = after['max_connections']['_after'] if 'max_connections' in after else int(
+            rows['max_connections']['setting'])
+        shared = after['shared_buffers']['_after'] if 'shared_buffers' in after else int(
+            rows['shared_buffers']['setting'])
+        shared_kb = shared * tuning.SETTING_UNITS[rows['shared_buffers']['unit']][1] // tuning.KB
+        warning = tuning.memory_warning(conns, work_kb, shared_kb, inputs['memory_bytes'])
+        if warning:
+            tuner.warnings.append(warning)
+
+    standby_warning(tuner, plan)
+    recommend_only = p['mode'] == 'recommend'
+    param_changes = [i for i in plan if i['changed']]
+    role_changes = [i for i in role_plan if i['changed']]
+    pending = [i['name'] for i in plan if i['restart_required']]
+    restarted = False
+    if not recommend_only and not module.check_mode:
+        tuner.apply_parameters(plan)
+        tuner.apply_role_settings(role_plan)
+        rows = tuner.settings([i['name'] for i in plan]) if plan else {}
+        pending = sorted(n for n, r in rows.items() if r['pending_restart'] or (
+            r['context'] == 'postmaster' and not takes_effect(
+                n, tuning.normalize(r['setting'], r), after[n]['_after'],
+                settings_for_auto(tuner, rows) if n == 'wal_buffers' else None)))
+        if pending and p['allow_restart']:
+            tuner.restart()
+            restarted = True
+            tuner.reconnect()
+            rows = tuner.settings([i['name'] for i in plan])
+            auto = settings_for_auto(tuner, rows)
+            wrong = ['%s is %s, expected %s' % (n, tuning.display(tuning.normalize(rows[n]['setting'], rows[n]),
+                                                                  rows[n]), after[n]['after'])
+                     for n in pending if not takes_effect(n, tuning.normalize(rows[n]['setting'], rows[n]),
+                                                          after[n]['_after'], auto)]
+            if wrong:
+                raise TuningError('The server restarted but the new values did not take effect: %s'
+                                  % '; '.join(wrong))
+            pending = sorted(n for n, r in rows.items() if r['pending_restart'])
+        for item in plan:
+            row = rows.get(item['name'])
+            if row:
+                item['running'] = tuning.display(tuning.normalize(row['setting'], row), row)
+
+    tuner.session.close()
+    would_restart = bool(module.check_mode and not recommend_only and pending and p['allow_restart'])
+    changed = not recommend_only and bool(param_changes or role_changes or restarted or would_restart)
+    for item in plan:
+        item['pending_restart'] = item['name'] in pending
+    result = dict(
+        changed=changed,
+        provider='postgres',
+        inputs=inputs,
+        recommendation=recommendation,
+        parameters=dict((i['name'], _public(i)) for i in plan),
+        changed_parameters=[i['name'] for i in param_changes],
+        pending_restart=pending,
+        restarted=restarted,
+        role_settings=role_plan,
+        pool=pool,
+        commands=tuner.runner.commands,
+        diff=dict(
+            before=dict(parameters=dict((i['name'], i['before']) for i in param_changes),
+                        role_settings=dict(('%s: %s' % (_label(i['role'], i['database']), i['name']), i['before'])
+                                           for i in role_changes)),
+            after=dict(parameters=dict((i['name'], i['after']) for i in param_changes),
+                       role_settings=dict(('%s: %s' % (_label(i['role'], i['database']), i['name']), i['after'])
+                                          for i in role_changes))),
+    )
+    if recommend_only:
+        result['diff'] = dict(before={}, after={})
+    result['would_restart'] = would_restart
+    for warning in tuner.warnings:
+        module.warn(warning)
+    return result

@@ -1,0 +1,377 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ProcGenie platform engineering
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: pg_tune_params
+short_description: Recommend and apply PostgreSQL server parameters and per role or database session settings
+version_added: 0.2.0
+description:
+  - Computes server parameters from the machine (O(memory), O(cpus), O(storage)), the O(workload), O(max_connections)
+    and the database size, or takes the runbook's Development or Production table (O(profile)); O(parameters)
+    override anything. Every value comes with the reason for it (RV(recommendation)).
+  - The formulas are the public pgtune formulas (U(https://pgtune.leopard.in.ua)) with three differences, stated in
+    the reasons. C(maintenance_work_mem) is capped at 2GB (pgtune 8GB plus C(autovacuum_work_mem)) so that
+    autovacuum workers, which use it too, stay bounded. C(shared_buffers) is capped at twice the database size
+    when the whole database fits. pgtune's C(wal_level=minimal) for desktops, C(jit), C(wal_compression),
+    C(huge_pages) and autovacuum settings are not recommended (outside the runbook; C(wal_level=minimal) breaks
+    standbys and WAL archiving).
+  - With O(mode=apply), writes the values that differ with C(ALTER SYSTEM) and reloads the configuration
+    (C(pg_reload_conf())). Values are compared normalized by unit (V(128MB) = V(131072kB) = V(16384) pages of 8kB,
+    V(30s) = V(30000ms), V(on) = V(true) = V(1), lists element by element) against the value the configuration files
+    give, so a value already written but waiting for a restart is not written again.
+  - Every name and value is checked against C(pg_settings) (unknown parameter, not a number, below the minimum,
+    above the maximum, not one of the allowed values) before anything changes.
+  - Parameters whose new value only takes effect at a restart (context C(postmaster)) are listed in
+    RV(pending_restart). With O(allow_restart=true) the module restarts the server (O(restart_command), or
+    C(pg_ctl restart) as O(os_user)), reconnects and verifies that the new values took effect.
+  - Sets session settings such as C(statement_timeout), C(idle_session_timeout) and
+    C(idle_in_transaction_session_timeout) per role, per database or per role in a database (O(role_settings)), and
+    checks that the application's connection pool fits under C(max_connections) (O(pool)).
+author:
+  - ProcGenie Platform Engineering (@procgenie)
+options:
+  provider:
+    description:
+      - Where the server runs. V(postgres) changes the configuration over a normal connection with C(ALTER SYSTEM),
+        which needs a superuser or, from PostgreSQL 15, the C(ALTER SYSTEM) privilege on the parameters.
+    type: str
+    default: postgres
+    choices: [postgres]
+  mode:
+    description:
+      - V(apply) changes the server. V(recommend) only computes and compares, and never changes anything
+        (C(changed) is always false).
+    type: str
+    default: apply
+    choices: [apply, recommend]
+  profile:
+    description:
+      - Where the values come from before O(parameters) override them.
+      - V(recommended) computes them with the formulas from O(memory), O(cpus), O(storage), O(workload),
+        O(max_connections) and O(database_size).
+      - V(development) and V(production) are the runbook's tuning tables (section 6). Production ranges such as
+        "512 MB -- 2 GB" scale with O(memory) inside the range (25% of memory for C(shared_buffers), 75% for
+        C(effective_cache_size), 1/16 for C(maintenance_work_mem), pgtune's C(work_mem) formula for 800
+        connections); C(max_connections) is 800 from the pool table. They also give O(role_settings) entries without
+        C(settings) the pool table's session settings, and O(pool) its C(DB_MAX_CONNECTIONS).
+      - The development profile writes C(checkpoint_completion_target=0.9) where the runbook says 0.5 (the default
+        before PostgreSQL 14, worse than today's default).
+      - V(none) manages only O(parameters).
+    type: str
+    default: recommended
+    choices: [recommended, development, production, none]
+  memory:
+    description:
+      - Memory of the database server, such as V(16GB) or V(512MB) (a bare number is megabytes).
+      - Defaults to the total memory of the host the module runs on, which is right when it runs on the database
+        server. Give it when the module runs elsewhere.
+    type: str
+  cpus:
+    description:
+      - CPUs (vCores) of the database server; the parallel-worker settings are recommended from 4 CPUs on.
+      - Defaults to the CPUs of the host the module runs on.
+    type: int
+  storage:
+    description: The kind of storage of the data directory; sets C(random_page_cost) and C(effective_io_concurrency).
+    type: str
+    default: ssd
+    choices: [hdd, ssd, san, nvme]
+  workload:
+    description:
+      - V(web) (many short queries), V(oltp), V(dw) (data warehouse), V(mixed) or V(desktop).
+    type: str
+    default: mixed
+    choices: [web, oltp, dw, mixed, desktop]
+  max_connections:
+    description:
+      - C(max_connections) to recommend and use in the C(work_mem) formula.
+      - Without it the recommendation leaves C(max_connections) alone and uses the server's current value.
+    type: int
+  database_size:
+    description:
+      - Size of the data, such as V(40GB). Defaults to the sum of the sizes of the databases on the server.
+      - Only used by O(profile=recommended), to cap C(shared_buffers) at twice the data size.
+    type: str
+  parameters:
+    description:
+      - Server parameters to set, by name, overriding the profile. Values as PostgreSQL takes them (V(256MB),
+        V(30s), V(on), V(1.1)); list parameters such as C(shared_preload_libraries) may be YAML lists.
+      - V(null) leaves the parameter out of the profile and removes it from C(postgresql.auto.conf)
+        (C(ALTER SYSTEM RESET)) when a previous run wrote it, so the value of C(postgresql.conf) applies again.
+    type: dict
+    default: {}
+  role_settings:
+    description:
+      - Session settings per role, per database, or per role in one database (C(ALTER ROLE ... SET),
+        C(ALTER DATABASE ... SET), C(ALTER ROLE ... IN DATABASE ... SET)). They apply to new sessions.
+      - Only parameters of context C(user) or C(superuser) can be set this way.
+    type: list
+    elements: dict
+    suboptions:
+      role:
+        description: The role; with O(role_settings[].database) only in that database.
+        type: str
+      database:
+        description: The database; without O(role_settings[].role) for every role in it.
+        type: str
+      settings:
+        description:
+          - Parameter names and values; V(null) removes the setting.
+          - Defaults to the pool table's session settings of O(profile) (C(statement_timeout),
+            C(idle_session_timeout), C(idle_in_transaction_session_timeout)).
+        type: dict
+  pool:
+    description:
+      - The application's connection pool. The module fails before changing anything when
+        O(pool.db_max_connections) x O(pool.replicas) + O(pool.reserved) does not fit in C(max_connections) (the new
+        value when it is managed) minus C(superuser_reserved_connections) and C(reserved_connections).
+    type: dict
+    suboptions:
+      db_max_connections:
+        description: C(DB_MAX_CONNECTIONS) of one application instance. Defaults to the pool table of O(profile).
+        type: int
+      replicas:
+        description: Application instances.
+        type: int
+        default: 1
+      reserved:
+        description: Connections kept for other clients (migrations, monitoring, administrators).
+        type: int
+        default: 0
+  allow_restart:
+    description:
+      - Restart the server when a changed parameter only takes effect at a restart, then verify the new values.
+      - Without it such parameters are written and listed in RV(pending_restart).
+    type: bool
+    default: false
+  restart_command:
+    description:
+      - The command (argument list, never a shell) that restarts the server, for example
+        V([systemctl, restart, postgresql@16-main]). Run as O(os_user) when given.
+      - Without it the module runs C(pg_ctl restart -D <data_directory> -m <restart_mode> -w).
+    type: list
+    elements: str
+  pg_ctl:
+    description: Path of C(pg_ctl). Defaults to the one found in O(pg_bindir), E(PATH) or Debian's directories.
+    type: path
+  data_directory:
+    description: The data directory for C(pg_ctl). Defaults to the server's C(data_directory) setting.
+    type: path
+  os_user:
+    description:
+      - OS user that owns the data directory; the restart runs as this user (the server refuses to run as root).
+      - Switching to it requires the module to run as root (for example C(become=true)); when the module already
+        runs as that user, nothing is switched.
+    type: str
+  restart_mode:
+    description: Shutdown mode of C(pg_ctl restart).
+    type: str
+    default: fast
+    choices: [smart, fast, immediate]
+  restart_log:
+    description:
+      - File for the server's output after C(pg_ctl restart) (C(pg_ctl -l)); without it the output is discarded,
+        which is fine with C(logging_collector=on).
+    type: path
+  restart_timeout:
+    description: Seconds to wait for the restart and for the server to accept connections again.
+    type: int
+    default: 120
+extends_documentation_fragment:
+  - procgenie.dbops.postgres
+  - procgenie.dbops.postgres.CLIENTS
+  - procgenie.dbops.attributes
+  - procgenie.dbops.attributes.ACTIONGROUP
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reports what would change and whether a restart would happen; changes nothing.
+  diff_mode:
+    support: full
+    details:
+      - Before and after values of every parameter and session setting that changes.
+notes:
+  - Values in RV(parameters) and in the diff are shown in the largest exact unit (V(128MB), V(30s)), whatever unit
+    they were given in.
+  - Reading C(pg_file_settings) needs a superuser; without it values waiting for a restart are written again.
+seealso:
+  - name: ALTER SYSTEM
+    description: How ALTER SYSTEM writes postgresql.auto.conf.
+    link: https://www.postgresql.org/docs/current/sql-altersystem.html
+  - name: pgtune
+    description: The public formulas the recommendation follows.
+    link: https://pgtune.leopard.in.ua
+  - module: procgenie.dbops.pg_server_info
+'''
+
+EXAMPLES = r'''
+- name: Recommend values for a 16 GB, 4 vCore server on SSD (changes nothing)
+  procgenie.dbops.pg_tune_params:
+    login_host: db1.internal
+    login_password: "{{ vault_pg_password }}"
+    mode: recommend
+    memory: 16GB
+    cpus: 4
+    workload: oltp
+  register: advice
+
+- name: Apply the runbook's production table, restart in the maintenance window
+  procgenie.dbops.pg_tune_params:
+    login_unix_socket: /var/run/postgresql
+    profile: production
+    memory: 8GB
+    parameters:
+      shared_preload_libraries: [pg_stat_statements]
+    allow_restart: "{{ in_maintenance_window | bool }}"
+    os_user: postgres
+  become: true
+
+- name: Timeouts of the application role and the pool check
+  procgenie.dbops.pg_tune_params:
+    login_host: db1.internal
+    profile: none
+    role_settings:
+      - role: procgenie_app
+        database: procgenie
+        settings:
+          statement_timeout: 15s
+          idle_session_timeout: 60min
+          idle_in_transaction_session_timeout: 30s
+    pool:
+      db_max_connections: 100
+      replicas: 4
+      reserved: 20
+'''
+
+RETURN = r'''
+provider:
+  description: The provider that did the work.
+  returned: always
+  type: str
+  sample: postgres
+inputs:
+  description: The inputs of the formulas and where they came from (memory and database size in bytes).
+  returned: always
+  type: dict
+  sample: {memory_bytes: 17179869184, memory_source: memory option, cpus: 4, storage: ssd, workload: oltp,
+           max_connections: null, database_size_bytes: 9142831, profile: recommended}
+recommendation:
+  description: The wanted value of each parameter with the reason for it (formula, runbook table or option).
+  returned: always
+  type: dict
+  sample: {shared_buffers: {value: 4GB, reason: "25% of memory (16GB); needs a restart"}}
+parameters:
+  description:
+    - Per managed parameter, the value the configuration files give now (C(before)), the wanted value (C(after)),
+      the running value (C(running)), whether it C(changed), its C(context), the C(action) (set or reset),
+      C(restart_required) and C(pending_restart).
+  returned: always
+  type: dict
+  sample: {shared_buffers: {before: 128MB, after: 256MB, running: 128MB, changed: true, context: postmaster,
+                            action: set, value: 256MB, restart_required: true, pending_restart: true}}
+changed_parameters:
+  description: Names of the parameters written (or that would be in check mode).
+  returned: always
+  type: list
+  elements: str
+pending_restart:
+  description: Managed parameters whose configured value waits for a restart of the server.
+  returned: always
+  type: list
+  elements: str
+  sample: [shared_buffers, max_worker_processes]
+restarted:
+  description: Whether the module restarted the server.
+  returned: always
+  type: bool
+would_restart:
+  description: In check mode, whether the module would restart the server.
+  returned: always
+  type: bool
+role_settings:
+  description: The session settings per role and database, each with C(before), C(after), C(action) and C(changed).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{role: procgenie_app, database: null, name: statement_timeout, before: null, after: 15s, changed: true}]
+pool:
+  description:
+    - The pool check (V(null) without O(pool)) with the connections C(needed), C(available) and whether it C(fits).
+  returned: always
+  type: dict
+  sample: {db_max_connections: 100, replicas: 4, reserved: 20, needed: 420, max_connections: 800,
+           superuser_reserved_connections: 3, reserved_connections: 0, available: 797, fits: true}
+queries:
+  description: The SQL the module ran, parameters filled in.
+  returned: always
+  type: list
+  elements: str
+  sample: ["ALTER SYSTEM SET \"shared_buffers\" = '256MB'", "SELECT pg_reload_conf()"]
+commands:
+  description: The restart command run (argument list), if any.
+  returned: always
+  type: list
+  elements: list
+  sample: [[/usr/lib/postgresql/16/bin/pg_ctl, restart, -D, /var/lib/postgresql/16/main, -m, fast, -w, -t, "120"]]
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
+    QueryLog, connect, database_error_message, psycopg2, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import PROFILES, STORAGE, WORKLOADS, TuningError
+from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import postgres as backend
+
+
+def main():
+    argument_spec = postgres_argument_spec()
+    argument_spec.update(client_argument_spec())
+    argument_spec.update(
+        provider=dict(type='str', default='postgres', choices=['postgres']),
+        mode=dict(type='str', default='apply', choices=['apply', 'recommend']),
+        profile=dict(type='str', default='recommended', choices=PROFILES),
+        memory=dict(type='str'),
+        cpus=dict(type='int'),
+        storage=dict(type='str', default='ssd', choices=STORAGE),
+        workload=dict(type='str', default='mixed', choices=WORKLOADS),
+        max_connections=dict(type='int'),
+        database_size=dict(type='str'),
+        parameters=dict(type='dict', default={}),
+        role_settings=dict(type='list', elements='dict', options=dict(
+            role=dict(type='str'), database=dict(type='str'), settings=dict(type='dict'))),
+        pool=dict(type='dict', options=dict(
+            db_max_connections=dict(type='int'), replicas=dict(type='int', default=1),
+            reserved=dict(type='int', default=0))),
+        allow_restart=dict(type='bool', default=False),
+        restart_command=dict(type='list', elements='str'),
+        pg_ctl=dict(type='path'),
+        data_directory=dict(type='path'),
+        os_user=dict(type='str'),
+        restart_mode=dict(type='str', default='fast', choices=['smart', 'fast', 'immediate']),
+        restart_log=dict(type='path'),
+        restart_timeout=dict(type='int', default=120),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    log = QueryLog()
+    session = connect(module, log=log)
+    commands = []
+    try:
+        result = backend.tune(module, session, log, commands)
+    except TuningError as exc:
+        module.fail_json(msg=str(exc), queries=log.queries, commands=commands)
+    except psycopg2.Error as exc:
+        module.fail_json(msg='Tuning failed: %s' % database_error_message(exc), queries=log.queries,
+                         commands=commands)
+    finally:
+        session.close()
+    module.exit_json(queries=log.queries, **result)
+
+
+if __name__ == '__main__':
+    main()
