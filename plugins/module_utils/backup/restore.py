@@ -1,0 +1,440 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ProcGenie platform engineering
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Restoring pg_backup artifacts: the pg_restore/psql commands, counting what arrived, scratch databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+import uuid
+
+from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
+    ConnectionFailure, database_error_message, open_session, psycopg2, sql)
+from ansible_collections.procgenie.dbops.plugins.module_utils.backup import catalog
+
+SCRATCH_MAX_AGE_S = 24 * 3600
+
+
+class RestoreFailure(Exception):
+    """A restore could not run or failed; the message says why (pg_restore's or psql's stderr)."""
+
+
+def uses_pg_restore(fmt):
+    return fmt in ('custom', 'directory')
+
+
+def pg_restore_argv(pg_restore, path, database, jobs=1, clean=False, data_only=False, tables=(),
+                    single_transaction=False, no_owner=False, use_list=None, exit_on_error=True,
+                    disable_triggers=False, schemas=()):
+    """Pure: the pg_restore command for a custom or directory artifact (connection options come from the env)."""
+    argv = [pg_restore, '--dbname=%s' % database, '--no-password']
+    if exit_on_error:
+        argv.append('--exit-on-error')
+    if clean:
+        argv += ['--clean', '--if-exists']
+    if data_only:
+        argv.append('--data-only')
+    if disable_triggers:
+        argv.append('--disable-triggers')
+    if no_owner:
+        argv += ['--no-owner', '--no-privileges']
+    if single_transaction:
+        argv.append('--single-transaction')
+    elif jobs and jobs > 1:
+        argv.append('--jobs=%d' % jobs)
+    for schema in schemas:
+        argv.append('--schema=%s' % schema)
+    for table in tables:
+        argv.append('--table=%s' % table)
+    if use_list:
+        argv.append('--use-list=%s' % use_list)
+    argv.append(path)
+    return argv
+
+
+def psql_argv(psql, path, database, single_transaction=False):
+    """Pure: psql running a plain SQL artifact, stopping at the first error."""
+    argv = [psql, '--no-psqlrc', '--quiet', '--no-password', '--set=ON_ERROR_STOP=1', '--dbname=%s' % database]
+    if single_transaction:
+        argv.append('--single-transaction')
+    return argv + ['--file=%s' % path]
+
+
+def without_fk_constraints(listing):
+    """Pure: a pg_restore -l listing without its FK CONSTRAINT entries (commented out)."""
+    lines = []
+    for line in listing.splitlines():
+        if not line.startswith(';') and ' FK CONSTRAINT ' in line:
+            line = ';' + line
+        lines.append(line)
+    return '\n'.join(lines) + '\n'
+
+
+FORGIVEN_ERRORS = ('cannot drop inherited constraint',)
+
+
+def restore_errors(stderr):
+    """Pure: pg_restore's error messages, split into real errors and the forgiven --clean ones."""
+    errors, forgiven = [], []
+    blocks = stderr.split('pg_restore: error: ')[1:]
+    for block in blocks:
+        text = block.split('pg_restore: warning: errors ignored')[0].strip()
+        (forgiven if any(f in text for f in FORGIVEN_ERRORS) else errors).append(text)
+    return errors, forgiven
+
+
+def run_restore(runner, major, path, manifest, database, jobs=1, clean=False, data_only=False, tables=(),
+                single_transaction=False, no_owner=False, skip_fk=False, timeout=None, disable_triggers=False,
+                schemas=()):
+    """Restore an artifact into database with the stock tools. Raises RestoreFailure with their stderr."""
+    fmt = manifest.get('format')
+    list_file = None
+    try:
+        if uses_pg_restore(fmt):
+            pg_restore = runner.find('pg_restore', min_major=major)
+            if skip_fk:
+                _rc, listing, _err = runner.run([pg_restore, '--list', path], timeout=timeout)
+                handle, list_file = tempfile.mkstemp(prefix='dbops-restore-', suffix='.list')
+                with os.fdopen(handle, 'w') as out:
+                    out.write(without_fk_constraints(listing))
+            # --clean drops the partitions' inherited constraints one by one, which PostgreSQL refuses; those
+            # errors are harmless (the parent's drop takes them), so a clean restore runs to the end and only
+            # they are forgiven
+            tolerant = clean and not single_transaction
+            argv = pg_restore_argv(pg_restore, path, database, jobs=jobs, clean=clean, data_only=data_only,
+                                   tables=tables, single_transaction=single_transaction, no_owner=no_owner,
+                                   use_list=list_file, disable_triggers=disable_triggers, schemas=schemas,
+                                   exit_on_error=not tolerant)
+            if tolerant:
+                rc, _out, err = runner.run(argv, database=database, timeout=timeout, check=False)
+                errors, forgiven = restore_errors(err)
+                if errors or (rc != 0 and not forgiven):
+                    raise RestoreFailure('pg_restore failed (exit code %s): %s' % (
+                        rc, '\n'.join(errors) or err.strip() or '(no error output)'))
+                return forgiven
+        else:
+            if tables or clean or (data_only and manifest.get('kind') != 'tenant'):
+                raise RestoreFailure('a plain SQL artifact is restored as a whole: tables, clean and data_only '
+                                     'need the custom or directory format')
+            argv = psql_argv(runner.find('psql', min_major=None), path, database,
+                             single_transaction=single_transaction and manifest.get('kind') != 'tenant')
+        runner.run(argv, database=database, timeout=timeout)
+        return []
+    except ClientError as exc:
+        raise RestoreFailure(str(exc))
+    finally:
+        if list_file:
+            os.unlink(list_file)
+
+
+def resolve_in(session, qnames):
+    """{qname: table row or None} in the session's database."""
+    found = {}
+    for qname in qnames:
+        oid = session.scalar(sql.SQL('SELECT to_regclass(%s)::oid::bigint'), [qname])
+        found[qname] = None if oid is None else session.row(catalog.table_query('WHERE c.oid = %s'),
+                                                            [oid])
+    return found
+
+
+def count_tables(session, qnames, where_column=None, where_value=None):
+    """{qname: exact count, or None when the table is missing}."""
+    counts = {}
+    for qname, table in resolve_in(session, qnames).items():
+        if table is None:
+            counts[qname] = None
+        else:
+            counts.update(catalog.count_rows(session, [table], where_column, where_value))
+    return counts
+
+
+def compare_counts(expected, restored, live=None):
+    """Pure: a row per table, and the mismatches. `live` (optional) is reported as drift, never as a mismatch."""
+    rows, mismatches = [], []
+    for qname in sorted(expected):
+        want, got = expected[qname], restored.get(qname)
+        row = dict(table=qname, expected=want, restored=got, match=got == want)
+        if live is not None:
+            row['live'] = live.get(qname)
+            row['drift'] = None if row['live'] is None else row['live'] - want
+        rows.append(row)
+        if got is None:
+            mismatches.append('%s: missing after restore' % qname)
+        elif got != want:
+            mismatches.append('%s: %s rows restored, the manifest says %s' % (qname, got, want))
+    return rows, mismatches
+
+
+# ---------------------------------------------------------------- scratch databases
+def scratch_name(prefix, now=None):
+    now = now or art.utc_now()
+    return '%s%s_%s' % (prefix, now.strftime('%Y%m%d%H%M%S'), uuid.uuid4().hex[:6])
+
+
+def scratch_comment(now=None):
+    return json.dumps(dict(tool='procgenie.dbops.pg_backup_verify', host=socket.gethostname(), pid=os.getpid(),
+                           started=art.iso(now or art.utc_now())), sort_keys=True)
+
+
+def is_stale(comment, now, host=None, alive=art.pid_alive):
+    """Pure but for the pid check: a scratch database whose verification is gone (its process died on this host,
+    or it is older than a day)."""
+    try:
+        data = json.loads(comment or '')
+    except ValueError:
+        return False
+    if not isinstance(data, dict) or data.get('tool') != 'procgenie.dbops.pg_backup_verify':
+        return False
+    started = art.parse_iso(data.get('started'))
+    if started is not None and (now - started).total_seconds() > SCRATCH_MAX_AGE_S:
+        return True
+    return data.get('host') == (host or socket.gethostname()) and not alive(int(data.get('pid') or 0))
+
+
+def drop_database(session, name):
+    """DROP DATABASE IF EXISTS, ending its sessions first (WITH (FORCE) from PostgreSQL 13)."""
+    if session.server_version_num >= 130000:
+        session.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(name)))
+    else:
+        session.execute(sql.SQL('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s'), [name])
+        session.execute(sql.SQL('DROP DATABASE IF EXISTS {}').format(sql.Identifier(name)))
+
+
+def stale_scratch_databases(session, prefix, now):
+    rows = session.rows(sql.SQL(
+        "SELECT datname, shobj_description(oid, 'pg_database') AS comment FROM pg_database "
+        "WHERE left(datname, length(%s)) = %s ORDER BY datname"), [prefix, prefix])
+    return [r['datname'] for r in rows if is_stale(r['comment'], now)]
+
+
+def create_scratch(session, name, now=None):
+    session.execute(sql.SQL('CREATE DATABASE {} TEMPLATE template0').format(sql.Identifier(name)))
+    session.execute(sql.SQL('COMMENT ON DATABASE {} IS %s').format(sql.Identifier(name)), [scratch_comment(now)])
+
+
+# ---------------------------------------------------------------- pg_restore (the module)
+def split_table_name(name):
+    """Pure: (schema or None, table) of a SQL name: unquoted parts fold to lower case, quoted ones keep their case
+    and their doubled quotes become one. Raises RestoreFailure for a malformed name."""
+    parts, current, i = [], '', 0
+    text = str(name or '').strip()
+    while i < len(text):
+        char = text[i]
+        if char == '"':
+            end = i + 1
+            value = ''
+            while True:
+                if end >= len(text):
+                    raise RestoreFailure('table name %r has an unterminated quote' % name)
+                if text[end] == '"':
+                    if end + 1 < len(text) and text[end + 1] == '"':
+                        value += '"'
+                        end += 2
+                        continue
+                    break
+                value += text[end]
+                end += 1
+            current += value
+            i = end + 1
+        elif char == '.':
+            parts.append(current)
+            current = ''
+            i += 1
+        else:
+            current += char.lower()
+            i += 1
+    parts.append(current)
+    if len(parts) > 2 or not all(parts):
+        raise RestoreFailure('%r is not a table name (table or schema.table)' % name)
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+
+
+def detect_format(path):
+    """custom, directory or plain, for a dump without a manifest."""
+    if os.path.isdir(path):
+        return 'directory'
+    with open(path, 'rb') as handle:
+        return 'custom' if handle.read(5) == b'PGDMP' else 'plain'
+
+
+def restore_argument_spec():
+    return dict(
+        path=dict(type='path'),
+        dest=dict(type='path'),
+        kind=dict(type='str', choices=['full', 'schema_only', 'tables', 'tenant']),
+        recreate_database=dict(type='bool', default=False),
+        clean=dict(type='bool'),
+        tables=dict(type='list', elements='str', default=[]),
+        data_only=dict(type='bool', default=False),
+        disable_triggers=dict(type='bool', default=False),
+        jobs=dict(type='int', default=1),
+        single_transaction=dict(type='bool', default=False),
+        no_owner=dict(type='bool', default=False),
+        create_database=dict(type='bool', default=False),
+        maintenance_db=dict(type='str', default='postgres'),
+        verify_checksum=dict(type='bool', default=True),
+        pre_restore_backup=dict(type='bool', default=False),
+        backup_dest=dict(type='path'),
+        terminate_connections=dict(type='bool', default=False),
+        timeout=dict(type='int'),
+    )
+
+
+def _other_sessions(session, database):
+    return session.rows(sql.SQL(
+        'SELECT pid, usename, application_name, client_addr::text AS client_addr, state FROM pg_stat_activity '
+        'WHERE datname = %s AND pid <> pg_backend_pid() ORDER BY pid'), [database])
+
+
+def restore(params, runner, log, check_mode=False, warn=None, backup=None):
+    """Restore one artifact into login_db; returns the result fields. Raises RestoreFailure.
+
+    `backup` is pg_backup's make_backup(), for the pre-restore backup of the target."""
+    warn = warn or (lambda msg: None)
+    started = time.monotonic()
+    if params.get('path'):
+        path = params['path'].rstrip('/')
+    else:
+        entries = [(p, m) for p, m in art.list_manifests(params.get('dest') or '')
+                   if not params.get('kind') or m.get('kind') == params['kind']]
+        if not entries:
+            raise RestoreFailure('no pg_backup artifact%s in %s' % (
+                ' of kind %s' % params['kind'] if params.get('kind') else '', params.get('dest')))
+        path = art.artifact_of_manifest(entries[-1][0])
+    database = params.get('login_db')
+    if not database:
+        raise RestoreFailure('login_db (the database to restore into) is required')
+    if not os.path.exists(path):
+        raise RestoreFailure('%s does not exist' % path)
+    manifest = None
+    try:
+        manifest = art.read_manifest(path)
+    except art.ArtifactError as exc:
+        if params.get('verify_checksum'):
+            raise RestoreFailure('%s; set verify_checksum=false to restore a dump that pg_backup did not make' % exc)
+    if manifest is not None and params.get('verify_checksum'):
+        problems = art.verify_checksum(path, manifest)
+        if problems:
+            raise RestoreFailure('%s does not match its manifest, refusing to restore it: %s'
+                                 % (path, '; '.join(problems)))
+    fmt = manifest.get('format') if manifest else detect_format(path)
+    kind = manifest.get('kind') if manifest else None
+    info = dict(format=fmt, kind=kind or 'unknown')
+    tables = params.get('tables') or []
+    jobs = params.get('jobs') or 1
+    if jobs < 1:
+        raise RestoreFailure('jobs must be 1 or more')
+    if jobs > 1 and params.get('single_transaction'):
+        raise RestoreFailure('single_transaction cannot be combined with jobs > 1 (pg_restore restores in '
+                             'parallel only in several transactions)')
+    if not uses_pg_restore(fmt) and (tables or jobs > 1 or params.get('clean')
+                                     or (params.get('data_only') and kind != 'tenant')):
+        raise RestoreFailure('%s is a plain SQL script; tables, jobs, clean and data_only need the custom or '
+                             'directory format' % path)
+    clean = params.get('clean')
+    if clean is None:
+        clean = uses_pg_restore(fmt) and not tables and not params.get('data_only')
+    if clean and params.get('data_only'):
+        raise RestoreFailure('clean and data_only exclude each other')
+    if params.get('pre_restore_backup') and not params.get('backup_dest'):
+        raise RestoreFailure('pre_restore_backup needs backup_dest (the folder for the backup of the target)')
+    split = [split_table_name(t) for t in tables]
+    restore_tables = [t for _s, t in split]
+
+    try:
+        admin = open_session(params, database=params.get('maintenance_db') or 'postgres', autocommit=True, log=log)
+    except ConnectionFailure as exc:
+        raise RestoreFailure(str(exc))
+    try:
+        major = admin.server_version_num // 10000
+        exists = admin.scalar(sql.SQL('SELECT count(*) FROM pg_database WHERE datname = %s'), [database]) > 0
+        if not exists and not (params.get('create_database') or params.get('recreate_database')):
+            raise RestoreFailure('database %s does not exist; set create_database=true to create it' % database)
+        others = _other_sessions(admin, database) if exists else []
+        if others and not params.get('terminate_connections'):
+            raise RestoreFailure('database %s has %d other session(s) (%s); stop the application (runbook restore '
+                                 'checklist step 3) or set terminate_connections=true' % (
+                                     database, len(others), ', '.join('pid %s %s/%s' % (
+                                         o['pid'], o['usename'], o['application_name'] or '-') for o in others)))
+        recreate = bool(params.get('recreate_database')) and exists
+        plan = dict(database=database, create_database=not exists, recreate_database=recreate, terminate=[o['pid'] for o in others],
+                    clean=bool(clean), data_only=bool(params.get('data_only')), tables=tables, jobs=jobs,
+                    single_transaction=bool(params.get('single_transaction')),
+                    pre_restore_backup=bool(params.get('pre_restore_backup')))
+        result = dict(changed=True, path=path, database=database, plan=plan, pre_restore_backup=None,
+                      row_counts={}, expected_counts={}, mismatches=[], **info)
+        if check_mode:
+            result.update(duration_s=round(time.monotonic() - started, 3),
+                          diff=dict(before=dict(database=database), after=dict(database=database, restored=path)))
+            return result
+        if params.get('pre_restore_backup') and exists:
+            backup_params = dict(params, kind='full', format='custom', compress=None, dest=params['backup_dest'],
+                                 name='pre_restore_{database}_{timestamp}{ext}', tables=[], tenant=None,
+                                 keep_last=None, max_age_days=None, prune_only=False, jobs=1)
+            try:
+                made = backup(backup_params, runner, log)
+            except Exception as exc:  # pylint: disable=broad-except
+                raise RestoreFailure('the backup of %s before the restore failed, nothing was restored: %s'
+                                     % (database, exc))
+            result['pre_restore_backup'] = made['path']
+        try:
+            if others:
+                admin.execute(sql.SQL('SELECT pg_terminate_backend(pid) FROM pg_stat_activity '
+                                      'WHERE datname = %s AND pid <> pg_backend_pid()'), [database])
+            if recreate:
+                drop_database(admin, database)
+            if not exists or recreate:
+                admin.execute(sql.SQL('CREATE DATABASE {}').format(sql.Identifier(database)))
+        except psycopg2.Error as exc:
+            raise RestoreFailure('Preparing %s failed: %s' % (database, database_error_message(exc)))
+        try:
+            forgiven = run_restore(
+                runner, major, path, manifest or dict(format=fmt), database, jobs=jobs, clean=clean,
+                data_only=bool(params.get('data_only')) and uses_pg_restore(fmt), tables=restore_tables,
+                single_transaction=bool(params.get('single_transaction')), no_owner=params.get('no_owner'),
+                timeout=params.get('timeout'), disable_triggers=params.get('disable_triggers'),
+                schemas=sorted(set(s for s, _t in split if s)))
+        except RestoreFailure as exc:
+            if params.get('data_only') and 'violates foreign key constraint' in str(exc):
+                raise RestoreFailure('%s (pg_restore loads tables in the archive\'s order, not in foreign-key order: '
+                                     'restore the referenced tables first, or set disable_triggers=true as a '
+                                     'superuser)' % exc)
+            raise
+        if forgiven:
+            warn('pg_restore --clean could not drop %d inherited constraint(s) of partitions; harmless, the '
+                 'partitioned tables\' own drops removed them' % len(forgiven))
+    finally:
+        admin.close()
+    # what arrived: the artifact's tables (or the subset), counted in the target
+    expected = (manifest or {}).get('row_counts') or {}
+    try:
+        target = open_session(params, database=database, autocommit=True, log=log)
+    except ConnectionFailure as exc:
+        raise RestoreFailure(str(exc))
+    try:
+        if tables:
+            names = [target.scalar(sql.SQL("SELECT CASE WHEN %s::text IS NULL THEN '' "
+                                           "ELSE quote_ident(%s) || '.' END || quote_ident(%s)"), [s, s, t])
+                     for s, t in split]
+        else:
+            names = list(expected) or [t['qname'] for t in catalog.user_tables(target)]
+        counts = count_tables(target, names)
+    except psycopg2.Error as exc:
+        raise RestoreFailure('Counting the restored rows failed: %s' % database_error_message(exc))
+    finally:
+        target.close()
+    result['row_counts'] = counts
+    if clean and not tables and expected:
+        result['expected_counts'] = expected
+        result['mismatches'] = compare_counts(expected, counts)[1]
+        if result['mismatches']:
+            warn('restored counts differ from the manifest: %s' % '; '.join(result['mismatches']))
+    result['duration_s'] = round(time.monotonic() - started, 3)
+    result['diff'] = dict(before=dict(database=database), after=dict(database=database, restored=path))
+    return result

@@ -1,0 +1,201 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ProcGenie platform engineering
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: pg_backup_verify
+short_description: Verify a pg_backup artifact by restoring it into a scratch database and counting every table
+version_added: 0.1.0
+description:
+  - The runbook's weekly backup verification, exact and self-cleaning.
+  - Checks the artifact's SHA-256 (of every file for the directory format) against its manifest first.
+  - Restores it into a scratch database with a unique name (O(scratch_prefix) plus time and a random suffix) on the
+    server the connection options name, with O(jobs) parallel workers for the custom and directory formats, and
+    always drops it afterwards, also when the restore fails or the module is interrupted. Scratch databases that an
+    earlier killed run left behind are dropped first.
+  - Compares the restored row count of every table with the manifest's exactly (the counts were taken in the
+    snapshot pg_dump read), checks that the RLS flags and policies recorded at backup time survived the restore,
+    and optionally reports the difference to the live source database as drift (never a failure).
+  - Records the verification (time and result) in the manifest, so that M(procgenie.dbops.pg_backup)'s retention
+    keeps the newest verified backup.
+  - A tenant artifact holds rows only; the schema comes from O(schema_from) or the newest C(schema_only) artifact of
+    the same database in the same folder.
+  - Artifacts of O(kind=tables) are restored without their foreign keys to tables outside the artifact.
+author:
+  - ProcGenie Platform Engineering (@procgenie)
+options:
+  path:
+    description: The artifact to verify. One of O(path) and O(dest) is required.
+    type: path
+  dest:
+    description: A backup folder; its newest complete artifact (of O(kind) when given) is verified.
+    type: path
+  kind:
+    description: With O(dest), verify the newest artifact of this kind.
+    type: str
+    choices: [full, schema_only, tables, tenant]
+  scratch_prefix:
+    description: Prefix of the scratch database's name; databases with it are this module's to drop.
+    type: str
+    default: dbops_verify_
+  jobs:
+    description: Parallel pg_restore workers for the custom and directory formats.
+    type: int
+    default: 2
+  compare_live:
+    description: Also count the rows of the live source database (the manifest's database) and report the drift.
+    type: bool
+    default: false
+  fail_on_mismatch:
+    description: Fail when a count, a checksum or the RLS state does not match; otherwise only report it.
+    type: bool
+    default: true
+  no_owner:
+    description: Restore without owners and privileges (for a server that lacks the source's roles).
+    type: bool
+    default: false
+  schema_from:
+    description: The schema artifact to restore before a tenant artifact.
+    type: path
+  timeout:
+    description: Seconds each restore command may run.
+    type: int
+extends_documentation_fragment:
+  - procgenie.dbops.postgres
+  - procgenie.dbops.postgres.CLIENTS
+  - procgenie.dbops.attributes
+  - procgenie.dbops.attributes.ACTIONGROUP
+attributes:
+  check_mode:
+    support: partial
+    details:
+      - Checks the checksum only; creates no scratch database and records nothing.
+  diff_mode:
+    support: none
+notes:
+  - The connection options name the server that hosts the scratch database; O(login_db) is only the database to
+    connect to for creating and dropping it. The login role needs C(CREATEDB).
+seealso:
+  - module: procgenie.dbops.pg_backup
+  - module: procgenie.dbops.pg_restore
+'''
+
+EXAMPLES = r'''
+- name: Weekly verification of the newest full backup, on the staging server
+  procgenie.dbops.pg_backup_verify:
+    login_host: psql-procgenie-staging.postgres.database.azure.com
+    login_user: procgenie_admin
+    login_password: "{{ vault_pg_password }}"
+    dest: /var/backups/procgenie
+    kind: full
+  register: verification
+
+- name: Verify one artifact, report but do not fail
+  procgenie.dbops.pg_backup_verify:
+    path: /var/backups/procgenie/backup_20260208_120000.dump
+    fail_on_mismatch: false
+    compare_live: true
+'''
+
+RETURN = r'''
+path:
+  description: The artifact verified.
+  returned: always
+  type: str
+manifest:
+  description: Its manifest, where the verification is recorded.
+  returned: always
+  type: str
+passed:
+  description: Whether checksum, every row count and the RLS state matched.
+  returned: always
+  type: bool
+checksum_ok:
+  description: Whether the artifact matched the SHA-256 of its manifest.
+  returned: always
+  type: bool
+tables:
+  description: Table by table, the manifest's count, the restored count, whether they match, and with
+    O(compare_live) the live count and the drift (live minus manifest).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{table: public.vendors, expected: 60, restored: 60, match: true}]
+mismatches:
+  description: Readable mismatches (checksum, missing tables, counts, a failed restore).
+  returned: always
+  type: list
+  elements: str
+rls_problems:
+  description: RLS flags or policies of the source that the restore lost or changed.
+  returned: always
+  type: list
+  elements: str
+drift:
+  description: With O(compare_live), tables whose live count differs from the manifest, with the difference.
+  returned: always
+  type: dict
+scratch_database:
+  description: The scratch database used (already dropped).
+  returned: always
+  type: str
+verification:
+  description: The record written into the manifest.
+  returned: when the restore ran
+  type: dict
+duration_s:
+  description: Seconds the verification took.
+  returned: always
+  type: float
+queries:
+  description: The SQL statements the module ran, parameters filled in.
+  returned: always
+  type: list
+  elements: str
+commands:
+  description: The client programs the module ran, as argument lists, without secrets.
+  returned: always
+  type: list
+  elements: list
+'''
+
+import signal
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientRunner, client_argument_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
+    QueryLog, ensure_psycopg2, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils.backup import verify
+
+
+def _interrupted(signum, _frame):
+    raise SystemExit('pg_backup_verify interrupted by signal %d' % signum)
+
+
+def main():
+    argument_spec = postgres_argument_spec()
+    argument_spec.update(client_argument_spec())
+    argument_spec.update(verify.verify_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[('path', 'dest')], mutually_exclusive=[('path', 'dest')])
+    ensure_psycopg2(module)
+    signal.signal(signal.SIGTERM, _interrupted)  # so the scratch database is dropped on the way out
+    log = QueryLog()
+    runner = ClientRunner(module.params)
+    try:
+        result = verify.verify(module.params, runner, log, check_mode=module.check_mode, warn=module.warn)
+    except verify.VerifyFailure as exc:
+        module.fail_json(msg=str(exc), queries=log.queries, commands=runner.commands, **exc.result)
+    if not result['passed'] and module.params['fail_on_mismatch'] and not module.check_mode:
+        problems = result['mismatches'] + result['rls_problems']
+        module.fail_json(msg='Verification of %s failed: %s' % (result['path'], '; '.join(problems)),
+                         queries=log.queries, commands=runner.commands, **result)
+    module.exit_json(queries=log.queries, commands=runner.commands, **result)
+
+
+if __name__ == '__main__':
+    main()
