@@ -1,0 +1,61 @@
+"""The backup and failover roles' Azure paths, through their playbooks, against the spec-validated Azure double."""
+
+from __future__ import annotations
+
+import os
+
+from tests.azure_double.fixtures import (  # noqa: F401 pylint: disable=unused-import
+    CLIENT_ID, DEV, DEV_RG, PROD, PROD_RG, SECRET, SUBSCRIPTION, TENANT, checked_double, module_double, new_calls)
+from tests.harness.tree import REPO
+
+
+def azure_host(double, group, server):
+    return {'ansible_connection': 'local', 'dbops_provider': 'azure', 'dbops_azure': {
+        'cloud_environment': double.url, 'subscription_id': SUBSCRIPTION, 'client_id': CLIENT_ID, 'secret': SECRET,
+        'tenant': TENANT, 'resource_group': group, 'server_name': server}}
+
+
+def playbook(name):
+    return os.path.join(REPO, 'playbooks', name)
+
+
+def test_backup_role_checks_and_fixes_the_azure_policy(checked_double, play):
+    start = len(checked_double.state.requests)
+    extravars = dict(azure_host(checked_double, DEV_RG, DEV), target='localhost', backup_environment='production',
+                     backup_items=[], backup_azure_fail_on_unfixable=False)
+    run = play(playbook=playbook('backup.yml'), extravars=extravars, env=checked_double.env)
+    assert run.rc == 0, [(r["task"], r["result"].get("msg")) for r in run.results if r["status"] == "failed"]
+    result = run.result('Check the Azure automated backup policy (runbook section 1)')
+    assert result['changed'] is True
+    fixed = {d['setting']: d for d in result['drift']}
+    assert fixed['retention_days']['desired'] == 35 and fixed['retention_days']['fixed'] is True
+    assert fixed['geo_redundant_backup']['fixable'] is False
+    server = checked_double.state.server(SUBSCRIPTION, DEV_RG, DEV)['properties']
+    assert server['backup']['backupRetentionDays'] == 35
+    assert [c['operation_id'] for c in new_calls(checked_double, start) if c['method'] != 'GET'
+            and c.get('operation_id') != 'token'] == ['Servers_Update']
+    assert SECRET not in run.text
+
+
+def test_backup_role_fails_on_unfixable_geo_redundancy(checked_double, play):
+    extravars = dict(azure_host(checked_double, DEV_RG, DEV), target='localhost', backup_environment='production',
+                     backup_items=[])
+    run = play(playbook=playbook('backup.yml'), extravars=extravars, env=checked_double.env)
+    assert run.rc != 0
+    result = run.result('Check the Azure automated backup policy (runbook section 1)')
+    assert result['failed'] is True and 'geo' in result['msg'].lower()
+
+
+def test_failover_role_azure_path_swaps_zones(checked_double, play):
+    before = checked_double.state.server(SUBSCRIPTION, PROD_RG, PROD)['properties']['availabilityZone']
+    extravars = dict(azure_host(checked_double, PROD_RG, PROD), target='localhost', failover_mode='planned')
+    run = play(playbook=playbook('failover.yml'), extravars=extravars, env=checked_double.env)
+    assert run.rc == 0, [(r["task"], r["result"].get("msg")) for r in run.results if r["status"] == "failed"]
+    result = run.result('Restart the Azure server with failover')
+    assert result['changed'] is True
+    assert result['primary_zone_before'] == before != result['primary_zone_after']
+    after = checked_double.state.server(SUBSCRIPTION, PROD_RG, PROD)['properties']
+    assert after['availabilityZone'] == result['primary_zone_after']
+    assert after['highAvailability']['state'] == 'Healthy'
+    assert SECRET not in run.text
+
