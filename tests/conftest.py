@@ -65,8 +65,11 @@ def node_params(lab, node='primary', db='procgenie', user=None, password=None):
 
 @pytest.fixture
 def play(collections_root, home):
-    """play(tasks_or_plays, **kwargs) runs tasks (a list of task dicts) or whole plays through ansible-playbook."""
-    def _play(tasks=None, plays=None, **kwargs):
+    """play(tasks) runs a list of task dicts, play(plays=[...]) whole plays, play(playbook=path) a playbook file,
+    through ansible-playbook; keyword arguments go to run_playbook (extravars, check, diff, env, inventory)."""
+    def _play(tasks=None, plays=None, playbook=None, **kwargs):
+        if playbook is not None:
+            return run_playbook(playbook, collections_root, home, **kwargs)
         if plays is None:
             plays = [dict(name='test', hosts='localhost', gather_facts=False, tasks=tasks)]
         return run_playbook(plays, collections_root, home, **kwargs)

@@ -24,8 +24,8 @@ class PlaybookRun(object):
         self.results = results
 
     def task(self, name):
-        """The result record of the (last) task with that name."""
-        found = [r for r in self.results if r['task'] == name]
+        """The result record of the (last) task with that name (a role's tasks also match without 'role : ')."""
+        found = [r for r in self.results if r['task'] == name or r['task'].endswith(' : ' + name)]
         if not found:
             raise KeyError('no task %r among %s' % (name, [r['task'] for r in self.results]))
         return found[-1]

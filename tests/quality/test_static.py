@@ -77,3 +77,9 @@ def test_ansible_doc_renders(module, collections_root, home):
 def test_every_role_has_an_argument_spec():
     for role in glob.glob(os.path.join(REPO, 'roles', '*')):
         assert os.path.exists(os.path.join(role, 'meta', 'argument_specs.yml')), role
+
+
+def test_changelog_fragments_are_valid():
+    proc = subprocess.run([os.path.join(BIN, 'antsibull-changelog'), 'lint'], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
