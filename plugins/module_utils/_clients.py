@@ -9,6 +9,7 @@ import glob
 import importlib.util
 import os
 import re
+import signal
 import subprocess
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import libpq_params
@@ -122,6 +123,14 @@ def find_program(name, pg_bindir=None, min_major=None):
                           'Install a newer client or set pg_bindir.' % (name, min_major, ', '.join(found), where))
     raise ClientError('Cannot find the PostgreSQL client program %s in %s. Install the PostgreSQL client '
                       '(e.g. apt-get install postgresql-client) or set pg_bindir.' % (name, where))
+
+
+def exit_on_sigterm(module_name):
+    """Turn SIGTERM (an AWX job cancelled, a timeout) into SystemExit, so `finally` blocks run on the way out: the
+    temporary artifact is removed, the scratch database dropped."""
+    def _interrupted(signum, _frame):
+        raise SystemExit('%s interrupted by signal %d' % (module_name, signum))
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 def server_major(version_num):

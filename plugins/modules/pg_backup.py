@@ -239,18 +239,13 @@ commands:
   elements: list
 '''
 
-import signal
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientRunner, client_argument_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
+    ClientRunner, client_argument_spec, exit_on_sigterm)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     QueryLog, ensure_psycopg2, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import dump
-
-
-def _interrupted(signum, _frame):
-    raise SystemExit('pg_backup interrupted by signal %d' % signum)
 
 
 def main():
@@ -259,7 +254,7 @@ def main():
     argument_spec.update(dump.backup_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
-    signal.signal(signal.SIGTERM, _interrupted)  # so the temporary artifact is removed on the way out
+    exit_on_sigterm('pg_backup')  # so the temporary artifact is removed on the way out
     log = QueryLog()
     runner = ClientRunner(module.params)
     try:

@@ -162,18 +162,13 @@ commands:
   elements: list
 '''
 
-import signal
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientRunner, client_argument_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
+    ClientRunner, client_argument_spec, exit_on_sigterm)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     QueryLog, ensure_psycopg2, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import verify
-
-
-def _interrupted(signum, _frame):
-    raise SystemExit('pg_backup_verify interrupted by signal %d' % signum)
 
 
 def main():
@@ -183,7 +178,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[('path', 'dest')], mutually_exclusive=[('path', 'dest')])
     ensure_psycopg2(module)
-    signal.signal(signal.SIGTERM, _interrupted)  # so the scratch database is dropped on the way out
+    exit_on_sigterm('pg_backup_verify')  # so the scratch database is dropped on the way out
     log = QueryLog()
     runner = ClientRunner(module.params)
     try:
