@@ -58,4 +58,3 @@ def test_failover_role_azure_path_swaps_zones(checked_double, play):
     assert after['availabilityZone'] == result['primary_zone_after']
     assert after['highAvailability']['state'] == 'Healthy'
     assert SECRET not in run.text
-
