@@ -245,6 +245,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
     ClientRunner, client_argument_spec, exit_on_sigterm)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     QueryLog, ensure_psycopg2, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import dump
 
 
@@ -257,10 +258,8 @@ def main():
     exit_on_sigterm('pg_backup')  # so the temporary artifact is removed on the way out
     log = QueryLog()
     runner = ClientRunner(module.params)
-    try:
+    with clean_failures(module, log, runner.commands, 'The backup', dump.BackupFailure):
         result = dump.make_backup(module.params, runner, log, check_mode=module.check_mode, warn=module.warn)
-    except dump.BackupFailure as exc:
-        module.fail_json(msg=str(exc), queries=log.queries, commands=runner.commands)
     module.exit_json(queries=log.queries, commands=runner.commands, **result)
 
 

@@ -168,6 +168,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
     ClientRunner, client_argument_spec, exit_on_sigterm)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     QueryLog, ensure_psycopg2, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import verify
 
 
@@ -181,10 +182,8 @@ def main():
     exit_on_sigterm('pg_backup_verify')  # so the scratch database is dropped on the way out
     log = QueryLog()
     runner = ClientRunner(module.params)
-    try:
+    with clean_failures(module, log, runner.commands, 'The verification', verify.VerifyFailure):
         result = verify.verify(module.params, runner, log, check_mode=module.check_mode, warn=module.warn)
-    except verify.VerifyFailure as exc:
-        module.fail_json(msg=str(exc), queries=log.queries, commands=runner.commands, **exc.result)
     if not result['passed'] and module.params['fail_on_mismatch'] and not module.check_mode:
         problems = result['mismatches'] + result['rls_problems']
         module.fail_json(msg='Verification of %s failed: %s' % (result['path'], '; '.join(problems)),

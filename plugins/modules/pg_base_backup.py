@@ -195,6 +195,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientRunner, client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     QueryLog, ensure_psycopg2, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import base_backup
 
 
@@ -206,10 +207,8 @@ def main():
     ensure_psycopg2(module)
     log = QueryLog()
     runner = ClientRunner(module.params)
-    try:
+    with clean_failures(module, log, runner.commands, 'The base backup', base_backup.BaseBackupFailure):
         result = base_backup.make_base_backup(module.params, runner, log, check_mode=module.check_mode)
-    except (base_backup.BaseBackupFailure, OSError) as exc:
-        module.fail_json(msg=str(exc), queries=log.queries, commands=runner.commands)
     module.exit_json(queries=log.queries, commands=runner.commands, **result)
 
 

@@ -356,7 +356,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, database_error_message, ensure_psycopg2, psycopg2, postgres_argument_spec)
+    QueryLog, ensure_psycopg2, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.failover import azure as azure_backend
 from ansible_collections.procgenie.dbops.plugins.module_utils.failover import postgres as backend
 
@@ -423,13 +424,8 @@ def main():
         module.fail_json(msg='timeout must be positive and max_lag_bytes not negative', queries=[], commands=[])
     log = QueryLog()
     commands = []
-    try:
+    with clean_failures(module, log, commands, 'The failover', backend.FailoverError):
         result = backend.run(module, log, commands)
-    except backend.FailoverError as exc:
-        module.fail_json(msg=str(exc), queries=log.queries, commands=commands)
-    except psycopg2.Error as exc:
-        module.fail_json(msg='The failover stopped on a database error: %s' % database_error_message(
-            exc, params['login_password']), queries=log.queries, commands=commands)
     module.exit_json(queries=log.queries, **result)
 
 

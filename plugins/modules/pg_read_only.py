@@ -175,7 +175,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _read_only as ro
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, connect, database_error_message, psycopg2, postgres_argument_spec)
+    QueryLog, connect, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 
 
 def run(module, session):
@@ -251,10 +252,8 @@ def main():
     log = QueryLog()
     session = connect(module, log=log)
     try:
-        result = run(module, session)
-    except psycopg2.Error as exc:
-        module.fail_json(msg='Changing the read-only mode failed: %s' % database_error_message(exc),
-                         queries=log.queries, commands=[])
+        with clean_failures(module, log, [], 'Changing the read-only mode'):
+            result = run(module, session)
     finally:
         session.close()
     module.exit_json(queries=log.queries, commands=[], **result)

@@ -213,6 +213,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientRunner, client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     QueryLog, ensure_psycopg2, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import dump, restore
 
 
@@ -226,11 +227,9 @@ def main():
     ensure_psycopg2(module)
     log = QueryLog()
     runner = ClientRunner(module.params)
-    try:
+    with clean_failures(module, log, runner.commands, 'The restore', (restore.RestoreFailure, dump.BackupFailure)):
         result = restore.restore(module.params, runner, log, check_mode=module.check_mode, warn=module.warn,
                                  backup=dump.make_backup)
-    except (restore.RestoreFailure, dump.BackupFailure) as exc:
-        module.fail_json(msg=str(exc), queries=log.queries, commands=runner.commands)
     module.exit_json(queries=log.queries, commands=runner.commands, **result)
 
 

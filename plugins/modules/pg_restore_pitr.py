@@ -207,6 +207,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     QueryLog, ensure_psycopg2, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.failover.postgres import FailoverError
 from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import postgres as backend
 
@@ -223,10 +224,8 @@ def main():
         module.fail_json(msg='timeout must be positive and restore_port a TCP port', queries=[], commands=[])
     log = QueryLog()
     commands = []
-    try:
+    with clean_failures(module, log, commands, 'The point-in-time restore', (backend.PitrError, FailoverError)):
         result = backend.run(module.params, log, commands, check_mode=module.check_mode)
-    except (backend.PitrError, FailoverError) as exc:
-        module.fail_json(msg=str(exc), queries=log.queries, commands=commands)
     module.exit_json(queries=log.queries, commands=commands, **result)
 
 

@@ -277,7 +277,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, connect, database_error_message, psycopg2, postgres_argument_spec)
+    QueryLog, connect, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.server_info import azure as azure_backend
 from ansible_collections.procgenie.dbops.plugins.module_utils.server_info import postgres as backend
 
@@ -307,10 +308,8 @@ def main():
     log = QueryLog()
     session = connect(module, log=log)
     try:
-        facts = backend.gather(session, module.params['settings'])
-    except psycopg2.Error as exc:
-        module.fail_json(msg='Reading server facts failed: %s' % database_error_message(exc),
-                         queries=log.queries, commands=[])
+        with clean_failures(module, log, [], 'Reading server facts'):
+            facts = backend.gather(session, module.params['settings'])
     finally:
         session.close()
     module.exit_json(changed=False, queries=log.queries, commands=[], **facts)

@@ -324,7 +324,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, connect, database_error_message, psycopg2, postgres_argument_spec)
+    QueryLog, connect, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import PROFILES, STORAGE, WORKLOADS, TuningError
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import postgres as backend
 
@@ -362,12 +363,8 @@ def main():
     session = connect(module, log=log)
     commands = []
     try:
-        result = backend.tune(module, session, log, commands)
-    except TuningError as exc:
-        module.fail_json(msg=str(exc), queries=log.queries, commands=commands)
-    except psycopg2.Error as exc:
-        module.fail_json(msg='Tuning failed: %s' % database_error_message(exc), queries=log.queries,
-                         commands=commands)
+        with clean_failures(module, log, commands, 'Tuning', TuningError):
+            result = backend.tune(module, session, log, commands)
     finally:
         session.close()
     module.exit_json(queries=log.queries, **result)

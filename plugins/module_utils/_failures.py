@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ProcGenie platform engineering
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One way for every module to end in a clean failed result, never a traceback."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
+    ConnectionFailure, database_error_message, psycopg2)
+
+
+@contextmanager
+def clean_failures(module, log, commands, what, errors=()):
+    """Run the module's work; turn its own `errors`, database errors, client-program and connection failures and
+    OS errors into fail_json with `queries` and `commands` (the lists as they are at the failure). An error that
+    carries a `result` dict (partial results) has it merged into the failed result."""
+    database_errors = (psycopg2.Error,) if psycopg2 is not None else ()
+    own = (errors,) if isinstance(errors, type) else tuple(errors)
+    try:
+        yield
+    except own + (ClientError, ConnectionFailure) as exc:
+        _fail(module, log, commands, str(exc), exc)
+    except database_errors as exc:  # pylint: disable=catching-non-exception
+        secret = (getattr(module, 'params', None) or {}).get('login_password')
+        _fail(module, log, commands, '%s failed: %s' % (what, database_error_message(exc, secret)), exc)
+    except OSError as exc:
+        _fail(module, log, commands, '%s failed: %s' % (what, exc), exc)
+
+
+def _fail(module, log, commands, msg, exc):
+    extra = dict(getattr(exc, 'result', None) or {})
+    extra.update(queries=list(log.queries) if log is not None else [], commands=list(commands or []))
+    module.fail_json(msg=msg, **extra)
