@@ -34,49 +34,75 @@ description:
     C(recovery_target_action = promote) and C(recovery_target_timeline); then C(recovery.signal) and C(pg_ctl start).
   - B(Idempotent.) The target and base backup are recorded in C(dbops_pitr.json) in the new data directory; a
     destination already restored to the same target is reported unchanged, one restored to another target fails.
+  - With O(provider=azure) it restores an Azure Database for PostgreSQL flexible server, the runbook's
+    C(az postgres flexible-server restore) - into a B(new) server O(server_name) in O(resource_group), from
+    O(source_server) at O(restore_time) (C(PointInTimeRestore)), or from the source's latest geo-replicated backup
+    into another region with O(restore_mode=geo) (C(GeoRestore)). Before it sends anything that changes Azure it
+    reads the source and checks that O(restore_time) lies between the earliest restore date Azure reports for the
+    source and now (the window is in the message and in RV(window)), that a geo-restore has geo-redundant backups
+    and a O(location) in another region, and that a point-in-time restore stays in the source's region. Then it
+    sends one C(PUT) (Servers_CreateOrUpdate), waits for the operation and until the new server is C(Ready), and
+    returns its FQDN, ID and connection options.
+  - B(Warning (runbook).) A point-in-time restore creates a NEW server, and applications must have their connection
+    strings updated (or DNS swapped) to use it after the restored data is verified. The module never touches the
+    source server or the applications; the warning is in RV(warning) and printed.
+  - B(Idempotent on Azure.) The new server carries the tags C(procgenie-dbops-restore-source),
+    C(procgenie-dbops-restore-time) and C(procgenie-dbops-restore-mode). A server of that name restored from the
+    same source at the same time is reported unchanged (and waited for while it is still being restored); a
+    server of that name from anywhere else is an error, whatever the window says.
 author:
   - ProcGenie Platform Engineering (@procgenie)
 options:
   provider:
-    description: Where the cluster runs. V(postgres) is a self-hosted PostgreSQL on this host.
+    description:
+      - Where the cluster runs. V(postgres) is a self-hosted PostgreSQL on this host.
+      - V(azure) is an Azure Database for PostgreSQL flexible server, restored through Azure Resource Manager with
+        the Azure options; O(server_name) and O(resource_group) name the NEW server.
     type: str
     default: postgres
-    choices: [postgres]
+    choices: [postgres, azure]
   backup_dir:
-    description: Folder of base backups made by M(procgenie.dbops.pg_base_backup); the module chooses one.
+    description:
+      - Folder of base backups made by M(procgenie.dbops.pg_base_backup); the module chooses one.
+      - O(provider=postgres) only; it or O(base_backup) is required there.
     type: path
   base_backup:
-    description: One base backup folder to restore (instead of choosing from O(backup_dir)).
+    description: One base backup folder to restore (instead of choosing from O(backup_dir)). O(provider=postgres) only.
     type: path
   wal_archive:
-    description: The folder the source's C(archive_command) copies WAL segments into.
+    description:
+      - The folder the source's C(archive_command) copies WAL segments into. Required with O(provider=postgres).
     type: path
-    required: true
   data_directory:
-    description: The new cluster's data directory; must be absent or empty.
+    description: The new cluster's data directory; must be absent or empty. Required with O(provider=postgres).
     type: path
-    required: true
   restore_port:
     description:
       - TCP port of the new cluster; must be free. The module connects to it with the connection options
         (O(login_host), O(login_user), O(login_password)), the roles being those of the source cluster.
+      - Required with O(provider=postgres).
     type: int
-    required: true
   target:
-    description: V(immediate) stops as soon as the base backup is consistent; V(latest) replays the whole archive.
+    description:
+      - V(immediate) stops as soon as the base backup is consistent; V(latest) replays the whole archive.
+      - With O(provider=azure), V(latest) restores to the time of the request; V(immediate) is not available.
     type: str
     choices: [immediate, latest]
   target_time:
-    description: ISO-8601 time to recover to (without a zone it is UTC).
+    description:
+      - ISO-8601 time to recover to (without a zone it is UTC).
+      - With O(provider=azure) the time of the point-in-time restore (the runbook's C(--restore-time)); it must lie
+        between the source's earliest restore date and now. A geo-restore takes none.
     type: str
+    aliases: [restore_time]
   target_lsn:
-    description: WAL position to recover to, such as V(0/3000148).
+    description: WAL position to recover to, such as V(0/3000148). O(provider=postgres) only.
     type: str
   target_xid:
-    description: Transaction ID to recover to.
+    description: Transaction ID to recover to. O(provider=postgres) only.
     type: int
   target_name:
-    description: Restore point (from C(pg_create_restore_point())) to recover to.
+    description: Restore point (from C(pg_create_restore_point())) to recover to. O(provider=postgres) only.
     type: str
   target_inclusive:
     description: Stop just after (V(true)) or just before (V(false)) the target time, LSN or xid.
@@ -88,12 +114,42 @@ options:
       - Defaults to the owner of O(wal_archive); required when that is root.
     type: str
   timeout:
-    description: Seconds to wait for the server to start and to leave recovery.
+    description:
+      - Seconds to wait for the server to start and to leave recovery; default 300.
+      - With O(provider=azure), for the restore operation and until the new server is Ready; default 3600. When it
+        has not ended by then the module fails and the restore goes on in Azure (a new run waits for it).
     type: int
-    default: 300
+  source_server:
+    description:
+      - O(provider=azure) (required there) - the server to restore from (the runbook's C(--source-server)), by name
+        (in O(source_resource_group)) or by resource ID.
+    type: str
+  source_resource_group:
+    description: O(provider=azure) - resource group of O(source_server) when given by name; defaults to O(resource_group).
+    type: str
+  restore_mode:
+    description:
+      - O(provider=azure) - V(point_in_time) restores to O(restore_time) in the source's region
+        (C(PointInTimeRestore)); V(geo) restores the latest geo-replicated backup into another region O(location)
+        (C(GeoRestore)), which needs geo-redundant backups on the source and may be up to an hour behind.
+    type: str
+    default: point_in_time
+    choices: [point_in_time, geo]
+  location:
+    description:
+      - O(provider=azure) - region of the new server. Defaults to the source's region; required for V(geo).
+    type: str
+  availability_zone:
+    description: O(provider=azure) - availability zone of the new server; Azure chooses when not given.
+    type: str
+  tags:
+    description:
+      - O(provider=azure) - tags of the new server, besides the C(procgenie-dbops-restore-*) tags the module sets.
+    type: dict
 extends_documentation_fragment:
   - procgenie.dbops.postgres
   - procgenie.dbops.postgres.CLIENTS
+  - procgenie.dbops.azure
   - procgenie.dbops.attributes
   - procgenie.dbops.attributes.ACTIONGROUP
 attributes:
@@ -101,13 +157,16 @@ attributes:
     support: full
     details:
       - Runs every validation (including the pg_waldump scan) and returns the plan, the chosen base backup and where
-        recovery will stop; writes nothing.
+        recovery will stop; writes nothing. With O(provider=azure) it reads only (no PUT) and returns the request it
+        would send.
   diff_mode:
     support: full
     details:
-      - The diff names the base backup, target and new data directory.
+      - The diff names the base backup, target and new data directory (with O(provider=azure) the new server,
+        source and restore time).
 notes:
-  - Run the module on the host holding the base backups and the WAL archive, as root or as O(os_user).
+  - With O(provider=postgres) run the module on the host holding the base backups and the WAL archive, as root or as
+    O(os_user). With O(provider=azure) run it anywhere that reaches Azure Resource Manager (usually localhost).
   - Tablespaces other than the default ones are not supported.
   - The restored cluster keeps the source's configuration files (C(pg_hba.conf), included files); only the
     settings above are overridden in C(postgresql.auto.conf). Stop it with C(pg_ctl stop -D <data_directory>).
@@ -131,6 +190,25 @@ EXAMPLES = r'''
     login_password: "{{ vault_pg_password }}"
   register: pitr
 
+- name: The runbook's Azure restore - psql-procgenie-prod as it was at noon, into a new server
+  procgenie.dbops.pg_restore_pitr:
+    provider: azure
+    resource_group: rg-procgenie-prod
+    server_name: psql-procgenie-prod-restored
+    source_server: psql-procgenie-prod
+    restore_time: "2026-02-08T12:00:00Z"
+  register: restored
+  # then verify the data on restored.fqdn and update the applications' connection strings
+
+- name: Geo-restore into the paired region after a regional outage
+  procgenie.dbops.pg_restore_pitr:
+    provider: azure
+    resource_group: rg-procgenie-dr
+    server_name: psql-procgenie-prod-northeurope
+    source_server: /subscriptions/xxxx/resourceGroups/rg-procgenie-prod/providers/Microsoft.DBforPostgreSQL/flexibleServers/psql-procgenie-prod
+    restore_mode: geo
+    location: northeurope
+
 - name: Recover to a named restore point
   procgenie.dbops.pg_restore_pitr:
     backup_dir: /var/backups/procgenie/base
@@ -141,33 +219,79 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+provider:
+  description: The provider that did the work.
+  returned: always
+  type: str
+  sample: azure
 data_directory:
   description: The new cluster's data directory.
-  returned: always
+  returned: with O(provider=postgres)
   type: str
 restore_port:
   description: Its port.
-  returned: always
+  returned: with O(provider=postgres)
   type: int
 connection:
-  description: Connection options of the new cluster (login_host, login_port, login_user, login_db).
-  returned: always
+  description:
+    - Connection options of the new cluster or server (login_host, login_port, login_user, login_db; with
+      O(provider=azure) also ssl_mode), no password.
+  returned: success
   type: dict
+  sample: {login_host: psql-procgenie-prod-restored.postgres.database.azure.com, login_port: 5432,
+           login_user: procgenie_admin, login_db: postgres, ssl_mode: require}
 base_backup:
   description: The base backup restored.
-  returned: always
+  returned: with O(provider=postgres)
   type: str
 target:
-  description: The target (kind, value, inclusive).
+  description: The target (kind, value; with O(provider=postgres) also inclusive).
   returned: always
   type: dict
+server:
+  description: The new Azure server (id, name, resource_group, location, state, fqdn, version, sku, availability_zone,
+    tags).
+  returned: with O(provider=azure), success
+  type: dict
+fqdn:
+  description: The new Azure server's fully qualified domain name.
+  returned: with O(provider=azure), success
+  type: str
+  sample: psql-procgenie-prod-restored.postgres.database.azure.com
+id:
+  description: The new Azure server's resource ID.
+  returned: with O(provider=azure), success
+  type: str
+source_server_id:
+  description: Resource ID of the source server.
+  returned: with O(provider=azure)
+  type: str
+restore_time:
+  description: The pointInTimeUTC of the Azure restore (for V(latest) and geo-restores, the time of the request).
+  returned: with O(provider=azure), when validated
+  type: str
+  sample: "2026-02-08T12:00:00.000000Z"
+restore_mode:
+  description: V(point_in_time) or V(geo).
+  returned: with O(provider=azure)
+  type: str
+request:
+  description: The body of the Servers_CreateOrUpdate request (sent, or in check mode, that would be sent).
+  returned: with O(provider=azure), when a restore is needed
+  type: dict
+warning:
+  description: The runbook's warning - the restore is a NEW server and connection strings must be updated.
+  returned: with O(provider=azure), when validated
+  type: str
 stop:
   description: The WAL record recovery stops at, found by pg_waldump (kind, lsn, xid, time, name).
   returned: when changed
   type: dict
 window:
-  description: The restorable window (earliest, latest), ISO-8601 UTC.
-  returned: when changed
+  description:
+    - The restorable window (earliest, latest), ISO-8601 UTC. With O(provider=azure), the source's earliest restore
+      date and the time of the check.
+  returned: when changed, and with O(provider=azure) once the source is read
   type: dict
 reached_lsn:
   description: The last WAL position replayed (pg_last_wal_replay_lsn()).
@@ -175,11 +299,11 @@ reached_lsn:
   type: str
 timeline:
   description: The new cluster's timeline after promotion (the plan's target timeline in check mode).
-  returned: always
+  returned: with O(provider=postgres)
   type: int
 running:
   description: Whether the new cluster runs.
-  returned: always
+  returned: with O(provider=postgres)
   type: bool
 plan:
   description: The steps taken (in check mode, planned).
@@ -191,12 +315,12 @@ duration_s:
   returned: always
   type: float
 queries:
-  description: The SQL statements the module ran (against the new cluster).
+  description: The SQL statements the module ran (against the new cluster; none with O(provider=azure)).
   returned: always
   type: list
   elements: str
 commands:
-  description: The programs the module ran, as argument lists.
+  description: The programs the module ran, as argument lists (none with O(provider=azure)).
   returned: always
   type: list
   elements: list
@@ -204,21 +328,48 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     QueryLog, ensure_psycopg2, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.failover.postgres import FailoverError
+from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import azure as azure_backend
 from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import postgres as backend
+
+DEFAULT_TIMEOUT = dict(postgres=300, azure=3600)
+
+
+def azure_main(module):
+    if module.params['timeout'] < 1:
+        module.fail_json(msg='timeout must be positive', queries=[], commands=[])
+    azure = _azure.connect(module)
+    try:
+        result = azure_backend.run(module, azure)
+    except azure_backend.AzurePitrError as exc:
+        module.fail_json(msg=azure.scrub(str(exc)), **dict(exc.result, queries=[], commands=[]))
+    except (_azure.AzureModuleError, _azure.AzureError) as exc:
+        _azure.fail(module, azure, exc, 'The Azure restore failed')
+    finally:
+        azure.close()
+    module.exit_json(**result)
 
 
 def main():
     argument_spec = postgres_argument_spec()
     argument_spec.update(client_argument_spec())
+    argument_spec.update(_azure.azure_argument_spec())
     argument_spec.update(backend.argument_spec())
+    argument_spec.update(azure_backend.argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('backup_dir', 'base_backup')],
-                           required_one_of=[('backup_dir', 'base_backup')])
+                           required_if=[('provider', 'postgres', ('wal_archive', 'data_directory', 'restore_port')),
+                                        ('provider', 'postgres', ('backup_dir', 'base_backup'), True),
+                                        ('provider', 'azure', ('resource_group', 'server_name', 'source_server'))])
+    if module.params['timeout'] is None:
+        module.params['timeout'] = DEFAULT_TIMEOUT[module.params['provider']]
+    if module.params['provider'] == 'azure':
+        azure_main(module)
     ensure_psycopg2(module)
     if module.params['timeout'] < 1 or not 0 < module.params['restore_port'] < 65536:
         module.fail_json(msg='timeout must be positive and restore_port a TCP port', queries=[], commands=[])
@@ -226,7 +377,7 @@ def main():
     commands = []
     with clean_failures(module, log, commands, 'The point-in-time restore', (backend.PitrError, FailoverError)):
         result = backend.run(module.params, log, commands, check_mode=module.check_mode)
-    module.exit_json(queries=log.queries, commands=commands, **result)
+    module.exit_json(queries=log.queries, commands=commands, provider='postgres', **result)
 
 
 if __name__ == '__main__':

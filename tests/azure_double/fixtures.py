@@ -9,6 +9,7 @@ import pytest
 
 from .server import AzureDouble
 from .spec import spec_dir
+from .state import server_id
 
 SUBSCRIPTION = '5b0c2f1e-7d3a-4c8e-9f61-2a4b6c8d0e1f'
 TENANT = '8f7e6d5c-4b3a-4921-8a7b-6c5d4e3f2a1b'
@@ -62,6 +63,11 @@ def reset_servers(double):
     """The production and development servers as start_double() made them (zones, HA, backup), nothing settling
     and no planned outcome or fault left over."""
     with double.state.lock:
+        keep = set(server_id(SUBSCRIPTION, group, name).lower() for group, name in ((PROD_RG, PROD), (DEV_RG, DEV)))
+        for key in [k for k in double.state.servers if k not in keep]:  # servers made by a test (restores)
+            del double.state.servers[key]
+            double.state.backups.pop(key, None)
+        double.state.configurations.clear()
         double.state.add_server(SUBSCRIPTION, PROD_RG, PROD, changes=PRODUCTION)
         double.state.add_server(SUBSCRIPTION, DEV_RG, DEV, changes=DEVELOPMENT, backups=False)
         double.state.settling.clear()

@@ -462,3 +462,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+# Handlers of further operations live in their own modules and register themselves in HANDLERS on import.
+from . import configurations, create  # noqa: E402,F401 pylint: disable=wrong-import-position,unused-import

@@ -120,6 +120,7 @@ class State(object):
         self.subscriptions = {}  # subscription -> {resource group (lower) -> name as created}
         self.servers = {}        # server id (lower) -> resource body
         self.backups = {}        # server id (lower) -> [backup bodies]
+        self.configurations = {}  # server id (lower) -> {configuration name -> body} (see configurations.py)
         self.operations = {}     # async operation id -> AsyncOperation
         self.outcomes = {}       # operation id -> dict(outcome=, error=, polls=) for the next LRO of that kind
         self.denied = {}         # client_id -> set of actions it may not perform

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 
 from tests.azure_double.fixtures import (  # noqa: F401 pylint: disable=unused-import
@@ -57,4 +58,25 @@ def test_failover_role_azure_path_swaps_zones(checked_double, play):
     after = checked_double.state.server(SUBSCRIPTION, PROD_RG, PROD)['properties']
     assert after['availabilityZone'] == result['primary_zone_after']
     assert after['highAvailability']['state'] == 'Healthy'
+    assert SECRET not in run.text
+
+
+def test_pitr_restore_role_azure_path_makes_a_new_server(checked_double, play):
+    props = checked_double.state.server(SUBSCRIPTION, PROD_RG, PROD)['properties']
+    earliest = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) - datetime.timedelta(days=7)
+    props['backup']['earliestRestoreDate'] = earliest.isoformat().replace('+00:00', 'Z')
+    moment = (earliest + datetime.timedelta(days=3)).isoformat().replace('+00:00', 'Z')
+    extravars = dict(azure_host(checked_double, PROD_RG, PROD), target='localhost', pitr_restore_target_time=moment)
+    start = len(checked_double.state.requests)
+    run = play(playbook=playbook('pitr_restore.yml'), extravars=extravars, env=checked_double.env)
+    assert run.rc == 0, [(r["task"], r["result"].get("msg")) for r in run.results if r["status"] == "failed"]
+    result = run.result('Restore the Azure server into a new server')
+    assert result['changed'] is True and result['server_name'] == PROD + '-restored'
+    assert result['fqdn'] == PROD + '-restored.postgres.database.azure.com'
+    new = checked_double.state.server(SUBSCRIPTION, PROD_RG, PROD + '-restored')
+    assert new['properties']['state'] == 'Ready'
+    shown = run.result('Show the restored server')['msg']
+    assert 'NEW server' in shown[1] and moment[:19] in shown[0]
+    assert [c['operation_id'] for c in new_calls(checked_double, start) if c['method'] == 'PUT'] == \
+        ['Servers_CreateOrUpdate']
     assert SECRET not in run.text

@@ -42,20 +42,20 @@ class PitrError(Exception):
 
 def argument_spec():
     return dict(
-        provider=dict(type='str', default='postgres', choices=['postgres']),
+        provider=dict(type='str', default='postgres', choices=['postgres', 'azure']),
         backup_dir=dict(type='path'),
         base_backup=dict(type='path'),
-        wal_archive=dict(type='path', required=True),
-        data_directory=dict(type='path', required=True),
-        restore_port=dict(type='int', required=True),
+        wal_archive=dict(type='path'),
+        data_directory=dict(type='path'),
+        restore_port=dict(type='int'),
         target=dict(type='str', choices=['immediate', 'latest']),
-        target_time=dict(type='str'),
+        target_time=dict(type='str', aliases=['restore_time']),
         target_lsn=dict(type='str'),
         target_xid=dict(type='int'),
         target_name=dict(type='str'),
         target_inclusive=dict(type='bool', default=True),
         os_user=dict(type='str'),
-        timeout=dict(type='int', default=300),
+        timeout=dict(type='int'),
     )
 
 
