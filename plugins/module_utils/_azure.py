@@ -288,11 +288,12 @@ def connect(module):
 
 
 # long-running operations ----------------------------------------------------------------------------------------
-def wait(poller, timeout, what):
+def wait(poller, timeout, what, budget=None):
     """Wait for a long-running operation (an LROPoller) and return its result.
 
     Raises AzureModuleError naming `what` when the operation does not end within `timeout` seconds (it goes on in
-    Azure) or ends Failed/Canceled (with Azure's error code and message).
+    Azure) or ends Failed/Canceled (with Azure's error code and message). `budget` is the timeout the user gave,
+    named in the message when `timeout` is what is left of it.
     """
     deadline = time.monotonic() + timeout
     try:
@@ -300,7 +301,7 @@ def wait(poller, timeout, what):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AzureModuleError('%s did not finish within %s s (status %s); the operation goes on in Azure.'
-                                       % (what, timeout, poller.status()))
+                                       % (what, budget or timeout, poller.status()))
             poller.wait(timeout=min(left, 5))
         return poller.result()
     except HttpResponseError as exc:

@@ -243,3 +243,21 @@ def test_bad_input_fails_cleanly(checked_double, play):
     assert 'psql-missing not found' in clean_failure(run, 'missing')['msg']
     assert 'source_server' in clean_failure(run, 'no_source')['msg']
     assert writes(checked_double, start) == []
+
+
+def test_timeout_then_a_rerun_picks_up_the_restore(checked_double, play):
+    earliest = window(checked_double)
+    moment = utc(earliest + datetime.timedelta(days=4))
+    checked_double.state.set_outcome('Servers_CreateOrUpdate', 'Succeeded', polls=1000)
+    start = len(checked_double.state.requests)
+    run = play([task(args(checked_double, restore_time=moment, timeout=3))], env=checked_double.env)
+    result = clean_failure(run)
+    assert 'did not finish within 3 s' in result['msg'] and 'goes on in Azure' in result['msg']
+    assert 'exists in state Provisioning' in result['msg'] and 'waits for it' in result['msg']
+    # Azure finishes the restore meanwhile; the same run again adopts the server without a second PUT
+    restored(checked_double)['properties']['state'] = 'Ready'
+    run = play([task(args(checked_double, restore_time=moment))], env=checked_double.env)
+    assert run.rc == 0, run.result('restore')
+    again = run.result('restore')
+    assert again['changed'] is False and again['server']['state'] == 'Ready' and again['restore_time'] == moment
+    assert len(writes(checked_double, start)) == 1

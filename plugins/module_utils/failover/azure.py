@@ -140,7 +140,7 @@ def run(module, azure):
         raise AzureFailoverError('%s was refused: %s' % (what, _azure.error_message(exc, azure.secrets)), result)
     result['changed'] = True  # Azure accepted the restart: the server may have failed over whatever comes next
     try:
-        _azure.wait(poller, max(1, int(deadline - time.monotonic())), what)
+        _azure.wait(poller, max(1, int(deadline - time.monotonic())), what, budget=params['timeout'])
         after = wait_settled(azure, deadline)
     except _azure.AzureModuleError as exc:
         raise AzureFailoverError(azure.scrub(str(exc)), result)

@@ -268,7 +268,7 @@ class Restore(object):
             raise AzurePitrError('%s was refused: %s' % (what, _azure.error_message(exc, self.azure.secrets)), result)
         result['changed'] = True
         try:
-            _azure.wait(poller, max(1, int(deadline - time.monotonic())), what)
+            _azure.wait(poller, max(1, int(deadline - time.monotonic())), what, budget=params['timeout'])
             server = wait_ready(self.azure, self.group, self.name, deadline)
         except _azure.AzureModuleError as exc:
             left = self._left_behind()
