@@ -146,6 +146,15 @@ class ClientRunner(object):
         self.pg_bindir = pg_bindir if pg_bindir is not None else params.get('pg_bindir')
         self.commands = []
         self.versions = {}
+        self.running = set()  # the programs run() waits for, from any thread
+
+    def kill_running(self):
+        """Kill the programs still running (started by run() in another thread, when the module gives up)."""
+        for proc in list(self.running):
+            try:
+                proc.kill()
+            except OSError:
+                pass
 
     def find(self, name, min_major=None):
         path, version = find_program(name, self.pg_bindir, min_major)
@@ -166,17 +175,28 @@ class ClientRunner(object):
             self.commands.append(list(argv))
         env = self.environment(database, env_extra)
         try:
-            proc = subprocess.run(argv, env=env, cwd=cwd, input=stdin,
-                                  stdout=stdout if stdout is not None else subprocess.PIPE,
-                                  stderr=subprocess.PIPE, timeout=timeout, check=False,
-                                  text=stdout is None)
-        except subprocess.TimeoutExpired:
-            raise ClientError('%s did not finish within %s seconds' % (os.path.basename(argv[0]), timeout),
-                              command=argv)
+            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if stdin is not None else None,
+                                    stdout=stdout if stdout is not None else subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=stdout is None)
         except OSError as exc:
             raise ClientError('Cannot run %s: %s' % (argv[0], exc), command=argv)
-        err = proc.stderr if isinstance(proc.stderr, str) else (proc.stderr or b'').decode('utf-8', 'replace')
-        out = proc.stdout if isinstance(proc.stdout, str) else ''
+        self.running.add(proc)
+        try:
+            with proc:
+                try:
+                    out, err = proc.communicate(input=stdin, timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+                    raise ClientError('%s did not finish within %s seconds' % (os.path.basename(argv[0]), timeout),
+                                      command=argv)
+                except BaseException:  # SystemExit of a cancelled module, KeyboardInterrupt: the program goes too
+                    proc.kill()
+                    raise
+        finally:
+            self.running.discard(proc)
+        err = err if isinstance(err, str) else (err or b'').decode('utf-8', 'replace')
+        out = out if isinstance(out, str) else ''
         secret = self.params.get('login_password')
         if secret:
             err = err.replace(secret, '********')

@@ -288,6 +288,45 @@ def test_killed_pg_dump_fails_with_its_error_and_leaves_nothing(lab, play, sourc
     assert files_in(dest) == []
 
 
+def test_cancelled_module_stops_pg_dump_and_leaves_nothing(lab, play, source, dest):
+    """SIGTERM to the module (an AWX job cancelled) while pg_dump runs: pg_dump is killed, no file is left."""
+    import psycopg2
+    lock = psycopg2.connect(**dict(lab.conninfo('primary', DB), dbname=DB))
+    cur = lock.cursor()
+    cur.execute('LOCK TABLE contracts IN ACCESS EXCLUSIVE MODE')  # pg_dump waits for its lock here
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(run=play([backup(lab, dest)])))
+    thread.start()
+    dump_pid = module_pid = None
+    try:
+        for _i in range(300):
+            found = subprocess.run(['pgrep', '-f', 'pg_dump.*%s' % dest], capture_output=True, text=True,
+                                   check=False).stdout.split()
+            if found:
+                dump_pid = int(found[0])
+                with open('/proc/%d/stat' % dump_pid) as handle:
+                    module_pid = int(handle.read().rsplit(')', 1)[1].split()[1])  # the parent: the module
+                time.sleep(0.5)
+                os.kill(module_pid, signal.SIGTERM)
+                break
+            time.sleep(0.1)
+        thread.join(timeout=60)
+        # pg_dump went with the module, while the table was still locked
+        for _i in range(50):
+            if not os.path.exists('/proc/%d' % dump_pid):
+                break
+            time.sleep(0.1)
+        assert not os.path.exists('/proc/%d' % dump_pid), 'pg_dump survived the cancelled module'
+    finally:
+        lock.rollback()
+        lock.close()
+        thread.join()
+    assert dump_pid and module_pid, ('pg_dump never started', outcome.get('run'))
+    res = outcome['run'].result('backup')
+    assert res.get('failed') is True, res
+    assert files_in(dest) == []
+
+
 def test_full_disk_fails_and_leaves_nothing(lab, play, source, dest):
     lab.psql('primary', "CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 20) AS pad "
                         "FROM generate_series(1, 12000) g", db=DB)  # about 8 MB as plain SQL

@@ -133,17 +133,28 @@ def retention_plan(dest, series, now, keep_last, max_age_days, new_path=None):
     return [p for p in delete if p != new_path], keep
 
 
-class _DumpThread(threading.Thread):
-    def __init__(self, runner, argv, database, timeout):
-        super(_DumpThread, self).__init__(name='pg_dump')
-        self.runner, self.argv, self.database, self.timeout = runner, argv, database, timeout
+class _Worker(threading.Thread):
+    """Runs func() beside the main thread, which only waits: a wait in join() is interrupted by SIGTERM, a wait in
+    libpq or in a pipe read is not, so pg_dump and the row counts both run in workers."""
+
+    def __init__(self, name, func):
+        super(_Worker, self).__init__(name=name, daemon=True)
+        self.func = func
+        self.result = None
         self.error = None
 
     def run(self):
         try:
-            self.runner.run(self.argv, database=self.database, timeout=self.timeout)
-        except ClientError as exc:
+            self.result = self.func()
+        except Exception as exc:  # pylint: disable=broad-except  # handed to the main thread
             self.error = exc
+
+    def outcome(self):
+        """Wait for the worker; its result, or its exception raised here."""
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 def _write_tenant_script(session, path, tables, tenant, database):
@@ -207,7 +218,7 @@ def make_backup(params, runner, log, check_mode=False, warn=None):
     except ConnectionFailure as exc:
         raise BackupFailure(str(exc))
     tmp = None
-    thread = None
+    workers = []
     try:
         try:
             session.execute(sql.SQL('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY'))
@@ -278,22 +289,29 @@ def make_backup(params, runner, log, check_mode=False, warn=None):
                 patterns = [catalog.dump_pattern(t['schema'], t['name']) for t in tables] if kind == 'tables' else []
                 argv = pg_dump_argv(pg_dump, fmt, tmp, snapshot, params.get('compress'), params.get('jobs') or 1,
                                     kind == 'schema_only', patterns)
-                thread = _DumpThread(runner, argv, database, params.get('timeout'))
-                thread.start()
-                if kind == 'schema_only':
-                    counts = dict((t['qname'], 0) for t in tables)
-                else:
-                    counts = catalog.count_rows(session, tables)
-                thread.join()
-                if thread.error is not None:
-                    raise BackupFailure(describe_failure(thread.error))
+                workers = [_Worker('pg_dump', lambda: runner.run(argv, database=database,
+                                                                 timeout=params.get('timeout')))]
+                if kind != 'schema_only':
+                    workers.append(_Worker('row counts', lambda: catalog.count_rows(session, tables)))
+                for worker in workers:
+                    worker.start()
+                counts = workers[1].outcome() if len(workers) > 1 else dict((t['qname'], 0) for t in tables)
+                try:
+                    workers[0].outcome()
+                except ClientError as exc:
+                    raise BackupFailure(describe_failure(exc))
         except psycopg2.Error as exc:
             raise BackupFailure('Reading the data of %s failed: %s' % (database, database_error_message(exc)))
         except OSError as exc:
             raise BackupFailure('Writing %s failed: %s' % (tmp, exc))
         finally:
-            if thread is not None and thread.is_alive():
-                thread.join()
+            # failed or cancelled (SIGTERM) while they run: pg_dump and the count query must not outlive the module
+            if any(w.is_alive() for w in workers):
+                runner.kill_running()
+                if workers[1:] and workers[1].is_alive():
+                    session.conn.cancel()
+                for worker in workers:
+                    worker.join(timeout=30)
         session.rollback()
         end = art.utc_now()
         try:
