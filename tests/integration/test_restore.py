@@ -142,14 +142,13 @@ def test_tampered_artifact_is_refused_before_anything_changes(lab, play, artifac
 def test_table_subset_data_only(lab, play, artifacts, target):
     lab.psql('primary', 'TRUNCATE request_items, requisitions', db=TARGET)
     before = counts(lab, TARGET)
-    # the runbook's command: request_items comes first in the archive, so its foreign key fails, and nothing
-    # is restored (one transaction)
-    run = play([task(lab, 'pg_restore', 'runbook', TARGET, path=artifacts['full'],
-                     tables=['public.requisitions', 'request_items'], data_only=True, single_transaction=True),
-                task(lab, 'pg_restore', 'tables', TARGET, path=artifacts['full'], disable_triggers=True,
-                     tables=['public.requisitions', 'request_items'], data_only=True, single_transaction=True)])
-    assert 'foreign-key order' in run.result('runbook')['msg']
+    # the runbook's command (-t requisitions -t request_items --data-only), the child named first: pg_restore alone
+    # loads request_items first (archive order) and its foreign key fails; the module loads in foreign-key order
+    run = play([task(lab, 'pg_restore', 'tables', TARGET, path=artifacts['full'],
+                     tables=['request_items', 'public.requisitions'], data_only=True, single_transaction=True)])
     res = run.result('tables')
+    assert res.get('failed') is not True, res.get('msg')
+    assert res['plan']['table_order'] == ['public.requisitions', 'public.request_items']
     after = counts(lab, TARGET)
     assert after['requisitions'] == counts(lab, SRC)['requisitions'], res.get('msg')
     assert after['request_items'] == counts(lab, SRC)['request_items']
@@ -158,6 +157,14 @@ def test_table_subset_data_only(lab, play, artifacts, target):
                                  'public.request_items': after['request_items']}
     cmd = [c for c in res['commands'] if 'pg_restore' in c[0]][-1]
     assert '--data-only' in cmd and '--clean' not in cmd and '--schema=public' in cmd
+    assert any(a.startswith('--use-list=') for a in cmd)
+    # the tables alone, without the rows they reference (tenants emptied): a clear message, nothing restored
+    lab.psql('primary', 'TRUNCATE tenants CASCADE', db=TARGET)
+    run = play([task(lab, 'pg_restore', 'orphans', TARGET, path=artifacts['full'],
+                     tables=['request_items', 'requisitions'], data_only=True, single_transaction=True)])
+    orphans = run.result('orphans')
+    assert orphans['failed'] is True and 'foreign-key order' in orphans['msg'] and 'referenced' in orphans['msg']
+    assert counts(lab, TARGET)['requisitions'] == 0 and counts(lab, TARGET)['request_items'] == 0
 
 
 def test_tenant_artifact_into_an_empty_database(lab, play, artifacts):

@@ -138,3 +138,39 @@ def test_stale_scratch_databases():
     assert rst.is_stale(old, now, host='h', alive=lambda pid: True)
     assert not rst.is_stale('someone else\'s database', now)
     assert rst.scratch_name('dbops_verify_', now).startswith('dbops_verify_20260208000000_')
+
+
+def test_fk_order_puts_referenced_tables_first():
+    from ansible_collections.procgenie.dbops.plugins.module_utils.backup.restore import fk_order
+    items, reqs, tenants = ('public', 'request_items'), ('public', 'requisitions'), ('public', 'tenants')
+    edges = [(items, reqs), (items, tenants), (reqs, tenants), (items, items)]  # a self-reference is no constraint
+    assert fk_order([items, reqs, tenants], edges) == ([tenants, reqs, items], [])
+    assert fk_order([items, reqs], edges) == ([reqs, items], [])  # tenants not restored: no edge to it
+    assert fk_order([reqs, items, reqs], []) == ([reqs, items], [])  # given order kept, duplicates once
+    a, b, c = ('s', 'a'), ('s', 'b'), ('s', 'c')
+    assert fk_order([a, b, c], [(a, b), (b, a)]) == ([c, a, b], [a, b])  # a cycle goes last, in the given order
+
+
+def test_ordered_listing_moves_only_the_named_table_data():
+    from ansible_collections.procgenie.dbops.plugins.module_utils.backup.restore import ordered_listing
+    listing = '\n'.join([
+        ';', '; Archive created at 2026-11-24 16:00:00 UTC', ';',
+        '215; 1259 16390 TABLE public request_items owner',
+        '3403; 0 16410 TABLE DATA public requisitions archive owner',  # a longer name that starts the same
+        '3401; 0 16390 TABLE DATA public request_items owner',
+        '3402; 0 16401 TABLE DATA public requisitions owner',
+        '3404; 0 16420 TABLE DATA public tenants owner',
+        ';3405; 0 16430 TABLE DATA public vendors owner',
+        '3410; 2606 16500 FK CONSTRAINT public request_items request_items_requisition_id_fkey owner'])
+    out = ordered_listing(listing, [('public', 'tenants'), ('public', 'requisitions'), ('public', 'request_items')])
+    assert out.splitlines() == [
+        ';', '; Archive created at 2026-11-24 16:00:00 UTC', ';',
+        '215; 1259 16390 TABLE public request_items owner',
+        '3403; 0 16410 TABLE DATA public requisitions archive owner',
+        '3404; 0 16420 TABLE DATA public tenants owner',
+        '3402; 0 16401 TABLE DATA public requisitions owner',
+        '3401; 0 16390 TABLE DATA public request_items owner',
+        ';3405; 0 16430 TABLE DATA public vendors owner',
+        '3410; 2606 16500 FK CONSTRAINT public request_items request_items_requisition_id_fkey owner']
+    assert ordered_listing('1; 0 1 TABLE DATA public x owner', [('public', 'y')]) == \
+        '1; 0 1 TABLE DATA public x owner\n'

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import tempfile
 import time
@@ -76,6 +77,57 @@ def without_fk_constraints(listing):
     return '\n'.join(lines) + '\n'
 
 
+def fk_order(tables, edges):
+    """Pure: `tables` ((schema, name) pairs) ordered so that referenced tables come before the tables whose foreign
+    keys point at them; `edges` are (referencing, referenced) pairs. Ties keep the given order. Returns (order,
+    cyclic): tables in a foreign-key cycle come last, in the given order."""
+    wanted = list(dict.fromkeys(tables))
+    parents = dict((t, set()) for t in wanted)
+    for child, parent in edges:
+        if child in parents and parent in parents and child != parent:
+            parents[child].add(parent)
+    order = []
+    while True:
+        ready = [t for t in wanted if t not in order and not parents[t] - set(order)]
+        if not ready:
+            break
+        order.append(ready[0])
+    cyclic = [t for t in wanted if t not in order]
+    return order + cyclic, cyclic
+
+
+def ordered_listing(listing, order):
+    """Pure: a pg_restore -l listing with the TABLE DATA entries of `order` ((schema, name) pairs) moved, in that
+    order, to where the first of them was; every other line stays as it is."""
+    def entry_of(line):
+        # "<dumpId>; <tableoid> <oid> TABLE DATA <schema> <name> <owner>"; names may hold spaces, owners rarely
+        match = re.match(r'^\d+; \d+ \d+ TABLE DATA (.*) (\S+)$', line)
+        if match is None:
+            return None
+        for schema, name in order:
+            if match.group(1) == '%s %s' % (schema, name):
+                return (schema, name)
+        return None
+    lines = listing.splitlines()
+    found = dict()
+    first = None
+    for index, line in enumerate(lines):
+        entry = entry_of(line)
+        if entry is not None and entry not in found:
+            found[entry] = line
+            first = index if first is None else first
+    if first is None:
+        return listing if listing.endswith('\n') else listing + '\n'
+    moved = set(found.values())
+    out = []
+    for index, line in enumerate(lines):
+        if index == first:
+            out.extend(found[t] for t in order if t in found)
+        if line not in moved:
+            out.append(line)
+    return '\n'.join(out) + '\n'
+
+
 FORGIVEN_ERRORS = ('cannot drop inherited constraint',)
 
 
@@ -91,18 +143,25 @@ def restore_errors(stderr):
 
 def run_restore(runner, major, path, manifest, database, jobs=1, clean=False, data_only=False, tables=(),
                 single_transaction=False, no_owner=False, skip_fk=False, timeout=None, disable_triggers=False,
-                schemas=()):
-    """Restore an artifact into database with the stock tools. Raises RestoreFailure with their stderr."""
+                schemas=(), order=None):
+    """Restore an artifact into database with the stock tools. Raises RestoreFailure with their stderr.
+
+    `order` ((schema, name) pairs) makes pg_restore load those tables' data in that order (through --use-list,
+    which pg_restore follows), so a data-only subset goes in foreign-key order."""
     fmt = manifest.get('format')
     list_file = None
     try:
         if uses_pg_restore(fmt):
             pg_restore = runner.find('pg_restore', min_major=major)
-            if skip_fk:
+            if skip_fk or order:
                 _rc, listing, _err = runner.run([pg_restore, '--list', path], timeout=timeout)
+                if order:
+                    listing = ordered_listing(listing, order)
+                if skip_fk:
+                    listing = without_fk_constraints(listing)
                 handle, list_file = tempfile.mkstemp(prefix='dbops-restore-', suffix='.list')
                 with os.fdopen(handle, 'w') as out:
-                    out.write(without_fk_constraints(listing))
+                    out.write(listing)
             # --clean drops the partitions' inherited constraints one by one, which PostgreSQL refuses; those
             # errors are harmless (the parent's drop takes them), so a clean restore runs to the end and only
             # they are forgiven
@@ -292,6 +351,43 @@ def _other_sessions(session, database):
         'WHERE datname = %s AND pid <> pg_backend_pid() ORDER BY pid'), [database])
 
 
+def _fk_order(params, database, split, log, warn):
+    """The tables of a data-only subset in foreign-key order, read from the target's catalog (it has the schema)."""
+    try:
+        target = open_session(params, database=database, autocommit=True, log=log)
+    except ConnectionFailure as exc:
+        raise RestoreFailure(str(exc))
+    try:
+        names = [t for _s, t in split]
+        rows = target.rows(sql.SQL(
+            'SELECT cn.nspname AS schema, c.relname AS name, rn.nspname AS ref_schema, r.relname AS ref_name '
+            'FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace '
+            'LEFT JOIN pg_constraint k ON k.conrelid = c.oid AND k.contype = %s '
+            'LEFT JOIN pg_class r ON r.oid = k.confrelid LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace '
+            'WHERE c.relname = ANY(%s) AND c.relkind IN (%s, %s)'), ['f', names, 'r', 'p'])
+        visible = target.rows(sql.SQL('SELECT current_schemas(false) AS path'))[0]['path']
+    except psycopg2.Error as exc:
+        raise RestoreFailure('Reading the foreign keys of %s failed: %s' % (database, database_error_message(exc)))
+    finally:
+        target.close()
+    present = set((r['schema'], r['name']) for r in rows)
+
+    def resolve(schema, name):
+        if schema:
+            return (schema, name)
+        for candidate in visible:
+            if (candidate, name) in present:
+                return (candidate, name)
+        return None
+    tables = [t for t in (resolve(s, n) for s, n in split) if t is not None]
+    edges = [((r['schema'], r['name']), (r['ref_schema'], r['ref_name'])) for r in rows if r['ref_name']]
+    order, cyclic = fk_order(tables, edges)
+    if cyclic:
+        warn('tables in a foreign-key cycle are loaded in the given order: %s' % ', '.join(
+            '%s.%s' % t for t in cyclic))
+    return order
+
+
 def restore(params, runner, log, check_mode=False, warn=None, backup=None):
     """Restore one artifact into login_db; returns the result fields. Raises RestoreFailure.
 
@@ -393,18 +489,25 @@ def restore(params, runner, log, check_mode=False, warn=None, backup=None):
                 admin.execute(sql.SQL('CREATE DATABASE {}').format(sql.Identifier(database)))
         except psycopg2.Error as exc:
             raise RestoreFailure('Preparing %s failed: %s' % (database, database_error_message(exc)))
+        order = None
+        if params.get('data_only') and split and uses_pg_restore(fmt) and exists and not recreate:
+            order = _fk_order(params, database, split, log, warn)
+            if order and jobs > 1:
+                warn('jobs > 1: pg_restore loads tables in parallel, so the foreign-key order of the tables is not '
+                     'guaranteed; use jobs=1 or disable_triggers=true')
+            result['plan']['table_order'] = ['%s.%s' % t for t in order or []]
         try:
             forgiven = run_restore(
                 runner, major, path, manifest or dict(format=fmt), database, jobs=jobs, clean=clean,
                 data_only=bool(params.get('data_only')) and uses_pg_restore(fmt), tables=restore_tables,
                 single_transaction=bool(params.get('single_transaction')), no_owner=params.get('no_owner'),
                 timeout=params.get('timeout'), disable_triggers=params.get('disable_triggers'),
-                schemas=sorted(set(s for s, _t in split if s)))
+                schemas=sorted(set(s for s, _t in split if s)), order=order)
         except RestoreFailure as exc:
             if params.get('data_only') and 'violates foreign key constraint' in str(exc):
-                raise RestoreFailure('%s (pg_restore loads tables in the archive\'s order, not in foreign-key order: '
-                                     'restore the referenced tables first, or set disable_triggers=true as a '
-                                     'superuser)' % exc)
+                raise RestoreFailure('%s (the tables were loaded in foreign-key order; the referenced rows are not in '
+                                     'the target nor in the tables restored: restore the referenced tables too, or '
+                                     'set disable_triggers=true as a superuser)' % exc)
             raise
         if forgiven:
             warn('pg_restore --clean could not drop %d inherited constraint(s) of partitions; harmless, the '
