@@ -6,10 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 LAB := $(BIN)/python tools/lab
 
-.PHONY: help venv postgres demo test test-unit test-integration sanity lint lab-status lab-stop lab-destroy clean
+.PHONY: help venv postgres demo demo-azure test test-unit test-integration sanity lint lab-status lab-stop lab-destroy clean
 
 help:
 	@echo "make demo         set up everything, start the lab clusters, show what the collection does"
+	@echo "make demo-azure   the Azure paths of the playbooks against the local Azure Resource Manager double"
 	@echo "make test         the whole test suite (unit, integration on real clusters, sanity, lint, molecule)"
 	@echo "make lab-status | lab-stop | lab-destroy"
 
@@ -38,6 +39,9 @@ postgres: venv
 demo: postgres
 	$(LAB) start
 	$(BIN)/python tools/demo
+
+demo-azure: venv
+	$(BIN)/python tools/demo --azure
 
 test: postgres
 	$(BIN)/python -m pytest

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
+import sys
 
 from tests.azure_double.fixtures import (  # noqa: F401 pylint: disable=unused-import
     CLIENT_ID, DEV, DEV_RG, PROD, PROD_RG, SECRET, SUBSCRIPTION, TENANT, checked_double, module_double, new_calls)
@@ -80,3 +82,39 @@ def test_pitr_restore_role_azure_path_makes_a_new_server(checked_double, play):
     assert [c['operation_id'] for c in new_calls(checked_double, start) if c['method'] == 'PUT'] == \
         ['Servers_CreateOrUpdate']
     assert SECRET not in run.text
+
+
+def test_server_info_role_azure_path_reports_problems(checked_double, play):
+    checked_double.state.set_high_availability(SUBSCRIPTION, PROD_RG, PROD, state='ReplicatingData')
+    extravars = dict(azure_host(checked_double, PROD_RG, PROD), target='localhost',
+                     server_info_fail_on_problems=True)
+    run = play(playbook=playbook('server_info.yml'), extravars=extravars, env=checked_double.env)
+    assert run.rc != 0
+    summary = run.result('Show the summary')['msg']
+    assert summary[0].startswith('localhost: Azure flexible server %s (%s.postgres.database.azure.com), Ready'
+                                 % (PROD, PROD))
+    assert summary[1] == 'High availability: ZoneRedundant, ReplicatingData, primary zone 1, standby zone 2'
+    assert 'retention 35 days, geo-redundant Enabled' in summary[2]
+    assert 'PROBLEM: high availability is ReplicatingData' in summary
+    assert run.result('Check the findings')['msg'] == 'high availability is ReplicatingData'
+    # the development server has no HA: a problem only when HA is required
+    extravars = dict(azure_host(checked_double, DEV_RG, DEV), target='localhost', server_info_fail_on_problems=True)
+    assert play(playbook=playbook('server_info.yml'), extravars=extravars, env=checked_double.env).rc == 0
+    extravars['server_info_require_high_availability'] = True
+    run = play(playbook=playbook('server_info.yml'), extravars=extravars, env=checked_double.env)
+    assert run.rc != 0 and run.result('Check the findings')['msg'] == 'high availability is not enabled'
+
+
+def test_azure_demo_runs(tmp_path):
+    """`make demo-azure`: the Azure paths of the playbooks against a double of its own, as a user runs it."""
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'AZURE_', 'PG')))
+    env.update(HOME=str(tmp_path), ANSIBLE_HOME=str(tmp_path / 'ansible'))
+    proc = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'demo'), '--azure'], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert 'retention_days: 14 -> 7 (fixed)' in out
+    assert 'psql-procgenie-prod-restored (psql-procgenie-prod-restored.postgres.database.azure.com)' in out
+    assert 'primary zone 1 -> 2, HA Healthy' in out
+    assert 'Every request was checked against the Azure REST specification' in out
+    assert SECRET not in out
