@@ -134,8 +134,8 @@ attributes:
 notes:
   - The password reaches pg_dump only through its environment (E(PGPASSWORD)), as do the SSL options.
   - pg_dump must be of the server's major version or newer; the module picks one (see O(pg_bindir)).
-  - Restored tenant rows do not move the tables' identity sequences; run C(setval) after restoring into a database
-    that will take new rows.
+  - A tenant artifact moves the identity and serial sequences of its tables past the restored ids (never back), so
+    a database that takes new rows after the restore does not hand out those ids again.
 seealso:
   - module: procgenie.dbops.pg_backup_verify
   - module: procgenie.dbops.pg_restore

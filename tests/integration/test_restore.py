@@ -188,5 +188,12 @@ def test_tenant_artifact_into_an_empty_database(lab, play, artifacts):
             assert int(lab.psql('primary', 'SELECT count(*) FROM %s' % table, db=empty)) == want
         assert res['row_counts']['public.tenants'] == 1
         assert any('psql' in c[0] for c in res['commands'])
+        # the sequences moved past the restored ids: the application's next rows get new ids
+        for table in ('vendors', 'contracts', 'requisitions', 'request_items', 'audit_events'):
+            top = int(lab.psql('primary', 'SELECT max(id) FROM %s' % table, db=empty))
+            nxt = int(lab.psql('primary', "SELECT nextval(pg_get_serial_sequence('%s', 'id'))" % table, db=empty))
+            assert nxt == top + 1, (table, top, nxt)
+        lab.psql('primary', "INSERT INTO requisitions (tenant_id, title, status, requested_by) VALUES ('%s', "
+                            "'after the restore', 'draft', 'dba')" % tenant, db=empty)
     finally:
         drop_db(lab, empty)

@@ -157,6 +157,15 @@ class _Worker(threading.Thread):
         return self.result
 
 
+def _sequence_columns(session, target):
+    """Columns of a table that take their values from a sequence (identity or serial)."""
+    name = target.as_string(session.conn)
+    rows = session.rows(sql.SQL(
+        'SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped '
+        'AND pg_get_serial_sequence(%s, attname) IS NOT NULL ORDER BY attnum'), [name, name])
+    return [r['attname'] for r in rows]
+
+
 def _write_tenant_script(session, path, tables, tenant, database):
     """The tenant artifact: one transaction of COPY blocks, parents first, rows filtered in the snapshot."""
     cursor = session.conn.cursor()
@@ -178,7 +187,16 @@ def _write_tenant_script(session, path, tables, tenant, database):
                 table=target, cols=cols).as_string(session.conn))
             out.flush()
             cursor.copy_expert(statement, out)
-            out.write('\\.\n\n')
+            out.write('\\.\n')
+            for column in _sequence_columns(session, target):
+                # the restored ids must not be handed out again: move the column's sequence past them, never back
+                out.write('%s;\n' % sql.SQL(
+                    'SELECT setval(s.seq, s.top) FROM (SELECT pg_get_serial_sequence({table_name}, {column_name})'
+                    '::regclass AS seq, (SELECT max({column}) FROM {table}) AS top) s '
+                    'WHERE s.top IS NOT NULL AND s.top > COALESCE(pg_sequence_last_value(s.seq), 0)').format(
+                        table_name=sql.Literal(target.as_string(session.conn)), column_name=sql.Literal(column),
+                        column=sql.Identifier(column), table=target).as_string(session.conn))
+            out.write('\n')
         out.write('COMMIT;\n')
         out.flush()
         os.fsync(out.fileno())
