@@ -387,3 +387,25 @@ def fail(module, azure, exc, what, **result):
     result.setdefault('queries', [])
     result.setdefault('commands', [])
     module.fail_json(msg='%s: %s' % (what, error_message(exc, secrets)), **result)
+
+
+def run_module(module, run, what, own_errors=()):
+    """The Azure part of a module's main(): connect, result = run(module, azure), exit_json(**result).
+
+    `own_errors` are the backend's refusals (their `result` attribute, if any, goes into fail_json with the message);
+    Azure errors end in fail_json as `what: <Azure's message>`. Secrets are masked; the client is always closed."""
+    if module.params.get('timeout') is not None and module.params['timeout'] < 1:
+        module.fail_json(msg='timeout must be positive', queries=[], commands=[])
+    own_errors = (own_errors,) if isinstance(own_errors, type) else tuple(own_errors)
+    azure = connect(module)
+    try:
+        result = run(module, azure)
+    except own_errors as exc:
+        module.fail_json(msg=azure.scrub(str(exc)), **dict(getattr(exc, 'result', None) or {}, queries=[],
+                                                            commands=[]))
+    except (AzureModuleError, AzureError) as exc:
+        fail(module, azure, exc, what)
+    finally:
+        azure.close()
+    module.exit_json(**result)
+

@@ -197,18 +197,7 @@ def main():
         backend.desired_policy(params['environment'], params['retention_days'], params['geo_redundant_backup'])
     except backend.PolicyError as exc:
         module.fail_json(msg=str(exc), queries=[], commands=[])
-    if params['timeout'] < 1:
-        module.fail_json(msg='timeout must be positive', queries=[], commands=[])
-    azure = _azure.connect(module)
-    try:
-        result = backend.run(module, azure)
-    except backend.PolicyError as exc:
-        module.fail_json(msg=azure.scrub(str(exc)), **dict(exc.result, queries=[], commands=[]))
-    except (_azure.AzureModuleError, _azure.AzureError) as exc:
-        _azure.fail(module, azure, exc, 'Reading the Azure flexible server failed')
-    finally:
-        azure.close()
-    module.exit_json(**result)
+    _azure.run_module(module, backend.run, 'Reading the Azure flexible server failed', backend.PolicyError)
 
 
 if __name__ == '__main__':

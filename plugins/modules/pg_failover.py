@@ -368,22 +368,6 @@ NODE_SPEC = dict(host=dict(type='str', required=True), port=dict(type='int', def
 DEFAULT_TIMEOUT = dict(postgres=60, azure=1800)
 
 
-def azure_main(module):
-    if module.params['timeout'] < 1:
-        module.fail_json(msg='timeout must be positive', queries=[], commands=[])
-    azure = _azure.connect(module)
-    try:
-        result = azure_backend.run(module, azure)
-    except azure_backend.AzureFailoverError as exc:
-        result = dict(exc.result, queries=[], commands=[])
-        module.fail_json(msg=azure.scrub(str(exc)), **result)
-    except (_azure.AzureModuleError, _azure.AzureError) as exc:
-        _azure.fail(module, azure, exc, 'Reading the Azure flexible server failed')
-    finally:
-        azure.close()
-    module.exit_json(**result)
-
-
 def main():
     argument_spec = postgres_argument_spec()
     argument_spec.update(client_argument_spec())
@@ -412,7 +396,8 @@ def main():
     if params['timeout'] is None:
         params['timeout'] = DEFAULT_TIMEOUT[params['provider']]
     if params['provider'] == 'azure':
-        azure_main(module)
+        _azure.run_module(module, azure_backend.run, 'Reading the Azure flexible server failed',
+                          azure_backend.AzureFailoverError)
     if params['mode'] != 'status' and not params['candidate']:
         module.fail_json(msg='mode is %s but all of the following are missing: candidate' % params['mode'],
                          queries=[], commands=[])

@@ -340,21 +340,6 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import postgr
 DEFAULT_TIMEOUT = dict(postgres=300, azure=3600)
 
 
-def azure_main(module):
-    if module.params['timeout'] < 1:
-        module.fail_json(msg='timeout must be positive', queries=[], commands=[])
-    azure = _azure.connect(module)
-    try:
-        result = azure_backend.run(module, azure)
-    except azure_backend.AzurePitrError as exc:
-        module.fail_json(msg=azure.scrub(str(exc)), **dict(exc.result, queries=[], commands=[]))
-    except (_azure.AzureModuleError, _azure.AzureError) as exc:
-        _azure.fail(module, azure, exc, 'The Azure restore failed')
-    finally:
-        azure.close()
-    module.exit_json(**result)
-
-
 def main():
     argument_spec = postgres_argument_spec()
     argument_spec.update(client_argument_spec())
@@ -369,7 +354,7 @@ def main():
     if module.params['timeout'] is None:
         module.params['timeout'] = DEFAULT_TIMEOUT[module.params['provider']]
     if module.params['provider'] == 'azure':
-        azure_main(module)
+        _azure.run_module(module, azure_backend.run, 'The Azure restore failed', azure_backend.AzurePitrError)
     ensure_psycopg2(module)
     if module.params['timeout'] < 1 or not 0 < module.params['restore_port'] < 65536:
         module.fail_json(msg='timeout must be positive and restore_port a TCP port', queries=[], commands=[])

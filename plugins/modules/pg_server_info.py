@@ -283,15 +283,8 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.server_info import
 from ansible_collections.procgenie.dbops.plugins.module_utils.server_info import postgres as backend
 
 
-def azure_main(module):
-    azure = _azure.connect(module)
-    try:
-        facts = azure_backend.gather(azure)
-    except (_azure.AzureModuleError, _azure.AzureError) as exc:
-        _azure.fail(module, azure, exc, 'Reading the Azure flexible server failed')
-    finally:
-        azure.close()
-    module.exit_json(changed=False, queries=[], commands=[], **facts)
+def azure_facts(_module, azure):
+    return dict(azure_backend.gather(azure), changed=False, queries=[], commands=[])
 
 
 def main():
@@ -304,7 +297,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('provider', 'azure', ('resource_group', 'server_name'))])
     if module.params['provider'] == 'azure':
-        azure_main(module)
+        _azure.run_module(module, azure_facts, 'Reading the Azure flexible server failed')
     log = QueryLog()
     session = connect(module, log=log)
     try:

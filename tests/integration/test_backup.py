@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -257,31 +258,37 @@ def test_bad_input_fails_clearly_and_leaves_nothing(lab, play, source, dest, wor
     assert lab.state['password'] not in run.text
 
 
-def test_killed_pg_dump_fails_with_its_error_and_leaves_nothing(lab, play, source, dest):
+@contextlib.contextmanager
+def blocked_dump(lab, play, dest):
+    """A pg_backup run whose pg_dump waits for a lock on contracts: yields (pid of pg_dump, outcome), where
+    outcome['run'] is the finished run once the block ends (the lock is released on the way out)."""
     import psycopg2
     lock = psycopg2.connect(**dict(lab.conninfo('primary', DB), dbname=DB))
-    cur = lock.cursor()
-    cur.execute('LOCK TABLE contracts IN ACCESS EXCLUSIVE MODE')  # pg_dump waits for its lock here
+    lock.cursor().execute('LOCK TABLE contracts IN ACCESS EXCLUSIVE MODE')  # pg_dump waits for its lock here
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(run=play([backup(lab, dest)])))
     thread.start()
-    killed = None
     try:
+        dump_pid = None
         for _i in range(300):
             found = subprocess.run(['pgrep', '-f', 'pg_dump.*%s' % dest], capture_output=True, text=True,
-                                   check=False).stdout
-            if found.strip():
-                killed = int(found.split()[0])
-                time.sleep(0.5)
-                os.kill(killed, signal.SIGKILL)
+                                   check=False).stdout.split()
+            if found:
+                dump_pid = int(found[0])
                 break
             time.sleep(0.1)
-        # the partial artifact is hidden while pg_dump runs
+        assert dump_pid, 'pg_dump never started'
+        time.sleep(0.5)
+        yield dump_pid, outcome
     finally:
         lock.rollback()
         lock.close()
         thread.join()
-    assert killed, ('pg_dump never started', outcome['run'])
+
+
+def test_killed_pg_dump_fails_with_its_error_and_leaves_nothing(lab, play, source, dest):
+    with blocked_dump(lab, play, dest) as (dump_pid, outcome):
+        os.kill(dump_pid, signal.SIGKILL)
     res = outcome['run'].result('backup')
     assert res['failed'] is True
     assert 'pg_dump' in res['msg'] and ('signal 9' in res['msg'] or 'exit code -9' in res['msg']), res['msg']
@@ -290,38 +297,16 @@ def test_killed_pg_dump_fails_with_its_error_and_leaves_nothing(lab, play, sourc
 
 def test_cancelled_module_stops_pg_dump_and_leaves_nothing(lab, play, source, dest):
     """SIGTERM to the module (an AWX job cancelled) while pg_dump runs: pg_dump is killed, no file is left."""
-    import psycopg2
-    lock = psycopg2.connect(**dict(lab.conninfo('primary', DB), dbname=DB))
-    cur = lock.cursor()
-    cur.execute('LOCK TABLE contracts IN ACCESS EXCLUSIVE MODE')  # pg_dump waits for its lock here
-    outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(run=play([backup(lab, dest)])))
-    thread.start()
-    dump_pid = module_pid = None
-    try:
-        for _i in range(300):
-            found = subprocess.run(['pgrep', '-f', 'pg_dump.*%s' % dest], capture_output=True, text=True,
-                                   check=False).stdout.split()
-            if found:
-                dump_pid = int(found[0])
-                with open('/proc/%d/stat' % dump_pid) as handle:
-                    module_pid = int(handle.read().rsplit(')', 1)[1].split()[1])  # the parent: the module
-                time.sleep(0.5)
-                os.kill(module_pid, signal.SIGTERM)
-                break
-            time.sleep(0.1)
-        thread.join(timeout=60)
-        # pg_dump went with the module, while the table was still locked
-        for _i in range(50):
+    with blocked_dump(lab, play, dest) as (dump_pid, outcome):
+        with open('/proc/%d/stat' % dump_pid) as handle:
+            module_pid = int(handle.read().rsplit(')', 1)[1].split()[1])  # pg_dump's parent: the module
+        os.kill(module_pid, signal.SIGTERM)
+        # pg_dump goes with the module, while the table is still locked
+        for _i in range(100):
             if not os.path.exists('/proc/%d' % dump_pid):
                 break
             time.sleep(0.1)
         assert not os.path.exists('/proc/%d' % dump_pid), 'pg_dump survived the cancelled module'
-    finally:
-        lock.rollback()
-        lock.close()
-        thread.join()
-    assert dump_pid and module_pid, ('pg_dump never started', outcome.get('run'))
     res = outcome['run'].result('backup')
     assert res.get('failed') is True, res
     assert files_in(dest) == []
