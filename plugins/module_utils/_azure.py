@@ -400,12 +400,11 @@ def run_module(module, run, what, own_errors=()):
     azure = connect(module)
     try:
         result = run(module, azure)
-    except own_errors as exc:
-        module.fail_json(msg=azure.scrub(str(exc)), **dict(getattr(exc, 'result', None) or {}, queries=[],
-                                                            commands=[]))
+    except own_errors as exc:  # pylint: disable=catching-non-exception
+        result = dict(getattr(exc, 'result', None) or {}, queries=[], commands=[])
+        module.fail_json(msg=azure.scrub(str(exc)), **result)
     except (AzureModuleError, AzureError) as exc:
         fail(module, azure, exc, what)
     finally:
         azure.close()
     module.exit_json(**result)
-
