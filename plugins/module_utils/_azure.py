@@ -278,13 +278,15 @@ class Azure(object):
         return scrub(text, self.secrets)
 
 
-def connect(module):
-    """An Azure for the module's options, or fail_json with a clear message."""
+def connect(module, params=None):
+    """An Azure for the module's options (or `params`, where a module names an Azure option differently), or
+    fail_json with a clear message."""
     ensure_azure(module)
+    params = module.params if params is None else params
     try:
-        return Azure(module.params)
+        return Azure(params)
     except AzureModuleError as exc:
-        module.fail_json(msg=scrub(str(exc), [module.params.get('secret')]), queries=[], commands=[])
+        module.fail_json(msg=scrub(str(exc), [params.get('secret')]), queries=[], commands=[])
 
 
 # long-running operations ----------------------------------------------------------------------------------------
@@ -389,15 +391,16 @@ def fail(module, azure, exc, what, **result):
     module.fail_json(msg='%s: %s' % (what, error_message(exc, secrets)), **result)
 
 
-def run_module(module, run, what, own_errors=()):
+def run_module(module, run, what, own_errors=(), params=None):
     """The Azure part of a module's main(): connect, result = run(module, azure), exit_json(**result).
 
     `own_errors` are the backend's refusals (their `result` attribute, if any, goes into fail_json with the message);
-    Azure errors end in fail_json as `what: <Azure's message>`. Secrets are masked; the client is always closed."""
+    Azure errors end in fail_json as `what: <Azure's message>`. Secrets are masked; the client is always closed.
+    `params` replaces the module's options for connecting (see connect())."""
     if module.params.get('timeout') is not None and module.params['timeout'] < 1:
         module.fail_json(msg='timeout must be positive', queries=[], commands=[])
     own_errors = (own_errors,) if isinstance(own_errors, type) else tuple(own_errors)
-    azure = connect(module)
+    azure = connect(module, params)
     try:
         result = run(module, azure)
     except own_errors as exc:  # pylint: disable=catching-non-exception

@@ -38,9 +38,13 @@ options:
     description:
       - Where the server runs. V(postgres) changes the configuration over a normal connection with C(ALTER SYSTEM),
         which needs a superuser or, from PostgreSQL 15, the C(ALTER SYSTEM) privilege on the parameters.
+      - V(azure) changes the server parameters of an Azure Database for PostgreSQL flexible server through Azure
+        Resource Manager (the configurations API), with the Azure options; O(resource_group) and O(server_name) name
+        the server. The connection options, O(role_settings), O(restart_command), O(pg_ctl), O(data_directory),
+        O(os_user), O(restart_mode), O(restart_log) and O(restart_timeout) are not used; O(timeout) is.
     type: str
     default: postgres
-    choices: [postgres]
+    choices: [postgres, azure]
   mode:
     description:
       - V(apply) changes the server. V(recommend) only computes and compares, and never changes anything
@@ -69,11 +73,13 @@ options:
       - Memory of the database server, such as V(16GB) or V(512MB) (a bare number is megabytes).
       - Defaults to the total memory of the host the module runs on, which is right when it runs on the database
         server. Give it when the module runs elsewhere.
+      - With O(provider=azure), defaults to the memory of the server's SKU (Burstable sizes from Azure's table,
+        C(Standard_D{n}ds_v4/v5) n vCores x 4 GiB, C(Standard_E{n}ds_v4/v5) n x 8 GiB); an unknown SKU needs it.
     type: str
   cpus:
     description:
       - CPUs (vCores) of the database server; the parallel-worker settings are recommended from 4 CPUs on.
-      - Defaults to the CPUs of the host the module runs on.
+      - Defaults to the CPUs of the host the module runs on; with O(provider=azure) to the vCores of the SKU.
     type: int
   storage:
     description: The kind of storage of the data directory; sets C(random_page_cost) and C(effective_io_concurrency).
@@ -93,7 +99,8 @@ options:
     type: int
   database_size:
     description:
-      - Size of the data, such as V(40GB). Defaults to the sum of the sizes of the databases on the server.
+      - Size of the data, such as V(40GB). Defaults to the sum of the sizes of the databases on the server; with
+        O(provider=azure) only this option gives it (no SQL connection).
       - Only used by O(profile=recommended), to cap C(shared_buffers) at twice the data size.
     type: str
   parameters:
@@ -102,6 +109,10 @@ options:
         V(30s), V(on), V(1.1)); list parameters such as C(shared_preload_libraries) may be YAML lists.
       - V(null) leaves the parameter out of the profile and removes it from C(postgresql.auto.conf)
         (C(ALTER SYSTEM RESET)) when a previous run wrote it, so the value of C(postgresql.conf) applies again.
+      - With O(provider=azure) values are checked against the configuration's C(allowedValues) and written in its
+        own unit (V(128MB) is written as V(16384) for a parameter in 8KB pages). V(null) sets the parameter back to
+        Azure's C(defaultValue) with C(source=system-default), as the portal's "Reset to default" and
+        C(az postgres flexible-server parameter set) without C(--value) do.
     type: dict
     default: {}
   role_settings:
@@ -109,6 +120,8 @@ options:
       - Session settings per role, per database, or per role in one database (C(ALTER ROLE ... SET),
         C(ALTER DATABASE ... SET), C(ALTER ROLE ... IN DATABASE ... SET)). They apply to new sessions.
       - Only parameters of context C(user) or C(superuser) can be set this way.
+      - Needs SQL, so O(provider=azure) refuses it before any change; set them in a separate task with
+        O(provider=postgres) and the login options pointing at the Azure server's host name.
     type: list
     elements: dict
     suboptions:
@@ -146,6 +159,8 @@ options:
     description:
       - Restart the server when a changed parameter only takes effect at a restart, then verify the new values.
       - Without it such parameters are written and listed in RV(pending_restart).
+      - With O(provider=azure), restarts the flexible server (Servers_Restart without failover) when a parameter
+        reports C(isConfigPendingRestart), waits up to O(timeout) and checks that no parameter waits any more.
     type: bool
     default: false
   restart_command:
@@ -181,16 +196,25 @@ options:
     description: Seconds to wait for the restart and for the server to accept connections again.
     type: int
     default: 120
+  azure_profile:
+    description:
+      - With O(provider=azure), the profile (section) of C(~/.azure/credentials) to use; the Azure modules' C(profile)
+        option, renamed here because O(profile) is the tuning profile. Falls back to E(AZURE_PROFILE), then
+        V(default).
+    type: str
 extends_documentation_fragment:
   - procgenie.dbops.postgres
   - procgenie.dbops.postgres.CLIENTS
+  - procgenie.dbops.azure
+  - procgenie.dbops.azure.WAIT
   - procgenie.dbops.attributes
   - procgenie.dbops.attributes.ACTIONGROUP
 attributes:
   check_mode:
     support: full
     details:
-      - Reports what would change and whether a restart would happen; changes nothing.
+      - Reports what would change and whether a restart would happen; changes nothing (with O(provider=azure) it
+        only reads the server and its configurations, and sends no PATCH, PUT or POST).
   diff_mode:
     support: full
     details:
@@ -199,6 +223,11 @@ notes:
   - Values in RV(parameters) and in the diff are shown in the largest exact unit (V(128MB), V(30s)), whatever unit
     they were given in.
   - Reading C(pg_file_settings) needs a superuser; without it values waiting for a restart are written again.
+  - With O(provider=azure) the value Azure reports is the configured one, so a value written but waiting for a
+    restart is not written again; C(running) in RV(parameters) is that configured value too. Static parameters
+    (C(isDynamicConfig=false)) whose value changes have C(restart_required), and those Azure reports with
+    C(isConfigPendingRestart) are in RV(pending_restart). Parameters are updated one after the other, each
+    long-running operation awaited; on a failure the message names those already changed.
 seealso:
   - name: ALTER SYSTEM
     description: How ALTER SYSTEM writes postgresql.auto.conf.
@@ -231,6 +260,21 @@ EXAMPLES = r'''
     os_user: postgres
   become: true
 
+- name: Apply the production table to an Azure flexible server; restart only in the maintenance window
+  procgenie.dbops.pg_tune_params:
+    provider: azure
+    resource_group: rg-procgenie-prod
+    server_name: psql-procgenie-prod
+    profile: production
+    parameters:
+      shared_preload_libraries: [pg_cron, pg_stat_statements]
+      statement_timeout: 15s
+    pool:
+      replicas: 4
+      reserved: 20
+    allow_restart: "{{ in_maintenance_window | bool }}"
+  register: azure_tuning
+
 - name: Timeouts of the application role and the pool check
   procgenie.dbops.pg_tune_params:
     login_host: db1.internal
@@ -260,6 +304,29 @@ inputs:
   type: dict
   sample: {memory_bytes: 17179869184, memory_source: memory option, cpus: 4, storage: ssd, workload: oltp,
            max_connections: null, database_size_bytes: 9142831, profile: recommended}
+server_name:
+  description: The Azure flexible server.
+  returned: when O(provider=azure)
+  type: str
+  sample: psql-procgenie-prod
+resource_group:
+  description: Its resource group.
+  returned: when O(provider=azure)
+  type: str
+subscription_id:
+  description: Its subscription.
+  returned: when O(provider=azure)
+  type: str
+server_state:
+  description: The Azure server's state when the module read it.
+  returned: when O(provider=azure)
+  type: str
+  sample: Ready
+sku:
+  description: The Azure server's SKU, which O(memory) and O(cpus) default to.
+  returned: when O(provider=azure)
+  type: str
+  sample: Standard_D4ds_v5
 recommendation:
   description: The wanted value of each parameter with the reason for it (formula, runbook table or option).
   returned: always
@@ -302,18 +369,22 @@ role_settings:
 pool:
   description:
     - The pool check (V(null) without O(pool)) with the connections C(needed), C(available) and whether it C(fits).
+    - C(available) is C(max_connections) minus C(superuser_reserved_connections), C(reserved_connections) and
+      C(platform_reserved_connections) (with O(provider=azure) the 15 connections Azure keeps for replication and
+      monitoring, else 0).
   returned: always
   type: dict
   sample: {db_max_connections: 100, replicas: 4, reserved: 20, needed: 420, max_connections: 800,
-           superuser_reserved_connections: 3, reserved_connections: 0, available: 797, fits: true}
+           superuser_reserved_connections: 3, reserved_connections: 0, platform_reserved_connections: 0,
+           available: 797, fits: true}
 queries:
-  description: The SQL the module ran, parameters filled in.
+  description: The SQL the module ran, parameters filled in (none with O(provider=azure)).
   returned: always
   type: list
   elements: str
   sample: ["ALTER SYSTEM SET \"shared_buffers\" = '256MB'", "SELECT pg_reload_conf()"]
 commands:
-  description: The restart command run (argument list), if any.
+  description: The restart command run (argument list), if any (none with O(provider=azure)).
   returned: always
   type: list
   elements: list
@@ -322,19 +393,25 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     QueryLog, connect, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import PROFILES, STORAGE, WORKLOADS, TuningError
+from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import azure as azure_backend
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import postgres as backend
 
 
 def main():
     argument_spec = postgres_argument_spec()
     argument_spec.update(client_argument_spec())
+    argument_spec.update(_azure.azure_argument_spec())
+    argument_spec.update(_azure.azure_wait_argument_spec())
+    argument_spec.pop('profile')
     argument_spec.update(
-        provider=dict(type='str', default='postgres', choices=['postgres']),
+        provider=dict(type='str', default='postgres', choices=['postgres', 'azure']),
+        azure_profile=dict(type='str'),
         mode=dict(type='str', default='apply', choices=['apply', 'recommend']),
         profile=dict(type='str', default='recommended', choices=PROFILES),
         memory=dict(type='str'),
@@ -358,7 +435,12 @@ def main():
         restart_log=dict(type='path'),
         restart_timeout=dict(type='int', default=120),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[('provider', 'azure', ('resource_group', 'server_name'))])
+    if module.params['provider'] == 'azure':
+        # the Azure credential profile is azure_profile here: profile is the tuning profile
+        _azure.run_module(module, azure_backend.tune, 'Reading or changing the Azure server parameters failed',
+                          TuningError, params=dict(module.params, profile=module.params['azure_profile']))
     log = QueryLog()
     session = connect(module, log=log)
     commands = []

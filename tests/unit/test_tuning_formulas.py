@@ -246,6 +246,9 @@ def test_pool_fits_and_does_not():
     bad = t.pool_check(100, 8, 0, 800, superuser_reserved=3)
     assert bad['fits'] is False
     assert t.pool_check(20, 10, 0, 200, superuser_reserved=3, reserved_roles=0)['fits'] is False
+    azure = t.pool_check(100, 4, 0, 415, superuser_reserved=0, platform_reserved=15)
+    assert azure['available'] == 400 and azure['fits'] is True and azure['platform_reserved_connections'] == 15
+    assert t.pool_check(100, 4, 1, 415, platform_reserved=15)['fits'] is False
 
 
 def test_memory_warning_for_the_runbook_production_extremes():
