@@ -116,5 +116,6 @@ def test_azure_demo_runs(tmp_path):
     assert 'retention_days: 14 -> 7 (fixed)' in out
     assert 'psql-procgenie-prod-restored (psql-procgenie-prod-restored.postgres.database.azure.com)' in out
     assert 'primary zone 1 -> 2, HA Healthy' in out
+    assert 'max_connections: 1718 -> 800 (needs a restart)' in out
     assert 'Every request was checked against the Azure REST specification' in out
     assert SECRET not in out
