@@ -102,3 +102,18 @@ def new_calls(double, start, operation_id=None):
     with double.state.lock:
         return [r for r in double.state.requests[start:]
                 if operation_id is None or r.get('operation_id') == operation_id]
+
+
+def writes(double, start):
+    """The requests since index `start` that could change Azure (PUT, PATCH, POST, DELETE; not the token)."""
+    return [c for c in new_calls(double, start) if c['method'] in ('PATCH', 'PUT', 'POST', 'DELETE')
+            and c.get('operation_id') != 'token']
+
+
+def clean_failure(run_, name):
+    """The failed result of task `name`: failed, through fail_json (no traceback), the secret nowhere."""
+    result = run_.result(name)
+    assert result['failed'] is True, result
+    assert 'Traceback' not in json.dumps(result) and 'module_stderr' not in result, result
+    assert SECRET not in run_.text
+    return result

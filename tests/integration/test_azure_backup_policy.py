@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 
+from tests.azure_double import fixtures
 from tests.azure_double.fixtures import (  # noqa: F401 pylint: disable=unused-import
-    DEV, DEV_RG, PROD, PROD_RG, SECRET, SUBSCRIPTION, checked_double, module_double, new_calls, options)
+    DEV, DEV_RG, PROD, PROD_RG, SECRET, SUBSCRIPTION, checked_double, module_double, new_calls, options, writes)
 
 
 def task(args, name='policy'):
@@ -25,17 +26,8 @@ def backup(double, rg=PROD_RG, name=PROD):
     return double.state.server(SUBSCRIPTION, rg, name)['properties']['backup']
 
 
-def writes(double, start):
-    return [c for c in new_calls(double, start) if c['method'] in ('PATCH', 'PUT', 'POST', 'DELETE')
-            and c.get('operation_id') != 'token']
-
-
 def clean_failure(run_, name='policy'):
-    result = run_.result(name)
-    assert result['failed'] is True, result
-    assert 'Traceback' not in json.dumps(result) and 'module_stderr' not in result, result
-    assert SECRET not in run_.text
-    return result
+    return fixtures.clean_failure(run_, name)
 
 
 def test_matching_servers_are_unchanged(checked_double, play):

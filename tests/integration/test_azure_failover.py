@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from tests.azure_double import fixtures
 from tests.azure_double.fixtures import (  # noqa: F401 pylint: disable=unused-import
     DEV, DEV_RG, PROD, PROD_RG, SECRET, SUBSCRIPTION, checked_double, module_double, new_calls, options)
 
@@ -33,11 +34,7 @@ def restarts(double, start):
 
 
 def clean_failure(run_, name='failover'):
-    result = run_.result(name)
-    assert result['failed'] is True, result
-    assert 'Traceback' not in json.dumps(result) and 'module_stderr' not in result, result
-    assert SECRET not in run_.text
-    return result
+    return fixtures.clean_failure(run_, name)
 
 
 def test_status_reports_zones_and_ha(checked_double, play):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime
 import json
 
+from tests.azure_double import fixtures
 from tests.azure_double.fixtures import (  # noqa: F401 pylint: disable=unused-import
-    DEV, DEV_RG, PROD, PROD_RG, SECRET, SUBSCRIPTION, checked_double, module_double, new_calls, options)
+    DEV, DEV_RG, PROD, PROD_RG, SECRET, SUBSCRIPTION, checked_double, module_double, new_calls, options, writes)
 from tests.azure_double.state import server_id
 
 NEW = 'psql-procgenie-prod-restored'
@@ -39,21 +40,12 @@ def args(double, **extra):
     return dict((k, v) for k, v in values.items() if v is not None)
 
 
-def writes(double, start):
-    return [c for c in new_calls(double, start) if c['method'] in ('PATCH', 'PUT', 'POST', 'DELETE')
-            and c.get('operation_id') != 'token']
-
-
 def restored(double, group=PROD_RG, name=NEW):
     return double.state.server(SUBSCRIPTION, group, name)
 
 
 def clean_failure(run_, name='restore'):
-    result = run_.result(name)
-    assert result['failed'] is True, result
-    assert 'Traceback' not in json.dumps(result) and 'module_stderr' not in result, result
-    assert SECRET not in run_.text
-    return result
+    return fixtures.clean_failure(run_, name)
 
 
 def test_restore_inside_the_window_then_unchanged(checked_double, play):

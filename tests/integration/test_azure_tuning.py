@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 
+from tests.azure_double import fixtures
 from tests.azure_double.fixtures import (  # noqa: F401 pylint: disable=unused-import
     CLIENT_ID, DEV, DEV_RG, PROD, PROD_RG, SECRET, SUBSCRIPTION, TENANT, checked_double, module_double, new_calls, options)
 from tests.azure_double.state import server_id
@@ -41,11 +42,7 @@ def patches(double, start):
 
 
 def clean_failure(run_, name='tune'):
-    result = run_.result(name)
-    assert result['failed'] is True, result
-    assert 'Traceback' not in json.dumps(result) and 'module_stderr' not in result, result
-    assert SECRET not in run_.text
-    return result
+    return fixtures.clean_failure(run_, name)
 
 
 def test_recommend_from_the_sku_changes_nothing(checked_double, play):
