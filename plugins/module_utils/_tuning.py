@@ -439,3 +439,52 @@ def memory_warning(max_connections, work_mem_kb, shared_kb, memory):
                 'a burst of concurrent sorts can exhaust memory' % (
                     max_connections, format_kb(work_mem_kb), format_kb(worst), format_kb(max(budget, 0))))
     return None
+
+
+# ------------------------------------------------------------------------------------ planning (both providers)
+
+def wanted_parameters(inputs, parameters, major=None, current_max_connections=None):
+    """The wanted parameters ({name: {value, reason}}) and the names to reset, from the profile of `inputs` (see
+    the providers' inputs()) overridden by the parameters option (a null value resets the parameter)."""
+    profile = inputs['profile']
+    if profile == 'recommended':
+        wanted = recommend(inputs['memory_bytes'], inputs['cpus'], inputs['storage'], inputs['workload'],
+                           inputs['max_connections'], inputs['database_size_bytes'], major, current_max_connections)
+    elif profile in ('development', 'production'):
+        wanted = profile_parameters(profile, inputs['memory_bytes'], inputs['cpus'])
+        if inputs['max_connections']:
+            wanted['max_connections'] = dict(value=str(inputs['max_connections']), reason='as requested')
+    else:
+        wanted = {}
+    resets = []
+    for name, value in (parameters or {}).items():
+        name = name.lower()
+        if value is None:
+            wanted.pop(name, None)
+            resets.append(name)
+        else:
+            wanted[name] = dict(value=value, reason='parameters option')
+    return wanted, resets
+
+
+def pool_spec(pool, profile):
+    """The pool option with db_max_connections from the profile's pool table when not given; None without pool."""
+    spec = dict(pool or {})
+    if not spec:
+        return None
+    if spec.get('db_max_connections') is None:
+        if profile not in ('development', 'production'):
+            raise TuningError('pool: give db_max_connections (the application\'s DB_MAX_CONNECTIONS)')
+        spec['db_max_connections'] = POOL[profile]['db_max_connections']
+    return spec
+
+
+def check_pool_fits(pool):
+    """Raise TuningError (nothing changed yet) when the pool check says the pool does not fit."""
+    if pool is not None and not pool['fits']:
+        raise TuningError(
+            'The application pool does not fit, nothing was changed: DB_MAX_CONNECTIONS %(db_max_connections)s x '
+            '%(replicas)s replicas + %(reserved)s reserved = %(needed)s connections, but max_connections '
+            '%(max_connections)s leaves %(available)s (superuser_reserved_connections '
+            '%(superuser_reserved_connections)s, reserved_connections %(reserved_connections)s, reserved by the '
+            'platform %(platform_reserved_connections)s)' % pool)

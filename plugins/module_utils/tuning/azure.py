@@ -210,27 +210,6 @@ class AzureTuner(object):
                     database_size_source='database_size option' if size else None, profile=p['profile'],
                     sku=server['sku'])
 
-    def wanted(self, inputs, major, current_max):
-        profile = inputs['profile']
-        if profile == 'recommended':
-            wanted = tuning.recommend(inputs['memory_bytes'], inputs['cpus'], inputs['storage'], inputs['workload'],
-                                      inputs['max_connections'], inputs['database_size_bytes'], major, current_max)
-        elif profile in ('development', 'production'):
-            wanted = tuning.profile_parameters(profile, inputs['memory_bytes'], inputs['cpus'])
-            if inputs['max_connections']:
-                wanted['max_connections'] = dict(value=str(inputs['max_connections']), reason='as requested')
-        else:
-            wanted = {}
-        resets = []
-        for name, value in (self.params['parameters'] or {}).items():
-            name = name.lower()
-            if value is None:
-                wanted.pop(name, None)
-                resets.append(name)
-            else:
-                wanted[name] = dict(value=value, reason='parameters option')
-        return wanted, resets
-
     def plan(self, rows, wanted, resets):
         names = sorted(set(wanted) | set(resets))
         errors, normal = [], {}
@@ -276,14 +255,9 @@ class AzureTuner(object):
         return plan
 
     def pool(self, plan, rows):
-        spec = dict(self.params['pool'] or {})
-        profile = self.params['profile']
-        if not spec:
+        spec = tuning.pool_spec(self.params['pool'], self.params['profile'])
+        if spec is None:
             return None
-        if spec.get('db_max_connections') is None:
-            if profile not in ('development', 'production'):
-                raise TuningError('pool: give db_max_connections (the application\'s DB_MAX_CONNECTIONS)')
-            spec['db_max_connections'] = tuning.POOL[profile]['db_max_connections']
         after = dict((i['name'], i['_after']) for i in plan)
 
         def value(name):
@@ -354,7 +328,7 @@ def tune(module, azure):
         r'\d+', server['version']) else None
     current_max = rows.get('max_connections')
     current_max = int(normalize(current_max['setting'], current_max)) if current_max else None
-    wanted, resets = tuner.wanted(inputs, major, current_max)
+    wanted, resets = tuning.wanted_parameters(inputs, p['parameters'], major, current_max)
     for name in list(wanted):
         if wanted[name]['reason'] != 'parameters option':
             wanted[name] = clamp(wanted[name], rows.get(name))
@@ -362,12 +336,7 @@ def tune(module, azure):
                           for k, v in wanted.items())
     plan = tuner.plan(rows, wanted, resets)
     pool = tuner.pool(plan, rows)
-    if pool is not None and not pool['fits']:
-        raise TuningError(
-            'The application pool does not fit, nothing was changed: DB_MAX_CONNECTIONS %(db_max_connections)s x '
-            '%(replicas)s replicas + %(reserved)s reserved = %(needed)s connections, but max_connections '
-            '%(max_connections)s leaves %(available)s (superuser_reserved_connections '
-            '%(superuser_reserved_connections)s, reserved_connections %(reserved_connections)s)' % pool)
+    tuning.check_pool_fits(pool)
     warning = memory_warning(plan, rows, inputs['memory_bytes'])
     if warning:
         tuner.warnings.append(warning)

@@ -84,27 +84,6 @@ class Tuner(object):
                     database_size_source=size_source, profile=p['profile'])
 
     # ------------------------------------------------------------------------------------------ planning
-    def wanted(self, inputs, major, current_max_connections):
-        profile = inputs['profile']
-        if profile == 'recommended':
-            wanted = tuning.recommend(inputs['memory_bytes'], inputs['cpus'], inputs['storage'], inputs['workload'],
-                                      inputs['max_connections'], inputs['database_size_bytes'], major,
-                                      current_max_connections)
-        elif profile in ('development', 'production'):
-            wanted = tuning.profile_parameters(profile, inputs['memory_bytes'], inputs['cpus'])
-            if inputs['max_connections']:
-                wanted['max_connections'] = dict(value=str(inputs['max_connections']), reason='as requested')
-        else:
-            wanted = {}
-        resets = []
-        for name, value in (self.params['parameters'] or {}).items():
-            name = name.lower()
-            if value is None:
-                wanted.pop(name, None)
-                resets.append(name)
-            else:
-                wanted[name] = dict(value=value, reason='parameters option')
-        return wanted, resets
 
     def plan_parameters(self, wanted, resets):
         names = sorted(set(wanted) | set(resets))
@@ -230,14 +209,9 @@ class Tuner(object):
         return plan
 
     def pool(self, plan, settings_rows):
-        spec = dict(self.params['pool'] or {})
-        profile = self.params['profile']
-        if not spec:
+        spec = tuning.pool_spec(self.params['pool'], self.params['profile'])
+        if spec is None:
             return None
-        if spec.get('db_max_connections') is None:
-            if profile not in ('development', 'production'):
-                raise TuningError('pool: give db_max_connections (the application\'s DB_MAX_CONNECTIONS)')
-            spec['db_max_connections'] = tuning.POOL[profile]['db_max_connections']
         after = dict((i['name'], i['_after']) for i in plan)
         extra = self.settings(['max_connections', 'superuser_reserved_connections', 'reserved_connections'])
 
@@ -441,18 +415,13 @@ def tune(module, session, log, commands):
     inputs = tuner.inputs()
     current = tuner.settings(['max_connections'])
     current_max = int(current['max_connections']['setting']) if current else None
-    wanted, resets = tuner.wanted(inputs, major, current_max)
+    wanted, resets = tuning.wanted_parameters(inputs, p['parameters'], major, current_max)
     recommendation = dict((k, dict(value=tuning.value_text(v['value']), reason=v['reason']))
                           for k, v in wanted.items())
     plan, settings_rows = tuner.plan_parameters(wanted, resets)
     role_plan = tuner.plan_role_settings()
     pool = tuner.pool(plan, settings_rows)
-    if pool is not None and not pool['fits']:
-        raise TuningError(
-            'The application pool does not fit, nothing was changed: DB_MAX_CONNECTIONS %(db_max_connections)s x '
-            '%(replicas)s replicas + %(reserved)s reserved = %(needed)s connections, but max_connections '
-            '%(max_connections)s leaves %(available)s (superuser_reserved_connections '
-            '%(superuser_reserved_connections)s, reserved_connections %(reserved_connections)s)' % pool)
+    tuning.check_pool_fits(pool)
     after = dict((i['name'], i) for i in plan)
     if 'work_mem' in after and inputs['memory_bytes']:
         rows = tuner.settings(['max_connections', 'shared_buffers', 'work_mem'])
