@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: pg_tune_params
 short_description: Recommend and apply PostgreSQL server parameters and per role or database session settings
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Computes server parameters from the machine (O(memory), O(cpus), O(storage)), the O(workload), O(max_connections)
     and the database size, or takes the runbook's Development or Production table (O(profile)); O(parameters)
