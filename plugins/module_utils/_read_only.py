@@ -208,3 +208,61 @@ def signal_session(session, pid, action):
     """pg_cancel_backend / pg_terminate_backend; True when the signal was sent."""
     func = 'pg_terminate_backend' if action == 'terminate' else 'pg_cancel_backend'
     return bool(session.scalar(sql.SQL('SELECT {}(%s)').format(sql.Identifier(func)), (pid,)))
+
+
+class ReadOnlyError(Exception):
+    """A refusal of pg_read_only; the message says why."""
+
+
+def run(params, session, check_mode=False, warn=None):
+    """The whole run of pg_read_only: plan, warnings, change, sessions; returns the result. Raises ReadOnlyError."""
+    warn = warn or (lambda msg: None)
+    scope = params['scope']
+    database = params['database']
+    want_on = normalize_state(params['state']) == 'on'
+    if session.scalar(sql.SQL('SELECT pg_is_in_recovery()')):
+        raise ReadOnlyError('The server is a standby (in recovery): set the read-only mode on the primary; a '
+                            'database-level setting replicates to the standbys')
+    # The module's own session must be able to run ALTER while the mode it manages is on.
+    session.execute(sql.SQL('SET default_transaction_read_only = off'))
+    if scope == 'database':
+        try:
+            current = database_is_on(session, database)
+        except LookupError:
+            raise ReadOnlyError('Database %s does not exist' % database)
+        was_on = bool(current)
+        action = None if was_on == want_on else ('database_on' if want_on else 'database_off')
+    else:
+        rows = server_file_rows(session)
+        action = server_plan(want_on, rows)
+        was_on = server_value(rows)[0]
+    found = overrides(session, database if scope == 'database' else None)
+    blocking = [o for o in found if parse_bool_setting(o['value']) is False and
+                (scope == 'server' or o['role'] is not None)]
+    if want_on:
+        for item in blocking:
+            warn('default_transaction_read_only=%s is set for %s and wins over this %s-level setting: '
+                 'those sessions stay read-write' % (
+                     item['value'], ', '.join('%s %s' % (k, item[k]) for k in ('role', 'database') if item[k]),
+                     scope))
+    picked = []
+    if params['sessions'] != 'keep':
+        candidates = client_sessions(session, database)
+        picked = select_sessions(candidates, params['session_selection'], params['session_application_names'],
+                                 params['session_users'], changed_now=action is not None,
+                                 state='on' if want_on else 'off')
+    if not check_mode:
+        if action in ('database_on', 'database_off'):
+            set_database(session, database, want_on)
+        elif action is not None:
+            apply_server(session, action)
+    for item in picked:
+        item['action'] = params['sessions']
+        item['signalled'] = not check_mode and signal_session(session, item['pid'], params['sessions'])
+    changed = action is not None or any(item['signalled'] for item in picked) or (check_mode and bool(picked))
+    result = dict(changed=changed, state='on' if want_on else 'off', previous_state='on' if was_on else 'off',
+                  scope=scope, database=database, sessions=picked, overrides=found)
+    if action is not None:
+        result['diff'] = dict(before={SETTING: result['previous_state'], 'scope': scope, 'database': database},
+                              after={SETTING: result['state'], 'scope': scope, 'database': database})
+    return result

@@ -179,59 +179,6 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._connection import
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 
 
-def run(module, session):
-    params = module.params
-    scope = params['scope']
-    database = params['database']
-    want_on = ro.normalize_state(params['state']) == 'on'
-    if session.scalar(ro.sql.SQL('SELECT pg_is_in_recovery()')):
-        module.fail_json(msg='The server is a standby (in recovery): set the read-only mode on the primary; a '
-                             'database-level setting replicates to the standbys', queries=session.queries, commands=[])
-    # The module's own session must be able to run ALTER while the mode it manages is on.
-    session.execute(ro.sql.SQL('SET default_transaction_read_only = off'))
-    if scope == 'database':
-        try:
-            current = ro.database_is_on(session, database)
-        except LookupError:
-            module.fail_json(msg='Database %s does not exist' % database, queries=session.queries, commands=[])
-        was_on = bool(current)
-        action = None if was_on == want_on else ('database_on' if want_on else 'database_off')
-    else:
-        rows = ro.server_file_rows(session)
-        action = ro.server_plan(want_on, rows)
-        was_on = ro.server_value(rows)[0]
-    found = ro.overrides(session, database if scope == 'database' else None)
-    blocking = [o for o in found if ro.parse_bool_setting(o['value']) is False and
-                (scope == 'server' or o['role'] is not None)]
-    if want_on:
-        for item in blocking:
-            module.warn('default_transaction_read_only=%s is set for %s and wins over this %s-level setting: '
-                        'those sessions stay read-write' % (
-                            item['value'], ', '.join('%s %s' % (k, item[k]) for k in ('role', 'database')
-                                                     if item[k]), scope))
-    picked = []
-    if params['sessions'] != 'keep':
-        candidates = ro.client_sessions(session, database)
-        picked = ro.select_sessions(candidates, params['session_selection'], params['session_application_names'],
-                                    params['session_users'], changed_now=action is not None,
-                                    state='on' if want_on else 'off')
-    if not module.check_mode:
-        if action in ('database_on', 'database_off'):
-            ro.set_database(session, database, want_on)
-        elif action is not None:
-            ro.apply_server(session, action)
-    for item in picked:
-        item['action'] = params['sessions']
-        item['signalled'] = not module.check_mode and ro.signal_session(session, item['pid'], params['sessions'])
-    changed = action is not None or any(item['signalled'] for item in picked) or (module.check_mode and bool(picked))
-    result = dict(changed=changed, state='on' if want_on else 'off', previous_state='on' if was_on else 'off',
-                  scope=scope, database=database, sessions=picked, overrides=found)
-    if action is not None:
-        result['diff'] = dict(before={ro.SETTING: result['previous_state'], 'scope': scope, 'database': database},
-                              after={ro.SETTING: result['state'], 'scope': scope, 'database': database})
-    return result
-
-
 def main():
     argument_spec = postgres_argument_spec()
     argument_spec.update(
@@ -252,8 +199,8 @@ def main():
     log = QueryLog()
     session = connect(module, log=log)
     try:
-        with clean_failures(module, log, [], 'Changing the read-only mode'):
-            result = run(module, session)
+        with clean_failures(module, log, [], 'Changing the read-only mode', ro.ReadOnlyError):
+            result = ro.run(module.params, session, module.check_mode, module.warn)
     finally:
         session.close()
     module.exit_json(queries=log.queries, commands=[], **result)

@@ -148,7 +148,8 @@ commands:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, connect, database_error_message, psycopg2, postgres_argument_spec)
+    QueryLog, connect, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils._rls import RlsError
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import audit as auditor
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import verify as verifier
@@ -175,22 +176,13 @@ def main():
     params = module.params
     log = QueryLog()
     session = connect(module, autocommit=False, log=log)
-    try:
+    with clean_failures(module, log, [], 'Reading row-level security', (RlsError, verifier.VerifyError), session):
         out = auditor.gather(session, params['schemas'], params['tenant_column'], params['app_roles'],
                              params['tenant_settings'] or [params['tenant_setting']], params['audit'])
         session.rollback()
         if params['verify']:
             out['verification'] = verifier.run(session, params)
             session.rollback()
-    except (RlsError, verifier.VerifyError) as exc:
-        session.rollback()
-        session.close()
-        module.fail_json(msg=str(exc), queries=log.queries, commands=[])
-    except psycopg2.Error as exc:
-        session.rollback()
-        session.close()
-        module.fail_json(msg='Reading row-level security failed: %s' % database_error_message(exc),
-                         queries=log.queries, commands=[])
     session.close()
     module.exit_json(changed=False, queries=log.queries, commands=[], **out)
 

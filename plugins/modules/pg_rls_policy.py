@@ -249,7 +249,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, connect, database_error_message, psycopg2, postgres_argument_spec)
+    QueryLog, connect, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils._rls import RlsError
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import apply as backend
 
@@ -298,30 +299,19 @@ def main():
     if module.params['bypass'] == 'setting' and module.params['state'] == 'present':
         module.warn(SETTING_WARNING % module.params['bypass_setting'])
     session = connect(module, autocommit=False, log=log)
-    try:
+    with clean_failures(module, log, [], 'Changing row-level security', RlsError, session):
         result = backend.run(session, module.params, module.check_mode)
         if module.check_mode:
             session.rollback()
         else:
             session.commit()
-    except RlsError as exc:
-        session.rollback()
-        session.close()
-        module.fail_json(msg=str(exc), queries=log.queries, commands=[])
-    except psycopg2.Error as exc:
-        session.rollback()
-        session.close()
-        module.fail_json(msg='Changing row-level security failed: %s' % database_error_message(exc),
-                         queries=log.queries, commands=[])
     indexes = result['indexes']
     if indexes and not module.check_mode:
         session.conn.autocommit = True
-        try:
+        # the policies are committed: a failed index build reports them (tables) with the error
+        with clean_failures(module, log, [], 'Creating a tenant index', RlsError, session,
+                            partial=dict(tables=result['tables'])):
             backend.create_indexes(session, indexes)
-        except psycopg2.Error as exc:
-            session.close()
-            module.fail_json(msg='Creating a tenant index failed: %s' % database_error_message(exc),
-                             queries=log.queries, commands=[], tables=result['tables'])
     session.close()
     diff = result.pop('diff')
     changed = bool(result['tables'] or indexes)

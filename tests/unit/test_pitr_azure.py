@@ -78,6 +78,12 @@ def test_tags_record_the_restore_and_match_it_only():
     assert not pitr.matches(dict(tags, **{pitr.TAG_TIME: 'garbage'}), RID, moment, 'point_in_time')
 
 
+def test_tags_are_strings_and_regions_compare_like_azure():
+    tags = pitr.restore_tags(RID, at(2026, 2, 8, 12, 0, 0), 'geo', {'cost_center': 4711, 'temporary': True, 'x': None})
+    assert tags['cost_center'] == '4711' and tags['temporary'] == 'True' and tags['x'] == ''
+    assert pitr.region('West Europe') == pitr.region('westeurope') != pitr.region('northeurope')
+
+
 def test_request_body():
     moment = at(2026, 2, 8, 12, 0, 0, 123456)
     body = pitr.create_body('westeurope', RID, moment, 'geo', {'a': 'b'}, zone='2')

@@ -123,8 +123,13 @@ def wire_time(moment):
     return moment.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
+def region(name):
+    """A region name as Azure compares them: 'West Europe' and 'westeurope' are the same region."""
+    return (name or '').replace(' ', '').lower()
+
+
 def restore_tags(source_id, moment, mode, extra=None):
-    tags = dict(extra or {})
+    tags = dict((str(k), '' if v is None else str(v)) for k, v in (extra or {}).items())  # Azure tags are strings
     tags.update({TAG_SOURCE: source_id, TAG_TIME: wire_time(moment), TAG_MODE: mode})
     return tags
 
@@ -293,7 +298,7 @@ class Restore(object):
                 reason = check_window(target['value'], earliest, now)
                 if reason:
                     problems.append(reason)
-            if location.lower() != (source.location or '').lower():
+            if region(location) != region(source.location):
                 problems.append('a point-in-time restore creates the server in the source\'s region (%s), not %s: '
                                 'use restore_mode=geo for another region' % (source.location, location))
         else:
@@ -303,7 +308,7 @@ class Restore(object):
                                 'only be chosen when a server is created' % (source.name, geo or 'unknown'))
             if not self.params['location']:
                 problems.append('a geo-restore needs the location (region) of the new server')
-            elif location.lower() == (source.location or '').lower():
+            elif region(location) == region(source.location):
                 problems.append('a geo-restore restores into another region than the source\'s (%s); use '
                                 'restore_mode=point_in_time in the same region' % source.location)
         return problems
