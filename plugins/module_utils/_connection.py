@@ -59,6 +59,21 @@ def libpq_params(params, database=None):
     return dict((k, v) for k, v in kw.items() if v is not None and v != '')
 
 
+def conninfo_quote(value):
+    """One value of a libpq connection string: single-quoted, backslash and single quote escaped with a backslash,
+    so that any text (spaces, '=', quotes, backslashes, newlines) reads back as itself through PQconninfoParse.
+    libpq strings end at a NUL byte: a value holding one is refused (ValueError)."""
+    text = str(value)
+    if '\0' in text:
+        raise ValueError('a libpq connection value cannot hold a NUL character')
+    return "'%s'" % text.replace('\\', '\\\\').replace("'", "\\'")
+
+
+def conninfo(**keywords):
+    """A libpq connection string of the keywords that are set (None and '' left out), every value quoted."""
+    return ' '.join('%s=%s' % (k, conninfo_quote(v)) for k, v in keywords.items() if v not in (None, ''))
+
+
 def ensure_psycopg2(module):
     """Fail with Ansible's usual message when psycopg2 cannot be imported."""
     if psycopg2 is None:

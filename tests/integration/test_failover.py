@@ -218,3 +218,46 @@ def test_failover_playbook_switches_over_and_back(flab, collections_root, home, 
         target='lab-standby', failover_candidate_host='lab-primary', failover_old_primary_action='rejoin'))
     assert again.rc == 0, again.text[-3000:]
     assert again.result(prefix + 'Switch the primary')['changed'] is False
+
+
+PRINTABLE = ''.join(chr(c) for c in range(32, 127))
+
+
+def test_rejoin_keeps_a_replication_password_of_every_printable_character(flab, play):
+    """Issue 11 item 4: primary_conninfo is quoted for libpq, then for postgresql.auto.conf. The old primary starts
+    again, SHOW primary_conninfo reads back exactly the conninfo meant (libpq parses every value back), and it
+    streams from the new primary with that role and password."""
+    from psycopg2 import sql as psql
+    from psycopg2.extensions import parse_dsn
+    user = 'rep \'q"\\b:x$1'
+    password = PRINTABLE
+    app = 'rejoined \'a\\b" c'
+    conn = psycopg2.connect(**flab.conninfo('primary'))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(psql.SQL('CREATE ROLE {} LOGIN REPLICATION PASSWORD %s').format(psql.Identifier(user)),
+                    (password,))
+    conn.close()
+    flab.wait_replay()
+    run = play([fo_task(flab, 'primary', 'standby', mode='planned', old_primary_action='rejoin',
+                        replication_user=user, replication_password=password, application_name=app)], args=['-vvv'])
+    assert run.rc == 0, [r['result'].get('msg') for r in run.results]
+    assert run.result('fo')['rejoined'] is True
+    assert password not in run.text
+
+    new = flab.state['nodes']['standby']
+    shown = flab.psql('primary', 'SHOW primary_conninfo')
+    assert parse_dsn(shown) == dict(host=new['host'], port=str(new['port']), user=user, password=password,
+                                    sslmode='prefer', application_name=app)
+    assert recovery(flab, 'primary') == 't'
+    assert flab.psql('primary', 'SELECT status FROM pg_stat_wal_receiver') == 'streaming'
+    conn = psycopg2.connect(**flab.conninfo('standby'))
+    with conn.cursor() as cur:
+        cur.execute('SELECT usename, application_name, state FROM pg_stat_replication')
+        assert cur.fetchall() == [(user, app, 'streaming')]
+    conn.close()
+    row = flab.psql('standby', 'INSERT INTO fo_probe DEFAULT VALUES RETURNING id')
+    deadline = time.monotonic() + 30
+    while flab.psql('primary', 'SELECT count(*) FROM fo_probe WHERE id = %d' % int(row)) != '1':
+        assert time.monotonic() < deadline, 'the rejoined old primary does not replay the new primary\'s writes'
+        time.sleep(0.1)

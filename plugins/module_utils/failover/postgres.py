@@ -16,8 +16,8 @@ import re
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, ClientRunner, find_program
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    ConnectionFailure, open_session, psycopg2, sql)
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (  # noqa: F401 conninfo_quote
+    ConnectionFailure, conninfo, conninfo_quote, open_session, psycopg2, sql)
 
 DEFAULT_CONNECT_TIMEOUT = 5
 REJOIN_KEYS = ('primary_conninfo', 'primary_slot_name')
@@ -54,19 +54,17 @@ def parse_controldata(text):
     return facts
 
 
-def conninfo_quote(value):
-    """A libpq conninfo value: quoted, with backslashes and single quotes escaped."""
-    return "'%s'" % str(value).replace('\\', '\\\\').replace("'", "\\'")
-
-
-def conninfo(**keywords):
-    """A libpq conninfo string of the keywords that are set."""
-    return ' '.join('%s=%s' % (k, conninfo_quote(v)) for k, v in keywords.items() if v not in (None, ''))
-
-
 def conf_quote(value):
-    """A postgresql.conf string value."""
-    return "'%s'" % str(value).replace("'", "''")
+    """A postgresql.conf (and postgresql.auto.conf) string value that the server's configuration lexer reads back as
+    exactly `value`: single-quoted, a single quote doubled, and a backslash doubled because the lexer processes
+    backslash escapes (\\b, \\n, octal, any other \\x is x). A newline cannot stand inside a quoted value and a
+    carriage return or tab would not survive editors: they are written as \\n, \\r, \\t. NUL is refused."""
+    text = str(value)
+    if '\0' in text:
+        raise ValueError('a configuration value cannot hold a NUL character')
+    text = text.replace('\\', '\\\\').replace("'", "''")
+    text = text.replace('\n', '\\n').replace('\r', '\\r').replace('\t', '\\t')
+    return "'%s'" % text
 
 
 def rewrite_auto_conf(text, settings):
@@ -397,6 +395,21 @@ def fence_with_sql(node):
         "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"))
 
 
+def standby_settings(params, new_primary_spec):
+    """primary_conninfo and primary_slot_name of the rejoined old primary: every conninfo value quoted for libpq,
+    the whole string quoted for the configuration file when written (conf_quote). Raises ValueError for a value no
+    configuration file can hold."""
+    settings = dict(primary_conninfo=conninfo(
+        host=new_primary_spec['host'], port=new_primary_spec['port'],
+        user=params['replication_user'] or params['login_user'],
+        password=params['replication_password'] or params['login_password'], sslmode=params.get('ssl_mode'),
+        application_name=params['application_name']), primary_slot_name=params['old_primary_slot'])
+    for value in settings.values():
+        if value is not None:
+            conf_quote(value)
+    return settings
+
+
 def rejoin(ctx, tools, new_primary, rewind):
     """Turn the stopped old primary into a streaming standby of the new primary and wait until it streams."""
     params = ctx['params']
@@ -416,11 +429,7 @@ def rejoin(ctx, tools, new_primary, rewind):
         # next checkpoint: without this it may find "no rewind required" and leave the old primary diverged.
         new_primary.session.execute(sql.SQL('CHECKPOINT'))
         tools.rewind(source, timeout * 10)
-    settings = dict(primary_conninfo=conninfo(
-        host=new_primary.spec['host'], port=new_primary.spec['port'], user=source['login_user'],
-        password=source['login_password'], sslmode=params.get('ssl_mode'), application_name=params['application_name']),
-        primary_slot_name=slot)
-    tools.configure_standby(settings)
+    tools.configure_standby(standby_settings(params, new_primary.spec))
     tools.start(timeout)
     old = Node('old_primary', ctx['primary_spec'], params, ctx['log'])
 
@@ -498,6 +507,12 @@ def switch(module, ctx, primary, candidate, result):
             tools = ServerTools(params, data_dir, params['os_user'], ctx['commands'])
         except FailoverError as exc:
             failed.append(check('server programs for the old primary', False, str(exc)))
+            result['checks'].append(failed[-1])
+    if not failed and params['old_primary_action'] == 'rejoin':
+        try:
+            standby_settings(params, candidate.spec)
+        except ValueError as exc:
+            failed.append(check('primary_conninfo of the rejoined old primary', False, str(exc)))
             result['checks'].append(failed[-1])
     rewind = params['rewind'] == 'always' or (params['rewind'] == 'auto' and mode == 'forced')
     result['plan'] = plan_steps(mode, fence, params, rewind, primary, candidate)
