@@ -11,8 +11,10 @@ import os
 import re
 import signal
 import subprocess
+import threading
+import time
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import libpq_params
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import libpq_params, psycopg2
 
 # libpq connection keyword -> environment variable (https://www.postgresql.org/docs/current/libpq-envars.html)
 LIBPQ_ENV = {
@@ -125,12 +127,139 @@ def find_program(name, pg_bindir=None, min_major=None):
                       '(e.g. apt-get install postgresql-client) or set pg_bindir.' % (name, where))
 
 
-def exit_on_sigterm(module_name):
-    """Turn SIGTERM (an AWX job cancelled, a timeout) into SystemExit, so `finally` blocks run on the way out: the
-    temporary artifact is removed, the scratch database dropped."""
-    def _interrupted(signum, _frame):
-        raise SystemExit('%s interrupted by signal %d' % (module_name, signum))
+# ---------------------------------------------------------------- cancels
+# AWX "Cancel" sends SIGTERM to the module process. Every child program a ClientRunner started (in any thread) is
+# tracked here, in its own process group (start_new_session), so a cancel ends the program AND its own children
+# (pg_dump/pg_restore --jobs workers, psql run by runuser, ...), reaps them, and ends their server sessions (they carry
+# a per-run application_name). Nothing relies on Thread.is_alive(), which is wrong after an interrupted join()
+# (CPython gh-90882).
+CANCEL_GRACE_S = 0.5  # pg_dump, pg_restore and psql cancel their own queries on SIGTERM/SIGINT; then SIGKILL
+_LOCK = threading.RLock()
+_LIVE = {}  # Popen -> ClientRunner: every child program started and not yet reaped
+_CALLBACKS = {}  # token -> callable run on cancel (psycopg2 connection.cancel of queries run in worker threads)
+_STATE = dict(cancelled=False, seq=0, handler_installed=False)
+
+
+def _signal_group(proc, signum):
+    """Signal the process group of a child started with start_new_session (the child itself if that fails)."""
+    try:
+        os.killpg(proc.pid, signum)
+        return
+    except (OSError, AttributeError):
+        pass
+    try:
+        proc.send_signal(signum)
+    except OSError:
+        pass
+
+
+def _reap(procs, deadline):
+    """Wait until every process in procs has been reaped or the deadline passes. Only poll(): a blocking wait()
+    could deadlock when the signal handler interrupted a wait() of the same Popen in this thread."""
+    left = list(procs)
+    while left:
+        left = [p for p in left if p.poll() is None]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return left
+
+
+def end_processes(procs, grace=CANCEL_GRACE_S):
+    """SIGTERM each process group (pg_dump and pg_restore then cancel their queries themselves), SIGKILL what is
+    left after `grace` seconds, and reap. Returns the processes that could not be reaped here (their waiter in
+    another frame reaps them)."""
+    procs = [p for p in procs if p.returncode is None]
+    for proc in procs:
+        _signal_group(proc, signal.SIGTERM)
+    left = _reap(procs, time.monotonic() + grace)
+    for proc in procs:  # the group may still hold workers even when the leader is gone
+        _signal_group(proc, signal.SIGKILL)
+    deadline = time.monotonic() + 1.0
+    left = _reap(left, deadline)
+    groups = [p.pid for p in procs]
+    while groups and time.monotonic() < deadline:  # until the last worker is gone (reaped by its new parent)
+        groups = [g for g in groups if _group_exists(g)]
+        if groups:
+            time.sleep(0.01)
+    return left
+
+
+def _group_exists(pgid):
+    """True while a process of the group still runs (a zombie waiting for its new parent to reap it has ended)."""
+    if not os.path.isdir('/proc/self'):
+        try:
+            os.killpg(pgid, 0)
+        except OSError:
+            return False
+        return True
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as handle:
+                fields = handle.read().rsplit(')', 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in ('Z', 'X') and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def on_cancel(callback):
+    """Run callback() when the module is cancelled (e.g. a psycopg2 connection's cancel, for a query a worker thread
+    runs: a wait in libpq does not end by itself). Returns a token for forget()."""
+    with _LOCK:
+        _STATE['seq'] += 1
+        token = _STATE['seq']
+        _CALLBACKS[token] = callback
+    return token
+
+
+def forget(token):
+    with _LOCK:
+        _CALLBACKS.pop(token, None)
+
+
+def cancel_everything():
+    """End every tracked child program (and its process group), reap it, cancel the registered queries and end the
+    programs' server sessions. Called from the SIGTERM handler; safe to call twice."""
+    with _LOCK:
+        _STATE['cancelled'] = True
+        live = dict(_LIVE)
+        callbacks = list(_CALLBACKS.values())
+        _CALLBACKS.clear()
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # pylint: disable=broad-except  # a closed connection: nothing left to cancel
+            pass
+    end_processes(list(live))
+    for runner in set(live.values()):
+        runner.end_sessions()
+
+
+def _interrupted(signum, _frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second cancel must not interrupt the cleanup
+    try:
+        cancel_everything()
+    finally:
+        raise SystemExit('interrupted by signal %d' % signum)
+
+
+def install_sigterm_handler():
+    """Make SIGTERM end the child programs and then raise SystemExit, so `finally` blocks run on the way out (the
+    temporary artifact removed, the scratch database dropped). Only from the main thread, once."""
+    if _STATE['handler_installed'] or threading.current_thread() is not threading.main_thread():
+        return
     signal.signal(signal.SIGTERM, _interrupted)
+    _STATE['handler_installed'] = True
+
+
+def exit_on_sigterm(module_name=None):  # pylint: disable=unused-argument
+    """Turn SIGTERM (an AWX job cancelled, a timeout) into SystemExit after every child program is ended. Every
+    ClientRunner installs this too; modules that clean up without running programs call it themselves."""
+    install_sigterm_handler()
 
 
 def server_major(version_num):
@@ -139,7 +268,10 @@ def server_major(version_num):
 
 
 class ClientRunner(object):
-    """Runs client programs with the module's connection options in their environment; records `commands`."""
+    """Runs client programs with the module's connection options in their environment; records `commands`.
+
+    Every program runs in its own process group with a per-runner application_name, and is tracked until reaped, so
+    kill_running() and a cancelled module (SIGTERM) end it with its children and its server sessions."""
 
     def __init__(self, params, pg_bindir=None):
         self.params = params
@@ -147,14 +279,52 @@ class ClientRunner(object):
         self.commands = []
         self.versions = {}
         self.running = set()  # the programs run() waits for, from any thread
+        with _LOCK:
+            _STATE['seq'] += 1
+            seq = _STATE['seq']
+        self.application_name = ('%s #%d.%d' % (libpq_params(params).get('application_name') or 'procgenie.dbops',
+                                                os.getpid(), seq))[:63]  # NAMEDATALEN - 1: as the server keeps it
+        kw = libpq_params(params)
+        # a runner without connection options (pg_ctl, pg_waldump) has no server sessions to end
+        self.has_server = any(kw.get(k) for k in ('host', 'hostaddr', 'port', 'user', 'service'))
+        self.connected = False  # a program of this runner may have a server session
+        install_sigterm_handler()
 
     def kill_running(self):
-        """Kill the programs still running (started by run() in another thread, when the module gives up)."""
-        for proc in list(self.running):
-            try:
-                proc.kill()
-            except OSError:
-                pass
+        """End the programs of this runner still running, whichever thread started them, with their process groups;
+        reap them and end their server sessions."""
+        with _LOCK:
+            procs = [p for p, r in _LIVE.items() if r is self]
+        if procs:
+            end_processes(procs)
+            self.end_sessions()
+
+    def on_cancel(self, callback):
+        """Run callback() if the module is cancelled (see on_cancel()); e.g. runner.on_cancel(session.conn.cancel) for
+        a query a worker thread runs while the main thread waits."""
+        return on_cancel(callback)
+
+    def end_sessions(self):
+        """pg_terminate_backend for the sessions of this runner's programs (a backend waiting for a lock does not see
+        its client gone). Best effort, quick: the module is on its way out."""
+        if not self.connected or psycopg2 is None:
+            return
+        kw = libpq_params(self.params)
+        kw.update(application_name='procgenie.dbops cancel', connect_timeout=2)
+        try:
+            conn = psycopg2.connect(**kw)
+        except Exception:  # pylint: disable=broad-except  # the server is gone: so are the sessions
+            return
+        try:
+            conn.autocommit = True
+            cursor = conn.cursor()
+            wait = ', 1000' if conn.server_version >= 140000 else ''  # wait until each is gone (PostgreSQL 14+)
+            cursor.execute('SELECT pg_terminate_backend(pid%s) FROM pg_stat_activity '
+                           'WHERE application_name = %%s AND pid <> pg_backend_pid()' % wait, [self.application_name])
+        except Exception:  # pylint: disable=broad-except
+            pass
+        finally:
+            conn.close()
 
     def find(self, name, min_major=None):
         path, version = find_program(name, self.pg_bindir, min_major)
@@ -163,6 +333,7 @@ class ClientRunner(object):
 
     def environment(self, database=None, extra=None):
         env = libpq_environment(self.params, database)
+        env['PGAPPNAME'] = self.application_name
         env.update(extra or {})
         return env
 
@@ -174,27 +345,37 @@ class ClientRunner(object):
         if record:
             self.commands.append(list(argv))
         env = self.environment(database, env_extra)
-        try:
-            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if stdin is not None else None,
-                                    stdout=stdout if stdout is not None else subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=stdout is None)
-        except OSError as exc:
-            raise ClientError('Cannot run %s: %s' % (argv[0], exc), command=argv)
-        self.running.add(proc)
+        main = threading.current_thread() is threading.main_thread()
+        with _LOCK:
+            if _STATE['cancelled'] and not main:
+                raise ClientError('%s not started: the module was cancelled' % os.path.basename(argv[0]),
+                                  command=argv)
+            try:
+                proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if stdin is not None else None,
+                                        stdout=stdout if stdout is not None else subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=stdout is None, start_new_session=True)
+            except OSError as exc:
+                raise ClientError('Cannot run %s: %s' % (argv[0], exc), command=argv)
+            _LIVE[proc] = self
+            self.running.add(proc)
+            self.connected = self.connected or self.has_server
         try:
             with proc:
                 try:
                     out, err = proc.communicate(input=stdin, timeout=timeout)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    end_processes([proc], grace=0)
                     proc.communicate()
+                    self.end_sessions()
                     raise ClientError('%s did not finish within %s seconds' % (os.path.basename(argv[0]), timeout),
                                       command=argv)
                 except BaseException:  # SystemExit of a cancelled module, KeyboardInterrupt: the program goes too
-                    proc.kill()
+                    end_processes([proc])
                     raise
         finally:
-            self.running.discard(proc)
+            with _LOCK:
+                _LIVE.pop(proc, None)
+                self.running.discard(proc)
         err = err if isinstance(err, str) else (err or b'').decode('utf-8', 'replace')
         out = out if isinstance(out, str) else ''
         secret = self.params.get('login_password')

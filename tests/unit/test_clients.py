@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import threading
+import time
 
 import pytest
 
@@ -94,3 +97,94 @@ def test_the_embedded_wheel_is_the_last_resort(monkeypatch, tmp_path):
     path, version = _clients.find_program('pg_dump', min_major=18)
     assert path == os.path.join(embedded, 'pg_dump') and version.startswith('18.')
     assert _clients.candidate_dirs('/opt/pg/bin') == ['/opt/pg/bin']
+
+
+def _alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
+
+
+def _wait_for_file(path, seconds=10):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and open(path).read().strip():
+            return open(path).read().split()
+        time.sleep(0.02)
+    raise AssertionError('%s never written' % path)
+
+
+def _tree_program(tmp_path):
+    """A program that starts a grandchild ignoring SIGTERM (like a pg_restore --jobs worker busy in the server) and
+    writes both pids, then waits."""
+    pids = tmp_path / 'pids'
+    prog = fake_program(tmp_path, 'pg_tree', '15.0', body=(
+        "sh -c 'trap \"\" TERM; while :; do sleep 0.1; done' & echo $$ $! > %s; wait" % pids))
+    return prog, str(pids)
+
+
+@pytest.mark.parametrize('how', ['kill_running', 'sigterm'])
+def test_a_cancel_ends_and_reaps_the_program_and_its_grandchildren(tmp_path, how):
+    """kill_running() from the main thread, or the SIGTERM handler, ends a program a WORKER thread started, with its
+    whole process group (also a grandchild that ignores SIGTERM), and reaps it; the worker's run() raises."""
+    prog, pids = _tree_program(tmp_path)
+    runner = _clients.ClientRunner(dict(PARAMS, login_host=None, login_port=None, login_user=None))
+    outcome = {}
+
+    def work():
+        try:
+            outcome['result'] = runner.run([prog])
+        except BaseException as exc:  # pylint: disable=broad-except
+            outcome['error'] = exc
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    child, grandchild = [int(p) for p in _wait_for_file(pids)]
+    procs = list(runner.running)
+    assert [p.pid for p in procs] == [child]
+    started = time.monotonic()
+    if how == 'kill_running':
+        runner.kill_running()
+    else:
+        previous = signal.getsignal(signal.SIGTERM)
+        try:
+            assert previous is _clients._interrupted  # every ClientRunner installs the handler
+            with pytest.raises(SystemExit):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises here
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            _clients._STATE['cancelled'] = False
+    assert time.monotonic() - started < 2
+    assert procs[0].returncode is not None  # reaped: no zombie left behind by the module
+    assert not _alive(child) and not _alive(grandchild)
+    worker.join(5)
+    assert isinstance(outcome.get('error'), _clients.ClientError), outcome
+    assert not runner.running and not _clients._LIVE
+
+
+def test_after_a_cancel_workers_start_nothing_but_cleanup_in_the_main_thread_runs(tmp_path):
+    prog = fake_program(tmp_path, 'pg_ok', '15.0', body='echo done')
+    runner = _clients.ClientRunner(dict(PARAMS, login_host=None, login_port=None, login_user=None))
+    _clients._STATE['cancelled'] = True
+    try:
+        outcome = {}
+        worker = threading.Thread(target=lambda: outcome.update(error=pytest.raises(
+            _clients.ClientError, runner.run, [prog])))
+        worker.start()
+        worker.join(5)
+        assert 'cancelled' in str(outcome['error'].value)
+        assert runner.run([prog])[1] == 'done\n'
+    finally:
+        _clients._STATE['cancelled'] = False
+
+
+def test_programs_carry_a_per_runner_application_name(tmp_path):
+    prog = fake_program(tmp_path, 'pg_app', '15.0', body='echo "$PGAPPNAME"')
+    one, two = _clients.ClientRunner(PARAMS), _clients.ClientRunner(PARAMS)
+    assert one.run([prog])[1].strip() == one.application_name
+    assert one.application_name.startswith('procgenie.dbops #%d.' % os.getpid())
+    assert one.application_name != two.application_name
+    assert one.has_server and not _clients.ClientRunner(dict(connect_params={})).has_server

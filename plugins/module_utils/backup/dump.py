@@ -311,6 +311,7 @@ def make_backup(params, runner, log, check_mode=False, warn=None):
                                                                  timeout=params.get('timeout')))]
                 if kind != 'schema_only':
                     workers.append(_Worker('row counts', lambda: catalog.count_rows(session, tables)))
+                    runner.on_cancel(session.conn.cancel)  # SIGTERM: the count query ends with pg_dump
                 for worker in workers:
                     worker.start()
                 counts = workers[1].outcome() if len(workers) > 1 else dict((t['qname'], 0) for t in tables)

@@ -19,6 +19,7 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import socket
 import tarfile
 import time
@@ -412,27 +413,50 @@ class Restore(object):
             result['diff'] = dict(before='', after=self.describe(plan))
             result['duration_s'] = round(time.monotonic() - started, 3)
             return result
-        self.extract(plan, user)
-        tools = ServerTools(dict(pg_bindir=bindir), self.dest, os_user=user, commands=self.runner.commands)
-        settings = recovery_settings(plan['target'], plan['inclusive'], self.archive, self.port, plan['timeline'])
-        auto = os.path.join(self.dest, 'postgresql.auto.conf')
-        text = ''
-        if os.path.exists(auto):
-            with open(auto) as handle:
-                text = handle.read()
-        tools.write_file(auto, rewrite_auto_conf(text, settings))
-        tools.write_file(os.path.join(self.dest, 'recovery.signal'), '')
-        self.write_marker(tools, dict(key, status='restoring', started=art.iso(art.utc_now())))
+        created = not os.path.lexists(self.dest)
         try:
-            tools.start(self.params['timeout'])
-        except FailoverError as exc:
-            raise PitrError('The restored server did not start: %s%s' % (exc, self.log_tail()))
-        facts = self.wait_promoted(tools)
+            self.extract(plan, user)
+            tools = ServerTools(dict(pg_bindir=bindir), self.dest, os_user=user, commands=self.runner.commands)
+            settings = recovery_settings(plan['target'], plan['inclusive'], self.archive, self.port, plan['timeline'])
+            auto = os.path.join(self.dest, 'postgresql.auto.conf')
+            text = ''
+            if os.path.exists(auto):
+                with open(auto) as handle:
+                    text = handle.read()
+            tools.write_file(auto, rewrite_auto_conf(text, settings))
+            tools.write_file(os.path.join(self.dest, 'recovery.signal'), '')
+            self.write_marker(tools, dict(key, status='restoring', started=art.iso(art.utc_now())))
+            try:
+                tools.start(self.params['timeout'])
+            except FailoverError as exc:
+                raise PitrError('The restored server did not start: %s%s' % (exc, self.log_tail()))
+            facts = self.wait_promoted(tools)
+        except (SystemExit, KeyboardInterrupt):  # cancelled (SIGTERM): nothing of the restore outlives the module
+            self.abandon(created)
+            raise
         result.update(facts)
         self.write_marker(tools, dict(key, status='done', finished=art.iso(art.utc_now()), **facts))
         result['diff'] = dict(before='', after=self.describe(plan))
         result['duration_s'] = round(time.monotonic() - started, 3)
         return result
+
+    def abandon(self, created):
+        """A cancelled restore: stop the server it started at once (an immediate shutdown: pg_ctl detached it from
+        the module, so the cancel of the module's programs does not reach it) and remove the half-restored data
+        directory."""
+        pidfile = os.path.join(self.dest, 'postmaster.pid')
+        try:
+            with open(pidfile) as handle:
+                pid = int(handle.readline())
+            os.kill(pid, signal.SIGQUIT)
+            wait_for(lambda: not os.path.exists(pidfile), 10, interval=0.02, first=0.005)  # the server removes it last
+        except (OSError, ValueError):
+            pass
+        if created:
+            shutil.rmtree(self.dest, ignore_errors=True)
+        elif os.path.isdir(self.dest):  # it was empty before: empty again
+            for name in os.listdir(self.dest):
+                art.remove_path(os.path.join(self.dest, name))
 
     def already_done(self, marker, target, started):
         if marker.get('status') != 'done':
