@@ -15,6 +15,7 @@ import threading
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import libpq_params, psycopg2
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import conninfo_quote
 
 # libpq connection keyword -> environment variable (https://www.postgresql.org/docs/current/libpq-envars.html)
 LIBPQ_ENV = {
@@ -48,6 +49,15 @@ class ClientError(Exception):
 def client_argument_spec():
     """Options of modules that run client programs (documented by procgenie.dbops.postgres.CLIENTS)."""
     return dict(pg_bindir=dict(type='path'))
+
+
+def dbname_conninfo(name):
+    """Pure: the value of a client program's --dbname for the database `name`: a connection string
+    "dbname='...'" with libpq's quoting, so no name is ever expanded by libpq as a connection string or URI of its own
+    (a database named "dbname=other host=elsewhere" stays that name). Raises ValueError for an empty name or a NUL."""
+    if name is None or str(name) == '':
+        raise ValueError('a database name cannot be empty')
+    return 'dbname=%s' % conninfo_quote(name)
 
 
 def libpq_environment(params, database=None, base=None):
