@@ -66,6 +66,10 @@ options:
       - 'Further libpq connection keywords, for example V({"connect_timeout": 10, "target_session_attrs": "read-write"}).'
       - They reach client programs such as C(pg_dump) through the matching libpq environment variables, so a keyword
         without one (see the libpq documentation) is refused for modules that run client programs.
+      - The secret keywords C(password) and C(sslpassword) are refused. Ansible cannot hide one key of a free
+        dictionary, so a password there would be printed in the task's C(invocation) (C(-vvv)) and written to the
+        system log. Give the password as O(login_password) (never logged) or E(PGPASSWORD), or name a password file
+        with V({"passfile": "/path/to/file"}) (mode 0600, libpq's C(host:port:database:user:password) format).
     type: dict
     default: {}
 notes:

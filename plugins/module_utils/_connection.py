@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import traceback
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.common.validation import check_type_dict
 
 try:
     import psycopg2
@@ -21,6 +22,12 @@ else:
     PSYCOPG2_IMPORT_ERROR = None
 
 APPLICATION_NAME = 'procgenie.dbops'
+# libpq keywords whose value is a secret: refused in connect_params (see PostgresModule)
+SECRET_CONNECT_PARAMS = dict(
+    password='give the password as login_password (never logged; or the PGPASSWORD environment variable), or '
+             'name a password file with connect_params: {passfile: /path/to/0600/file}',
+    sslpassword='give the key unencrypted in a file only its owner can read (ssl_key), or load it from a vault',
+)
 SSL_MODES = ['allow', 'disable', 'prefer', 'require', 'verify-ca', 'verify-full']
 
 
@@ -39,6 +46,41 @@ def postgres_argument_spec():
         ssl_key=dict(type='path', no_log=False, fallback=(env_fallback, ['PGSSLKEY'])),
         connect_params=dict(type='dict', default={}),
     )
+
+
+class PostgresModule(AnsibleModule):
+    """AnsibleModule for every module with the shared connection options.
+
+    connect_params is a free dict, so Ansible cannot mark one of its keys no_log: a password given there would be
+    printed in invocation.module_args (-vvv) and written to the system journal. A secret key (SECRET_CONNECT_PARAMS)
+    is refused with a pointer to the option meant for it, and its value is made a no_log value before Ansible
+    validates, logs or returns anything, so neither the refusal nor any other failure shows it."""
+
+    def _load_params(self):
+        super(PostgresModule, self)._load_params()
+        self._refused_connect_params = []
+        extra = self.params.get('connect_params')
+        if isinstance(extra, str):
+            try:
+                extra = check_type_dict(extra)
+            except (TypeError, ValueError):
+                extra = None
+        if not isinstance(extra, dict):
+            return
+        for key, value in extra.items():
+            if str(key).strip().lower() in SECRET_CONNECT_PARAMS:
+                self._refused_connect_params.append(str(key).strip().lower())
+                if value not in (None, ''):
+                    self.no_log_values.add(str(value))
+
+    def __init__(self, *args, **kwargs):
+        super(PostgresModule, self).__init__(*args, **kwargs)
+        refused = sorted(set(self._refused_connect_params))
+        if refused:
+            self.fail_json(msg='connect_params must not hold %s: a secret there would be shown in the task\'s '
+                               'invocation and logs. %s.' % (
+                                   ' or '.join(refused), '; '.join('%s: %s' % (k, SECRET_CONNECT_PARAMS[k])
+                                                                  for k in refused)), queries=[], commands=[])
 
 
 def libpq_params(params, database=None):

@@ -171,10 +171,8 @@ commands:
   elements: list
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import postgres_argument_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, postgres_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import azure_policy as backend
 
 
@@ -190,8 +188,8 @@ def main():
         resource_group=dict(type='str', required=True),
         server_name=dict(type='str', required=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_one_of=[('environment', 'retention_days', 'geo_redundant_backup')])
+    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
+                            required_one_of=[('environment', 'retention_days', 'geo_redundant_backup')])
     params = module.params
     try:
         backend.desired_policy(params['environment'], params['retention_days'], params['geo_redundant_backup'])

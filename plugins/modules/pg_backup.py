@@ -239,12 +239,10 @@ commands:
   elements: list
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
     ClientRunner, client_argument_spec, exit_on_sigterm)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, ensure_psycopg2, postgres_argument_spec)
+    PostgresModule, QueryLog, ensure_psycopg2, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import dump
 
@@ -253,7 +251,7 @@ def main():
     argument_spec = postgres_argument_spec()
     argument_spec.update(client_argument_spec())
     argument_spec.update(dump.backup_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     exit_on_sigterm('pg_backup')  # so the temporary artifact is removed on the way out
     log = QueryLog()

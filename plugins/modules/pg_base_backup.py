@@ -190,11 +190,9 @@ commands:
   elements: list
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientRunner, client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, ensure_psycopg2, postgres_argument_spec)
+    PostgresModule, QueryLog, ensure_psycopg2, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import base_backup
 
@@ -203,7 +201,7 @@ def main():
     argument_spec = postgres_argument_spec()
     argument_spec.update(client_argument_spec())
     argument_spec.update(base_backup.argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     log = QueryLog()
     runner = ClientRunner(module.params)

@@ -351,12 +351,10 @@ commands:
   elements: list
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, ensure_psycopg2, postgres_argument_spec)
+    PostgresModule, QueryLog, ensure_psycopg2, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.failover import azure as azure_backend
 from ansible_collections.procgenie.dbops.plugins.module_utils.failover import postgres as backend
@@ -389,9 +387,9 @@ def main():
         application_name=dict(type='str'),
         os_user=dict(type='str'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('provider', 'azure', ('resource_group', 'server_name')),
-                                        ('provider', 'postgres', ('primary',))])
+    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
+                            required_if=[('provider', 'azure', ('resource_group', 'server_name')),
+                                         ('provider', 'postgres', ('primary',))])
     params = module.params
     if params['timeout'] is None:
         params['timeout'] = DEFAULT_TIMEOUT[params['provider']]

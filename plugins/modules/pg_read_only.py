@@ -171,11 +171,9 @@ commands:
   elements: list
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.procgenie.dbops.plugins.module_utils import _read_only as ro
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, connect, postgres_argument_spec)
+    PostgresModule, QueryLog, connect, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 
 
@@ -190,8 +188,8 @@ def main():
         session_application_names=dict(type='list', elements='str'),
         session_users=dict(type='list', elements='str'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('scope', 'database', ['database'])])
+    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
+                            required_if=[('scope', 'database', ['database'])])
     try:
         ro.normalize_state(module.params['state'])
     except ValueError as exc:

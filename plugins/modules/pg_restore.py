@@ -208,11 +208,9 @@ commands:
   elements: list
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientRunner, client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, ensure_psycopg2, postgres_argument_spec)
+    PostgresModule, QueryLog, ensure_psycopg2, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import dump, restore
 
@@ -221,9 +219,9 @@ def main():
     argument_spec = postgres_argument_spec()
     argument_spec.update(client_argument_spec())
     argument_spec.update(restore.restore_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('pre_restore_backup', True, ['backup_dest'])],
-                           required_one_of=[('path', 'dest')], mutually_exclusive=[('path', 'dest')])
+    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
+                            required_if=[('pre_restore_backup', True, ['backup_dest'])],
+                            required_one_of=[('path', 'dest')], mutually_exclusive=[('path', 'dest')])
     ensure_psycopg2(module)
     log = QueryLog()
     runner = ClientRunner(module.params)

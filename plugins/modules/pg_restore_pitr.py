@@ -326,12 +326,10 @@ commands:
   elements: list
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, ensure_psycopg2, postgres_argument_spec)
+    PostgresModule, QueryLog, ensure_psycopg2, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.failover.postgres import FailoverError
 from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import azure as azure_backend
@@ -346,11 +344,11 @@ def main():
     argument_spec.update(_azure.azure_argument_spec())
     argument_spec.update(backend.argument_spec())
     argument_spec.update(azure_backend.argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[('backup_dir', 'base_backup')],
-                           required_if=[('provider', 'postgres', ('wal_archive', 'data_directory', 'restore_port')),
-                                        ('provider', 'postgres', ('backup_dir', 'base_backup'), True),
-                                        ('provider', 'azure', ('resource_group', 'server_name', 'source_server'))])
+    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
+                            mutually_exclusive=[('backup_dir', 'base_backup')],
+                            required_if=[('provider', 'postgres', ('wal_archive', 'data_directory', 'restore_port')),
+                                         ('provider', 'postgres', ('backup_dir', 'base_backup'), True),
+                                         ('provider', 'azure', ('resource_group', 'server_name', 'source_server'))])
     if module.params['timeout'] is None:
         module.params['timeout'] = DEFAULT_TIMEOUT[module.params['provider']]
     if module.params['provider'] == 'azure':

@@ -145,10 +145,8 @@ commands:
   elements: list
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, connect, postgres_argument_spec)
+    PostgresModule, QueryLog, connect, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils._rls import RlsError
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import audit as auditor
@@ -171,8 +169,8 @@ def main():
         verify_tables=dict(type='list', elements='raw', default=[]),
         verify_bypass_settings=dict(type='list', elements='str', default=['app.is_superadmin'], no_log=False),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('verify', True, ['verify_role'])])
+    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
+                            required_if=[('verify', True, ['verify_role'])])
     params = module.params
     log = QueryLog()
     session = connect(module, autocommit=False, log=log)

@@ -246,10 +246,8 @@ commands:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, connect, postgres_argument_spec)
+    PostgresModule, QueryLog, connect, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils._rls import RlsError
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import apply as backend
@@ -292,8 +290,8 @@ def main():
         create_indexes=dict(type='bool', default=False),
         lock_timeout=dict(type='str'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('bypass', 'role', ['bypass_roles'])])
+    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
+                            required_if=[('bypass', 'role', ['bypass_roles'])])
     log = QueryLog()
     started = time.monotonic()
     if module.params['bypass'] == 'setting' and module.params['state'] == 'present':

@@ -273,11 +273,9 @@ commands:
   elements: list
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, connect, postgres_argument_spec)
+    PostgresModule, QueryLog, connect, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils.server_info import azure as azure_backend
 from ansible_collections.procgenie.dbops.plugins.module_utils.server_info import postgres as backend
@@ -294,8 +292,8 @@ def main():
         provider=dict(type='str', default='postgres', choices=['postgres', 'azure']),
         settings=dict(type='list', elements='str'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('provider', 'azure', ('resource_group', 'server_name'))])
+    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
+                            required_if=[('provider', 'azure', ('resource_group', 'server_name'))])
     if module.params['provider'] == 'azure':
         _azure.run_module(module, azure_facts, 'Reading the Azure flexible server failed')
     log = QueryLog()

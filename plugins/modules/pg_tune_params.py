@@ -391,12 +391,10 @@ commands:
   sample: [[/usr/lib/postgresql/16/bin/pg_ctl, restart, -D, /var/lib/postgresql/16/main, -m, fast, -w, -t, "120"]]
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    QueryLog, connect, postgres_argument_spec)
+    PostgresModule, QueryLog, connect, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import PROFILES, STORAGE, WORKLOADS, TuningError
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import azure as azure_backend
@@ -435,8 +433,8 @@ def main():
         restart_log=dict(type='path'),
         restart_timeout=dict(type='int', default=120),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('provider', 'azure', ('resource_group', 'server_name'))])
+    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
+                            required_if=[('provider', 'azure', ('resource_group', 'server_name'))])
     if module.params['provider'] == 'azure':
         # the Azure credential profile is azure_profile here: profile is the tuning profile
         _azure.run_module(module, azure_backend.tune, 'Reading or changing the Azure server parameters failed',
