@@ -88,9 +88,10 @@ class ArgumentSpec(object):
                 kwargs[name] = value
         return kwargs
 
-    def create_module(self, supports_check_mode=True, **kwargs):
-        """The AnsibleModule of these options and constraints (check mode supported unless said otherwise)."""
+    def create_module(self, module_class=AnsibleModule, supports_check_mode=True, **kwargs):
+        """The module (an AnsibleModule, or `module_class`) of these options and constraints, check mode supported
+        unless said otherwise."""
         for name in ('argument_spec',) + CONSTRAINTS:
             if name in kwargs:
                 raise ValueError('%s belongs in the ArgumentSpec, not in create_module()' % name)
-        return AnsibleModule(supports_check_mode=supports_check_mode, **dict(self.module_kwargs(), **kwargs))
+        return module_class(supports_check_mode=supports_check_mode, **dict(self.module_kwargs(), **kwargs))

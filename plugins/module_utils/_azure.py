@@ -18,6 +18,9 @@ import traceback
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible.module_utils.six.moves import configparser
 
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import QueryLog
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Context, Operation
+
 try:
     from azure.core.exceptions import (AzureError, ClientAuthenticationError, HttpResponseError,
                                        ServiceRequestError)
@@ -411,3 +414,27 @@ def run_module(module, run, what, own_errors=(), params=None):
     finally:
         azure.close()
     module.exit_json(**result)
+
+
+# operations -----------------------------------------------------------------------------------------------------
+class AzureOperation(Operation):
+    """An operation against Azure Resource Manager (see `_operation`): the same plan/apply shape, with the Azure
+    client in its context (`self.azure`) and no client programs."""
+
+    @classmethod
+    def make_runner(cls, params):
+        return None
+
+    @property
+    def azure(self):
+        return self.ctx.azure
+
+
+def run_operation(module, operation_class, own_errors, what, params=None):
+    """`_operation.run_operation` for an AzureOperation: connect, plan (and apply unless in check mode), exit_json;
+    the operation's own errors and Azure's end in fail_json as run_module's do. `params` as for connect()."""
+    def run(_module, azure):
+        ctx = Context(log=QueryLog(), warn=module.warn, check_mode=module.check_mode)
+        ctx.azure = azure
+        return dict(dict(queries=[], commands=[]), **operation_class(module.params, ctx).run())
+    run_module(module, run, what, own_errors, params=params)

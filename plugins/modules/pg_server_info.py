@@ -274,36 +274,24 @@ commands:
 '''
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, QueryLog, connect, postgres_argument_spec)
-from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, postgres_argument_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._provider import Provider, provider_spec, run_provider
 from ansible_collections.procgenie.dbops.plugins.module_utils.server_info import azure as azure_backend
 from ansible_collections.procgenie.dbops.plugins.module_utils.server_info import postgres as backend
 
-
-def azure_facts(_module, azure):
-    return dict(azure_backend.gather(azure), changed=False, queries=[], commands=[])
+PROVIDERS = dict(
+    postgres=Provider(backend.Facts, 'Reading server facts'),
+    azure=Provider(azure_backend.Facts, 'Reading the Azure flexible server failed',
+                   spec=ArgumentSpec(required_if=[('provider', 'azure', ('resource_group', 'server_name'))])),
+)
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(_azure.azure_argument_spec())
-    argument_spec.update(
-        provider=dict(type='str', default='postgres', choices=['postgres', 'azure']),
-        settings=dict(type='list', elements='str'),
-    )
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
-                            required_if=[('provider', 'azure', ('resource_group', 'server_name'))])
-    if module.params['provider'] == 'azure':
-        _azure.run_module(module, azure_facts, 'Reading the Azure flexible server failed')
-    log = QueryLog()
-    session = connect(module, log=log)
-    try:
-        with clean_failures(module, log, [], 'Reading server facts'):
-            facts = backend.gather(session, module.params['settings'])
-    finally:
-        session.close()
-    module.exit_json(changed=False, queries=log.queries, commands=[], **facts)
+    spec = provider_spec(PROVIDERS).merge(
+        ArgumentSpec(postgres_argument_spec()), ArgumentSpec(_azure.azure_argument_spec()),
+        ArgumentSpec(dict(settings=dict(type='list', elements='str'))))
+    run_provider(spec.create_module(PostgresModule), PROVIDERS)
 
 
 if __name__ == '__main__':

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime
 
+from ansible_collections.procgenie.dbops.plugins.module_utils._azure import AzureOperation
+
 
 def text(value):
     """An SDK enum's value, a str as is, None as None."""
@@ -94,3 +96,13 @@ def gather(azure):
     facts['backups'] = items
     facts.update(provider='azure', subscription_id=azure.subscription_id, resource_group=azure.resource_group)
     return facts
+
+
+class Facts(AzureOperation):
+    """pg_server_info (provider azure): reads only, so the plan is the result."""
+
+    def plan(self):
+        return dict(gather(self.azure), changed=False)
+
+    def apply(self, plan):
+        return plan

@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import sql
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import open_session, sql
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
 
 # The parameters the runbook's tuning and connection-pool tables name, plus what replication and archiving need.
 RUNBOOK_SETTINGS = [
@@ -122,3 +123,27 @@ def gather(session, settings=None):
     facts['settings'] = setting_facts(session, wanted)
     facts['unknown_settings'] = sorted(set(wanted) - set(facts['settings']))
     return facts
+
+
+class Facts(Operation):
+    """pg_server_info (provider postgres): reads only, so the plan is the result."""
+
+    @classmethod
+    def make_runner(cls, params):
+        return None
+
+    def __init__(self, params, ctx):
+        super(Facts, self).__init__(params, ctx)
+        self.session = None
+
+    def plan(self):
+        self.session = open_session(self.params, log=self.log)
+        return dict(gather(self.session, self.params.get('settings')), changed=False)
+
+    def apply(self, plan):
+        return plan
+
+    def close(self):
+        if self.session is not None:
+            self.session.close()
+            self.session = None
