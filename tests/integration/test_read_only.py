@@ -68,7 +68,8 @@ def test_database_read_only_ends_writers_only_of_the_filtered_application(lab, p
         conn.autocommit = False
         with conn.cursor() as cur:
             cur.execute('INSERT INTO ro_probe VALUES (42)')  # holds a transaction ID, not committed
-    args = dict(database=ro_db, state='on', sessions='terminate', session_application_names=['ro-writer', 'ro-idle'])
+    args = dict(database=ro_db, state='on', sessions='terminate', session_selection='writing',
+                session_application_names=['ro-writer', 'ro-idle'])
 
     check = play([ro_task(params, **args)], check=True, diff=True)
     assert check.rc == 0, check
@@ -171,12 +172,14 @@ def test_server_read_only_reaches_existing_sessions_and_warns_about_overrides(ow
     existing = client(own_lab, 'postgres', 'ro-existing')
     own_lab.psql('primary', "DROP ROLE IF EXISTS ro_batch; CREATE ROLE ro_batch; "
                             "ALTER ROLE ro_batch SET default_transaction_read_only = off")
-    check = play([ro_task(params, scope='server', state='on')], check=True)
+    # sessions=keep: this test is about the reload reaching sessions that stay connected
+    check = play([ro_task(params, scope='server', state='on', sessions='keep')], check=True)
     assert check.rc == 0, check
     assert check.result('ro')['changed'] is True
     assert own_lab.psql('primary', 'SHOW default_transaction_read_only') == 'off'
 
-    run = play([ro_task(params, scope='server', state='on'), ro_task(params, 'again', scope='server', state='on')])
+    run = play([ro_task(params, scope='server', state='on', sessions='keep'),
+                ro_task(params, 'again', scope='server', state='on', sessions='keep')])
     assert run.rc == 0, run
     first = run.result('ro')
     assert first['changed'] is True and first['previous_state'] == 'off'
