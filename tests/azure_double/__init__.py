@@ -1,5 +1,5 @@
 """A local HTTPS test double of the Azure Resource Manager API for PostgreSQL flexible servers, validated against
-the published specification in <repo>/../shared/azure-spec."""
+the published specification in tests/azure_double/spec/ (Microsoft's files, unmodified; see its README)."""
 
 from __future__ import annotations
 

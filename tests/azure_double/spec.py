@@ -20,13 +20,18 @@ from referencing.jsonschema import DRAFT4
 SPEC_VERSION = '2025-08-01'
 COMMON_MARK = '/common-types/resource-management/'
 API_VERSION_RE = re.compile(r'^\d{4}-\d{2}-\d{2}$')
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Microsoft's published files, copied unmodified into the repository (see spec/README.md: source, commits, license)
+SPEC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'spec')
 
 
 def spec_dir():
-    """<repo>/../shared/azure-spec, or None when the reference data is not beside the checkout."""
-    path = os.path.normpath(os.path.join(REPO, '..', 'shared', 'azure-spec'))
-    return path if os.path.isfile(os.path.join(path, SPEC_VERSION, 'openapi.json')) else None
+    """tests/azure_double/spec: the specification the double validates against. It ships with the repository, so a
+    missing file is an error (FileNotFoundError naming it), never a reason to skip."""
+    main = os.path.join(SPEC_DIR, SPEC_VERSION, 'openapi.json')
+    if not os.path.isfile(main):
+        raise FileNotFoundError('The Azure REST specification is missing from the repository: %s (see '
+                                'tests/azure_double/spec/README.md)' % main)
+    return SPEC_DIR
 
 
 def _date_time(value):
@@ -90,8 +95,6 @@ class Spec(object):
 
     def __init__(self, root=None):
         self.root = root or spec_dir()
-        if not self.root:
-            raise RuntimeError('the Azure specification is not at <repo>/../shared/azure-spec')
         self.main_path = os.path.join(self.root, SPEC_VERSION, 'openapi.json')
         self.main_uri = 'file://' + self.main_path
         self._docs = {}

