@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import platform
+import sys
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible.module_utils.common.validation import check_type_dict
 
 try:
@@ -116,11 +118,28 @@ def conninfo(**keywords):
     return ' '.join('%s=%s' % (k, conninfo_quote(v)) for k, v in keywords.items() if v not in (None, ''))
 
 
+def missing_requirement_message(library, pip_spec, import_error=None):
+    """Which Python lacks what, and the two ways out: install it for that interpreter, or run the modules under a
+    Python that has it (ansible_python_interpreter, a virtualenv, the execution environment)."""
+    reason = ''
+    if import_error:
+        lines = [line for line in str(import_error).strip().splitlines() if line.strip()]
+        reason = ' (%s)' % lines[-1].strip() if lines else ''
+    return ('%s cannot be imported by the Python that runs this module: %s (Python %s) on %s%s. Either install the '
+            'collection\'s Python requirements for that interpreter (%s -m pip install %s, or its requirements.txt), '
+            'or run the modules under a Python that has them: set ansible_python_interpreter for the host, for '
+            'example to "{{ ansible_playbook_python }}" (the Python that runs ansible-playbook) with '
+            'ansible_connection: local, or to a virtualenv\'s bin/python; or run the playbook in the collection\'s '
+            'execution environment (meta/execution-environment.yml).' % (
+                library, sys.executable, platform.python_version(), platform.node(), reason, sys.executable,
+                pip_spec))
+
+
 def ensure_psycopg2(module):
-    """Fail with Ansible's usual message when psycopg2 cannot be imported."""
+    """Fail with a message that names the interpreter without psycopg2 and how to fix it."""
     if psycopg2 is None:
-        module.fail_json(msg=missing_required_lib('psycopg2 (pip install psycopg2-binary)'),
-                         exception=PSYCOPG2_IMPORT_ERROR)
+        module.fail_json(msg=missing_requirement_message('psycopg2', 'psycopg2-binary', PSYCOPG2_IMPORT_ERROR),
+                         queries=[], commands=[])
 
 
 def _scrub(text, secret):
