@@ -15,10 +15,10 @@ import os
 import time
 import traceback
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves import configparser
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import QueryLog
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import QueryLog, missing_requirement_message
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Context, Operation
 
 try:
@@ -90,10 +90,12 @@ def azure_wait_argument_spec():
 
 
 def ensure_azure(module):
-    """Fail with Ansible's usual message when the Azure SDK cannot be imported."""
+    """Fail with a message naming the interpreter without the Azure SDK and how to fix it."""
     if AZURE_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib(AZURE_LIBRARIES), exception=AZURE_IMPORT_ERROR,
-                         queries=[], commands=[])
+        msg = missing_requirement_message('The Azure SDK (azure-mgmt-postgresqlflexibleservers>=3.0, azure-identity)',
+                                          "'azure-mgmt-postgresqlflexibleservers>=3.0' azure-identity",
+                                          AZURE_IMPORT_ERROR)
+        module.fail_json(msg=msg, queries=[], commands=[])
 
 
 # authentication settings ----------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Outside an execution environment (issue 12 item 6): a module run by a Python without psycopg2 says which
-interpreter lacks what and how to point the modules at one that has it - never a traceback."""
+"""Outside an execution environment (issue 12 item 6): a module run by a Python without psycopg2 (or the Azure SDK)
+says which interpreter lacks what and how to point the modules at one that has it - never a traceback."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ import pytest
 
 SYSTEM_PYTHON = '/usr/bin/python3'
 
-TASKS = {
-    'procgenie.dbops.pg_server_info': dict(login_host='127.0.0.1', login_port=5432),
-    'procgenie.dbops.pg_backup': dict(login_host='127.0.0.1', login_db='postgres', dest='/tmp/dbops-no-psycopg2'),
-    'procgenie.dbops.pg_failover': dict(primary=dict(host='127.0.0.1', port=5432)),
-    'procgenie.dbops.pg_tune_params': dict(login_host='127.0.0.1'),
-}
+AZURE = dict(provider='azure', subscription_id='5b0c2f1e-7d3a-4c8e-9f61-2a4b6c8d0e1f', client_id='x', secret='not-a-real-secret-value',
+             tenant='z', resource_group='rg', server_name='srv')
+# (module, options, the library the message must name, the pip install it must give)
+CASES = [
+    ('procgenie.dbops.pg_server_info', dict(login_host='127.0.0.1', login_port=5432), 'psycopg2', 'psycopg2-binary'),
+    ('procgenie.dbops.pg_backup', dict(login_host='127.0.0.1', login_db='postgres', dest='/tmp/dbops-no-psycopg2'),
+     'psycopg2', 'psycopg2-binary'),
+    ('procgenie.dbops.pg_failover', dict(primary=dict(host='127.0.0.1', port=5432)), 'psycopg2', 'psycopg2-binary'),
+    ('procgenie.dbops.pg_tune_params', dict(login_host='127.0.0.1'), 'psycopg2', 'psycopg2-binary'),
+    ('procgenie.dbops.pg_server_info', AZURE, 'The Azure SDK', 'azure-identity'),
+]
 
 
 @pytest.fixture(scope='module')
@@ -26,14 +31,16 @@ def system_python():
     return SYSTEM_PYTHON
 
 
-@pytest.mark.parametrize('module', sorted(TASKS))
-def test_a_python_without_psycopg2_is_named_with_the_way_out(system_python, play, module):
-    task = dict(name='t', register='out', ignore_errors=True, **{module: TASKS[module]})
+@pytest.mark.parametrize('module, options, library, pip_spec', CASES, ids=[
+    '%s-%s' % (c[0].split('.')[-1], c[2].split()[0]) for c in CASES])
+def test_a_python_without_the_requirements_is_named_with_the_way_out(system_python, play, module, options, library,
+                                                                     pip_spec):
+    task = dict(name='t', register='out', ignore_errors=True, **{module: options})
     run = play([task], extravars=dict(ansible_python_interpreter=system_python))
     result = run.result('t')
     assert result['failed'] is True, result
     msg = result['msg']
-    assert 'psycopg2 cannot be imported' in msg and system_python in msg, msg
+    assert msg.startswith(library) and 'cannot be imported' in msg and system_python in msg, msg
     assert 'ansible_python_interpreter' in msg and 'ansible_playbook_python' in msg, msg
-    assert '-m pip install psycopg2-binary' in msg and 'execution-environment' in msg, msg
+    assert '%s -m pip install' % system_python in msg and pip_spec in msg and 'execution-environment' in msg, msg
     assert 'Traceback' not in run.text and "Module failed: '" not in run.text, run
