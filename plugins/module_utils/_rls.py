@@ -12,8 +12,12 @@ COMMANDS = ('ALL', 'SELECT', 'INSERT', 'UPDATE', 'DELETE')
 CMD_LETTERS = {'*': 'ALL', 'r': 'SELECT', 'a': 'INSERT', 'w': 'UPDATE', 'd': 'DELETE'}
 # A custom (placeholder) parameter: a dotted name, as PostgreSQL requires for settings of no extension.
 SETTING_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)+$')
-# A type name as written in a cast: letters, digits, spaces, dots, brackets and (precision).
-TYPE_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_ .]*(\([0-9, ]+\))?(\[\])*$')
+# A plain type name for the pure text path (the modules resolve the type on the server with to_regtype instead):
+# one name, optionally schema-qualified, optionally an array; or one of SQL's multi-word type names.
+TYPE_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?(\[\])*$')
+MULTIWORD_TYPES = ('double precision', 'character varying', 'bit varying', 'timestamp with time zone',
+                   'timestamp without time zone', 'time with time zone', 'time without time zone')
+CONTROL_RE = re.compile(r'[\x00-\x1f\x7f]')
 IDENT_TOKEN_RE = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 SETTING_REF_RE = re.compile(r"current_setting\('((?:[^']|'')+)'")
 
@@ -41,9 +45,56 @@ def check_setting(name):
 
 
 def check_type(name):
-    if not isinstance(name, str) or not TYPE_RE.match(name.strip()):
+    """A plain type name for tenant_expression() (pure text path). The modules never use it: they resolve
+    tenant_type with the server (check_type_text, then to_regtype and format_type)."""
+    if not isinstance(name, str):
         raise RlsError('invalid type name %r' % (name,))
+    text = ' '.join(name.split())
+    if not (TYPE_RE.match(text) or text.lower() in MULTIWORD_TYPES):
+        raise RlsError('invalid type name %r: give a type name such as uuid, bigint or text' % (name,))
+    return text
+
+
+def check_type_text(name):
+    """tenant_type before the server resolves it: a non-empty string without control characters (libpq cannot
+    carry a NUL byte). Whether it names a type is for to_regtype to say; the text itself never reaches SQL."""
+    if not isinstance(name, str) or not name.strip() or CONTROL_RE.search(name) or len(name) > 512:
+        raise RlsError('invalid type name %r: give a type name such as uuid, bigint or text' % (name,))
     return name.strip()
+
+
+def is_public(role):
+    """PUBLIC in any case, with or without double quotes or spaces around it."""
+    return isinstance(role, str) and role.strip().strip('"').strip().lower() == 'public'
+
+
+def check_bypass_roles(roles):
+    """Roles a bypass policy (sees and writes every row) may name: never PUBLIC, which is every role."""
+    if not roles:
+        raise RlsError('bypass=role needs bypass_roles')
+    public = [r for r in roles if is_public(r)]
+    if public:
+        raise RlsError('bypass_roles must not contain PUBLIC (%s): a bypass policy TO PUBLIC lets every session see '
+                       'and write the rows of every tenant' % ', '.join(repr(r) for r in public))
+    return roles
+
+
+def check_no_nul(params, names):
+    """Refuse NUL bytes in the given parameters (strings, lists, dicts): libpq cannot carry them and psycopg2
+    raises ValueError instead of a database error."""
+    def walk(value, where):
+        if isinstance(value, str):
+            if '\x00' in value:
+                raise RlsError('%s must not contain a NUL character: %r' % (where, value))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key, where)
+                walk(item, '%s.%s' % (where, key))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item, where)
+    for name in names:
+        walk(params.get(name), name)
 
 
 def check_expression(text, what='expression'):
@@ -156,26 +207,36 @@ def make_policy(name, using=None, with_check=None, command='ALL', roles=None, pe
                 using=using, with_check=with_check)
 
 
-def wanted_policies(params):
-    """The policies every managed table should carry, from the module parameters."""
+def _given(params, key, default):
+    """A parameter's value, the default only when it was not given (an empty string is refused later, not
+    silently replaced)."""
+    value = params.get(key)
+    return default if value is None else value
+
+
+def wanted_policies(params, tenant_expr=None):
+    """The policies every managed table should carry, from the module parameters. `tenant_expr` is the tenant
+    isolation expression as the module composed it with the server-resolved type; without it (pure use) the
+    text form of tenant_expression() with a plain type name."""
     out = []
-    column = params.get('tenant_column') or 'tenant_id'
+    column = _given(params, 'tenant_column', 'tenant_id')
     if params.get('tenant_policy', True):
-        expr = tenant_expression(column, params.get('tenant_setting') or 'app.current_tenant_id',
-                                 params.get('tenant_type') or 'uuid')
+        expr = tenant_expr
+        if expr is None:
+            expr = tenant_expression(column, _given(params, 'tenant_setting', 'app.current_tenant_id'),
+                                     _given(params, 'tenant_type', 'uuid'))
         command = normalize_command(params.get('command'))
-        out.append(make_policy(params.get('policy_name') or 'tenant_isolation', using=expr, with_check=expr,
+        out.append(make_policy(_given(params, 'policy_name', 'tenant_isolation'), using=expr, with_check=expr,
                                command=command, roles=params.get('roles'),
                                permissive=params.get('permissive', True)))
     bypass = params.get('bypass') or 'none'
     if bypass == 'role':
-        if not params.get('bypass_roles'):
-            raise RlsError('bypass=role needs bypass_roles')
-        out.append(make_policy(params.get('bypass_policy_name') or 'admin_bypass', using='true',
+        check_bypass_roles(params.get('bypass_roles'))
+        out.append(make_policy(_given(params, 'bypass_policy_name', 'admin_bypass'), using='true',
                                with_check='true', roles=params['bypass_roles']))
     elif bypass == 'setting':
-        expr = setting_bypass_expression(params.get('bypass_setting') or 'app.is_superadmin')
-        out.append(make_policy(params.get('bypass_policy_name') or 'superadmin_bypass', using=expr,
+        expr = setting_bypass_expression(_given(params, 'bypass_setting', 'app.is_superadmin'))
+        out.append(make_policy(_given(params, 'bypass_policy_name', 'superadmin_bypass'), using=expr,
                                with_check=expr, roles=params.get('bypass_roles')))
     for custom in params.get('policies') or []:
         out.append(make_policy(custom.get('name'), using=custom.get('using'), with_check=custom.get('with_check'),

@@ -87,6 +87,11 @@ extends_documentation_fragment:
 notes:
   - The proof counts every tenant's rows as the login role first, so log in as a superuser or a C(BYPASSRLS) role.
   - The proof's writes are rolled back; it takes row locks on the rows it tries to move while it runs.
+  - The proof's inserts copy every column of an existing row (identity columns with C(OVERRIDING SYSTEM VALUE)),
+    so no column default runs and no sequence advances. Only a column with a default that the O(verify_role) may
+    not insert into, or a trigger, could still run C(nextval); every sequence's state is read before and after,
+    and a sequence that moved is reported in C(verification.sequences_advanced), with C(changed=true) and a
+    warning (in check mode too: sequences are not transactional).
 seealso:
   - module: procgenie.dbops.pg_rls_policy
 '''
@@ -132,7 +137,7 @@ verification:
       per-table, per-tenant counts and outcomes.
   returned: when verify is true
   type: dict
-  sample: {role: procgenie_app, isolated: true, leaks: [], tenants: ["..."], tables: {}}
+  sample: {role: procgenie_app, isolated: true, leaks: [], tenants: ["..."], tables: {}, sequences_advanced: []}
 queries:
   description: The SQL the module ran.
   returned: always
@@ -148,9 +153,14 @@ commands:
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     PostgresModule, QueryLog, connect, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
-from ansible_collections.procgenie.dbops.plugins.module_utils._rls import RlsError
+from ansible_collections.procgenie.dbops.plugins.module_utils._rls import RlsError, check_no_nul
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import audit as auditor
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import verify as verifier
+
+TEXT_PARAMS = ('schemas', 'schema', 'tenant_column', 'tenant_setting', 'tenant_settings', 'app_roles', 'verify_role',
+               'verify_tenants', 'verify_tables', 'verify_bypass_settings')
+SEQUENCE_WARNING = ('the isolation proof advanced sequences (%s): sequences are not transactional, so a rolled-back '
+                    'insert that runs nextval (a default the verify role may not write, a trigger) keeps its effect')
 
 
 def main():
@@ -175,14 +185,17 @@ def main():
     log = QueryLog()
     session = connect(module, autocommit=False, log=log)
     with clean_failures(module, log, [], 'Reading row-level security', (RlsError, verifier.VerifyError), session):
+        check_no_nul(params, TEXT_PARAMS)
         out = auditor.gather(session, params['schemas'], params['tenant_column'], params['app_roles'],
                              params['tenant_settings'] or [params['tenant_setting']], params['audit'])
         session.rollback()
         if params['verify']:
-            out['verification'] = verifier.run(session, params)
-            session.rollback()
+            out['verification'] = verifier.prove(session, params)
     session.close()
-    module.exit_json(changed=False, queries=log.queries, commands=[], **out)
+    advanced = out.get('verification', {}).get('sequences_advanced')
+    if advanced:
+        module.warn(SEQUENCE_WARNING % ', '.join(advanced))
+    module.exit_json(changed=bool(advanced), queries=log.queries, commands=[], **out)
 
 
 if __name__ == '__main__':

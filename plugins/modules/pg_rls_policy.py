@@ -37,7 +37,9 @@ options:
     elements: raw
     default: []
   schemas:
-    description: Also manage every table of these schemas that has the O(tenant_column).
+    description:
+      - Also manage every table of these schemas that has the O(tenant_column).
+      - A schema that does not exist fails the call.
     type: list
     elements: str
     default: []
@@ -70,7 +72,11 @@ options:
     type: str
     default: tenant_id
   tenant_type:
-    description: The type the setting is cast to, the type of the tenant column.
+    description:
+      - The type the setting is cast to, the type of the tenant column.
+      - A type name only, resolved by the server (C(to_regtype), then C(format_type)); the policy is built with the
+        server's name of the type, never with the text given. Text that is not a type name (such as
+        C(uuid OR true)) or an unknown type fails before any change.
     type: str
     default: uuid
   tenant_setting:
@@ -101,9 +107,20 @@ options:
     choices: [none, role, setting]
     default: none
   bypass_roles:
-    description: Roles of the bypass policy (required with O(bypass=role)).
+    description:
+      - Roles of the bypass policy (required with O(bypass=role)).
+      - C(PUBLIC) (in any case or quoting) is refused, and so is any role an application role is a member of
+        (directly or through other roles), or is; the application roles are O(app_roles) and the O(roles) of
+        the tenant policy. The call then fails before any change.
     type: list
     elements: str
+  app_roles:
+    description:
+      - The roles the application connects as. With O(bypass=role), a bypass role any of them is a member of
+        fails the call before any change (their sessions would see every tenant).
+    type: list
+    elements: str
+    default: []
   bypass_setting:
     description: The parameter of O(bypass=setting).
     type: str
@@ -197,6 +214,7 @@ EXAMPLES = r'''
     schemas: [public]
     bypass: role
     bypass_roles: [procgenie_migrator]
+    app_roles: [procgenie_app]  # fails if procgenie_app is a member of procgenie_migrator
 
 - name: Remove the policies and disable RLS
   procgenie.dbops.pg_rls_policy:
@@ -274,6 +292,7 @@ def main():
         permissive=dict(type='bool', default=True),
         bypass=dict(type='str', default='none', choices=['none', 'role', 'setting']),
         bypass_roles=dict(type='list', elements='str', no_log=False),
+        app_roles=dict(type='list', elements='str', default=[]),
         bypass_setting=dict(type='str', default='app.is_superadmin', no_log=False),
         bypass_policy_name=dict(type='str'),
         policies=dict(type='list', elements='dict', default=[], options=dict(

@@ -111,3 +111,51 @@ def test_signature_and_index_name():
     assert _rls.index_name('contracts', 'tenant_id') == 'contracts_tenant_id_rls_idx'
     long = _rls.index_name('t' * 60, 'tenant_id')
     assert len(long) <= 63 and long == _rls.index_name('t' * 60, 'tenant_id')
+
+
+@pytest.mark.parametrize('name', ['uuid OR true', 'uuid) OR (true', 'uuid; DROP TABLE t', "uuid'", 'text OR 1=1',
+                                  '', 'uuid\x00', 'uuid -- x'])
+def test_pure_type_names_refuse_expressions(name):
+    with pytest.raises(_rls.RlsError):
+        _rls.tenant_expression('tenant_id', 'app.current_tenant_id', name)
+
+
+@pytest.mark.parametrize('name, expected', [('uuid', 'uuid'), ('pg_catalog.uuid', 'pg_catalog.uuid'),
+                                            ('int[]', 'int[]'), ('Double   Precision', 'Double Precision'),
+                                            ('character varying', 'character varying')])
+def test_pure_type_names(name, expected):
+    assert _rls.check_type(name) == expected
+
+
+@pytest.mark.parametrize('name', ['', '   ', 'uuid\x00', 'uu\nid', 'x' * 600, None, 5])
+def test_type_text_before_the_server(name):
+    with pytest.raises(_rls.RlsError):
+        _rls.check_type_text(name)
+
+
+@pytest.mark.parametrize('roles', [['PUBLIC'], ['public'], ['Public'], ['"PUBLIC"'], [' public '], ['a', '"public"'],
+                                   []])
+def test_public_is_never_a_bypass_role(roles):
+    with pytest.raises(_rls.RlsError):
+        _rls.wanted_policies(dict(PARAMS, bypass='role', bypass_roles=roles))
+
+
+def test_public_like_names_are_not_public():
+    assert not _rls.is_public('publicity') and not _rls.is_public('pub lic') and _rls.is_public('"Public"')
+    assert _rls.check_bypass_roles(['admin', 'public_admin']) == ['admin', 'public_admin']
+
+
+def test_given_empty_names_are_refused_not_defaulted():
+    for key in ('policy_name', 'tenant_setting', 'tenant_type'):
+        with pytest.raises(_rls.RlsError):
+            _rls.wanted_policies(dict(PARAMS, **{key: ''}))
+    with pytest.raises(_rls.RlsError):
+        _rls.wanted_policies(dict(PARAMS, bypass='setting', bypass_setting=''))
+
+
+def test_no_nul_anywhere():
+    _rls.check_no_nul(dict(a='x', b=['y', {'k': 'v'}], c=None, d=3), ['a', 'b', 'c', 'd', 'missing'])
+    for value in ('a\x00', ['ok', 'a\x00'], [{'name': 'a\x00'}], {'k\x00': 1}):
+        with pytest.raises(_rls.RlsError) as err:
+            _rls.check_no_nul(dict(p=value), ['p'])
+        assert 'NUL' in str(err.value)

@@ -6,7 +6,7 @@ probe table, change only what differs, in one transaction; tenant indexes afterw
 
 from __future__ import annotations
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import sql
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import psycopg2, sql
 from ansible_collections.procgenie.dbops.plugins.module_utils import _rls
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import catalog
 
@@ -69,22 +69,96 @@ def deparse(session, wanted, groups):
     return out
 
 
+TEXT_PARAMS = ('tables', 'schemas', 'schema', 'policy_name', 'tenant_column', 'tenant_type', 'tenant_setting',
+               'roles', 'bypass_roles', 'bypass_setting', 'bypass_policy_name', 'policies', 'lock_timeout',
+               'app_roles')
+
+
+def resolve_type(session, name):
+    """tenant_type as the server knows it: to_regtype (a type name, never an expression), then format_type.
+    The text given never reaches a statement; the formatted name of an existing type does."""
+    text = _rls.check_type_text(name)
+    try:
+        formatted = session.scalar('SELECT format_type(to_regtype(%(name)s), NULL)', dict(name=text))
+    except psycopg2.Error as exc:  # PostgreSQL 15 raises on text that does not parse as a type name
+        raise _rls.RlsError('invalid type name %r for tenant_type: %s' % (name, _message(exc)))
+    if not formatted:
+        raise _rls.RlsError('invalid type name %r for tenant_type: no such type' % (name,))
+    return formatted
+
+
+def tenant_expression(session, column, setting, type_name):
+    """The tenant isolation expression (see _rls.tenant_expression for why NULLIF), composed with psycopg2.sql:
+    the column as an identifier, the setting as a literal, the cast to the server-formatted type."""
+    composed = sql.SQL("{} = NULLIF(current_setting({}, true), '')::{}").format(
+        sql.Identifier(column), sql.Literal(_rls.check_setting(setting)), sql.SQL(type_name))
+    return composed.as_string(session.conn)
+
+
+def check_bypass_members(session, app_roles, bypass_roles):
+    """Refuse a bypass role the application role is (transitively) a member of, or is: its sessions would see
+    every tenant. A superuser is a member of every role (and bypasses row-level security anyway)."""
+    apps = sorted(set(r for r in app_roles if not _rls.is_public(r)))
+    if not apps or not bypass_roles:
+        return
+    rows = session.rows(
+        "SELECT a.rolname AS app, a.rolsuper AS superuser, b.rolname AS bypass"
+        "  FROM pg_roles a JOIN pg_roles b ON pg_has_role(a.oid, b.oid, 'MEMBER')"
+        " WHERE a.rolname = ANY(%(apps)s::text[]) AND b.rolname = ANY(%(bypass)s::text[])"
+        " ORDER BY 1, 3", dict(apps=apps, bypass=sorted(set(bypass_roles))))
+    if rows:
+        raise _rls.RlsError('bypass_roles would let the application role see every tenant: %s' % '; '.join(
+            '%s is %s' % (r['app'], 'a superuser (a member of every role)' if r['superuser']
+                          else 'the bypass role %s' % r['bypass'] if r['app'] == r['bypass']
+                          else 'a member of the bypass role %s' % r['bypass']) for r in rows))
+
+
+def _wanted(session, params):
+    """The wanted policies, with tenant_type resolved by the server and the bypass roles checked (PUBLIC in
+    _rls.wanted_policies, membership of the application roles here)."""
+    expr = None
+    if params['tenant_policy']:
+        expr = tenant_expression(session, params['tenant_column'], params['tenant_setting'],
+                                 resolve_type(session, params['tenant_type']))
+    wanted = _rls.wanted_policies(params, tenant_expr=expr)
+    if params['bypass'] == 'role':
+        apps = list(params.get('app_roles') or [])
+        if params['tenant_policy'] and params['roles']:
+            apps.extend(params['roles'])  # the tenant policy's roles are application roles
+        named = set(r for r in apps if not _rls.is_public(r)) | set(params['bypass_roles'])
+        unknown = sorted(named - catalog.existing_roles(session, named))
+        if unknown:
+            raise _rls.RlsError('roles do not exist: %s' % ', '.join(unknown))
+        check_bypass_members(session, apps, params['bypass_roles'])
+    return wanted
+
+
 def run(session, params, check_mode):
     """Plan and (outside check mode) apply. Returns the result dict (without queries/commands)."""
+    _rls.check_no_nul(params, TEXT_PARAMS)
     column = params['tenant_column']
     state = params['state']
+    if not column:
+        raise _rls.RlsError('tenant_column must not be empty')
     requested = [_rls.parse_table(t, params['schema']) for t in params['tables'] or []]
     if not requested and not params['schemas']:
         raise _rls.RlsError('give tables or schemas')
-    wanted = _rls.wanted_policies(params) if state == 'present' else []
+    wanted = _wanted(session, params) if state == 'present' else []
     if params['lock_timeout']:
         session.execute(sql.SQL('SET LOCAL lock_timeout = {}').format(sql.Literal(params['lock_timeout'])))
 
+    if params['schemas']:
+        known = set(r['nspname'] for r in session.rows(
+            'SELECT nspname FROM pg_namespace WHERE nspname = ANY(%(s)s::text[])', dict(s=list(params['schemas']))))
+        absent = [s for s in params['schemas'] if s not in known]
+        if absent:
+            raise _rls.RlsError('schemas not found: %s' % ', '.join(absent))
     tables = catalog.resolve_tables(session, requested, params['schemas'], column, params['partitions'])
     found = set((t['schema'], t['name']) for t in tables)
     missing = ['%s.%s' % r for r in requested if r not in found]
     if missing:
-        raise _rls.RlsError('tables not found (or not tables): %s' % ', '.join(missing))
+        raise _rls.RlsError('tables not found (or not tables): %s (names are taken literally, without quotes; '
+                            'give {schema: ..., name: ...} for a name with a dot)' % ', '.join(missing))
     if state == 'present' and params['tenant_policy']:
         lacking = ['%s.%s' % (t['schema'], t['name']) for t in tables if not t['has_tenant_column']]
         if lacking:

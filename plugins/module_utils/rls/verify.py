@@ -10,6 +10,19 @@ from ansible_collections.procgenie.dbops.plugins.module_utils import _rls
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import catalog
 
 RLS_VIOLATION = '42501'
+INTEGRITY = '23'  # integrity constraint violations
+
+COLUMNS_SQL = """
+SELECT attrelid::bigint AS oid, attname AS name, (atthasdef OR attidentity <> '') AS defaulted,
+       has_column_privilege(%(role)s, attrelid, attname, 'INSERT') AS insertable
+  FROM pg_attribute
+ WHERE attrelid = ANY(%(oids)s::oid[]) AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+ ORDER BY attrelid, attnum
+"""
+
+# pg_sequence_last_value: NULL until the first nextval (is_called false), then the last value; a probe that
+# consumed a value changes it. Sequences the login role may not read show NULL and are not watched.
+SEQUENCES_SQL = "SELECT format('%I.%I', schemaname, sequencename) AS name, last_value::text AS value FROM pg_sequences"
 
 
 class VerifyError(Exception):
@@ -34,6 +47,27 @@ def _set(session, name, value, local=True):
 
 def _reset(session, name):
     session.execute(sql.SQL('RESET {}').format(sql.Identifier(*name.split('.'))))
+
+
+def sequences(session):
+    return dict((r['name'], r['value']) for r in session.rows(SEQUENCES_SQL))
+
+
+def prove(session, params):
+    """run() inside one transaction that is rolled back, with every sequence's state read before and after:
+    sequences are not transactional, so anything the probe advanced (a default the role may not write, a
+    trigger) is reported in `sequences_advanced` and the module reports a change."""
+    before = sequences(session)
+    session.rollback()
+    try:
+        report = run(session, params)
+    finally:
+        session.rollback()
+    after = sequences(session)
+    session.rollback()
+    report['sequences_advanced'] = sorted(name for name, value in after.items()
+                                          if name in before and before[name] != value)
+    return report
 
 
 def run(session, params):
@@ -63,12 +97,12 @@ def run(session, params):
     if not tables:
         raise VerifyError('no table with the tenant column %s to verify' % column)
     columns = dict()
-    for r in session.rows(
-            "SELECT attrelid::bigint AS oid, attname AS name FROM pg_attribute"
-            " WHERE attrelid = ANY(%(oids)s::oid[]) AND attnum > 0 AND NOT attisdropped"
-            "   AND attgenerated = '' AND attidentity = '' AND NOT atthasdef ORDER BY attrelid, attnum",
-            dict(oids=[t['oid'] for t in tables])):
-        columns.setdefault(r['oid'], []).append(r['name'])
+    for r in session.rows(COLUMNS_SQL, dict(oids=[t['oid'] for t in tables], role=role)):
+        # every column the role may insert into gets the source row's value: no default runs, so no nextval
+        # (identity columns with OVERRIDING SYSTEM VALUE); a column with a default the role may not insert
+        # into is left to its default (a sequence it calls is then seen advancing and reported)
+        if r['insertable'] or not r['defaulted']:
+            columns.setdefault(r['oid'], []).append(r['name'])
 
     tenants = [str(t) for t in params['verify_tenants'] or []]
     first = catalog.qualified(tables[0]['schema'], tables[0]['name'])
@@ -146,14 +180,21 @@ def run(session, params):
                 cols = cols + [column]
             select = sql.SQL(', ').join([sql.SQL('%(other)s::{}').format(sql.SQL(t['tenant_type'])) if c == column
                                          else sql.Identifier(c) for c in cols])
-            insert = sql.SQL('INSERT INTO {t} ({cols}) SELECT {sel} FROM {t} WHERE {c}::text = %(tenant)s LIMIT 1'
+            insert = sql.SQL('INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE SELECT {sel} FROM {t}'
+                             ' WHERE {c}::text = %(tenant)s LIMIT 1'
                              ).format(t=target, cols=sql.SQL(', ').join(sql.Identifier(c) for c in cols),
                                       sel=select, c=col)
             update = sql.SQL('UPDATE {t} SET {c} = %(other)s::{typ} WHERE {c}::text = %(tenant)s').format(
                 t=target, c=col, typ=sql.SQL(t['tenant_type']))
             for what, statement in (('insert', insert), ('update', update)):
                 written, werr = _try(session, statement, dict(other=other, tenant=tenant), fetch=False)
-                if werr:
+                if werr and (werr[0] or '').startswith(INTEGRITY):
+                    # PostgreSQL checks the row-level security WITH CHECK before constraints: the row passed
+                    # the policies and only a constraint (the copied key, say) stopped it
+                    res[what] = dict(outcome='accepted', sqlstate=werr[0], error=werr[1])
+                    report['leaks'].append('%s: the policies let tenant %s %s a row for tenant %s (only a '
+                                           'constraint stopped it: %s)' % (key, tenant, what, other, werr[1]))
+                elif werr:
                     outcome = 'rejected' if werr[0] == RLS_VIOLATION else 'error'
                     res[what] = dict(outcome=outcome, sqlstate=werr[0], error=werr[1])
                     if outcome == 'error':
