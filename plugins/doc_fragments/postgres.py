@@ -69,7 +69,8 @@ options:
       - The secret keywords C(password) and C(sslpassword) are refused. Ansible cannot hide one key of a free
         dictionary, so a password there would be printed in the task's C(invocation) (C(-vvv)) and written to the
         system log. Give the password as O(login_password) (never logged) or E(PGPASSWORD), or name a password file
-        with V({"passfile": "/path/to/file"}) (mode 0600, libpq's C(host:port:database:user:password) format).
+        with the C(passfile) keyword (a file of mode 0600 in libpq's C(hostname:port:database:username:password)
+        format, with C(:) and C(\) in a field written as C(\:) and C(\\)).
     type: dict
     default: {}
 notes:
