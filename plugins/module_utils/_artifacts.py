@@ -10,6 +10,7 @@ its manifest (with the checksum) is written, so a final name never holds a half-
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import hashlib
@@ -24,6 +25,8 @@ MANIFEST_SUFFIX = '.manifest.json'
 MANIFEST_TOOL = 'procgenie.dbops.pg_backup'
 MANIFEST_VERSION = 1
 PARTIAL_MARK = '.partial-'
+FOLDER_MODE = 0o700  # backup folders this collection creates, and artifact folders
+FILE_MODE = 0o600  # artifacts and manifests
 CHUNK = 1024 * 1024
 
 # kind -> name prefix of the runbook's commands (backup_..., schema_...)
@@ -67,15 +70,28 @@ def artifact_name(kind, fmt, when, template=None, database='', tenant=''):
     template = template or DEFAULT_NAME
     fields = dict(prefix=KIND_PREFIX[kind], timestamp=when.astimezone(datetime.timezone.utc).strftime('%Y%m%d_%H%M%S'),
                   ext=FORMAT_EXT[fmt], kind=kind, format=fmt, database=database or '', tenant=tenant or '')
-    try:
-        name = template.format(**fields)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ArtifactError('name template %r is not valid (fields: %s): %s'
-                            % (template, ', '.join('{%s}' % f for f in NAME_FIELDS), exc))
-    if not name or '/' in name or '\x00' in name or name.startswith('.') or name.endswith(MANIFEST_SUFFIX):
-        raise ArtifactError('name template %r gives %r, which is not a plain file name (no "/", not hidden, '
-                            'not ending in %s)' % (template, name, MANIFEST_SUFFIX))
+    name = format_template(template, fields, NAME_FIELDS)
+    if not plain_name(name) or name.endswith(MANIFEST_SUFFIX):
+        raise ArtifactError('name template %r gives %r, which is not a plain file name (no "/", no control '
+                            'character, not hidden, not ending in %s)' % (template, name, MANIFEST_SUFFIX))
     return name
+
+
+def format_template(template, fields, names):
+    """template.format(**fields), or ArtifactError naming the fields a template may use: an unknown field, an
+    attribute or index of a field ({timestamp.x}), a bad format spec, a lone brace are all refused."""
+    try:
+        name = str(template).format(**fields)
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        raise ArtifactError('name template %r is not valid (fields: %s): %s: %s'
+                            % (template, ', '.join('{%s}' % f for f in names), type(exc).__name__, exc))
+    return name
+
+
+def plain_name(name):
+    """Whether name is a plain, visible file name without control characters."""
+    return bool(name) and name not in ('.', '..') and '/' not in name and not name.startswith('.') and \
+        not any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in name)
 
 
 def manifest_path(artifact_path):
@@ -155,15 +171,55 @@ def fsync_path(path):
 
 
 def check_writable_folder(folder):
-    """Raise ArtifactError unless folder exists (or can be made) and we can write in it."""
+    """Raise ArtifactError unless folder exists (or can be made) and we can write in it.
+
+    Folders this creates are FOLDER_MODE (0700: a backup holds every row); an existing folder keeps its mode."""
+    if not folder or not str(folder).strip():
+        raise ArtifactError('The backup folder must not be empty (an empty dest would mean the current directory)')
+    missing = []
+    parent = os.path.abspath(folder)
+    while parent and not os.path.lexists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
     try:
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(folder, mode=FOLDER_MODE, exist_ok=True)
+        for path in missing:
+            os.chmod(path, FOLDER_MODE)
     except OSError as exc:
         raise ArtifactError('Cannot create the backup folder %s: %s' % (folder, exc.strerror or exc))
     if not os.path.isdir(folder):
         raise ArtifactError('%s is not a folder' % folder)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ArtifactError('The backup folder %s is not writable by this user' % folder)
+
+
+@contextlib.contextmanager
+def private_files():
+    """While it lasts, files and folders this process and its children (pg_dump, pg_basebackup) create are readable
+    by their owner only (umask 077): a temporary artifact is never readable by others, not even for a moment."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def restrict_modes(path):
+    """FILE_MODE (0600) for an artifact file, FOLDER_MODE (0700) for an artifact folder and its subfolders with
+    FILE_MODE for every file in it. Symbolic links are left alone (never followed)."""
+    if os.path.islink(path):
+        return
+    if not os.path.isdir(path):
+        os.chmod(path, FILE_MODE)
+        return
+    os.chmod(path, FOLDER_MODE)
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            if not os.path.islink(os.path.join(root, name)):
+                os.chmod(os.path.join(root, name), FOLDER_MODE)
+        for name in files:
+            if not os.path.islink(os.path.join(root, name)):
+                os.chmod(os.path.join(root, name), FILE_MODE)
 
 
 # ---------------------------------------------------------------- checksums
@@ -227,7 +283,8 @@ def write_json_atomic(path, data):
     """Write JSON under a temporary name, flush it, rename it over path."""
     tmp = temp_path(path)
     try:
-        with open(tmp, 'w') as handle:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), 'w') as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)
             json.dump(data, handle, indent=2, sort_keys=True)
             handle.write('\n')
             handle.flush()
@@ -239,8 +296,117 @@ def write_json_atomic(path, data):
     fsync_path(path)
 
 
-def read_manifest(path):
-    """The manifest of an artifact (path of the artifact or of the manifest). Raises ArtifactError."""
+# ---------------------------------------------------------------- the manifest schema (the only one)
+LOGICAL_KINDS = ('full', 'schema_only', 'tables', 'tenant')
+BASE_KIND = 'base'
+KINDS = LOGICAL_KINDS + (BASE_KIND,)
+LSN_RE = re.compile(r'^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$')
+SHA256_RE = re.compile(r'^[0-9a-f]{64}$')
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_time(value):
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_iso(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _dict_of(check):
+    return lambda v: isinstance(v, dict) and all(isinstance(k, str) and check(x) for k, x in v.items())
+
+
+def _list_of(check):
+    return lambda v: isinstance(v, list) and all(check(x) for x in v)
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+def _rls_table(value):
+    return isinstance(value, dict) and isinstance(value.get('policies', []), list) and \
+        all(isinstance(p, dict) and isinstance(p.get('name'), str) for p in value.get('policies', []))
+
+
+_STR = lambda v: isinstance(v, str)  # noqa: E731
+_NAT = lambda v: _is_int(v) and v >= 0  # noqa: E731
+_LSN = lambda v: isinstance(v, str) and bool(LSN_RE.match(v))  # noqa: E731
+
+# field -> (required, check, what it must be); None values of optional fields are accepted
+COMMON_FIELDS = (
+    ('kind', True, lambda v: v in KINDS, 'one of %s' % ', '.join(KINDS)),
+    ('format', True, _STR, 'a string'),
+    ('series', True, _STR, 'a string'),
+    ('sha256', True, lambda v: isinstance(v, str) and bool(SHA256_RE.match(v)), 'a SHA-256 in hex'),
+    ('end_time', True, _is_time, 'an ISO-8601 time'),
+    ('start_time', False, _is_time, 'an ISO-8601 time'),
+    ('size_bytes', False, _NAT, 'a whole number of bytes'),
+    ('files', False, _dict_of(lambda x: isinstance(x, str) and bool(SHA256_RE.match(x))),
+     'an object of file name -> SHA-256'),
+    ('verifications', False, _list_of(lambda x: isinstance(x, dict)), 'a list of objects'),
+)
+LOGICAL_FIELDS = (
+    ('format', True, lambda v: v in FORMAT_EXT, 'one of %s' % ', '.join(sorted(FORMAT_EXT))),
+    ('database', False, _STR, 'a string'),
+    ('tables', False, _list_of(_STR), 'a list of table names'),
+    ('row_counts', False, _dict_of(lambda x: x is None or _NAT(x)), 'an object of table -> row count'),
+    ('rls', False, _dict_of(_rls_table), 'an object of table -> {enabled, forced, policies}'),
+    ('tenant', False, lambda v: isinstance(v, (str, int)) and not isinstance(v, bool), 'a string or an integer'),
+    ('tenant_column', False, _STR, 'a string'),
+    ('tenant_filters', False, _dict_of(_STR), 'an object of table -> column'),
+    ('jobs', False, lambda v: _is_int(v) and v >= 1, 'a whole number, 1 or more'),
+)
+BASE_FIELDS = (
+    ('format', True, lambda v: v in ('tar', 'plain'), 'tar or plain'),
+    ('start_lsn', True, _LSN, 'an LSN such as 0/2000028'),
+    ('end_lsn', True, _LSN, 'an LSN such as 0/2000100'),
+    ('timeline', True, lambda v: _is_int(v) and v >= 1, 'a timeline number, 1 or more'),
+    ('major', True, lambda v: _is_int(v) and v >= 9, 'a PostgreSQL major version number'),
+    ('system_identifier', True, lambda v: isinstance(v, str) and v.isdigit(), 'a system identifier (digits)'),
+    ('server_version_num', False, _NAT, 'a whole number'),
+    ('verified', False, lambda v: isinstance(v, bool), 'true or false'),
+)
+
+
+def validate_manifest(data, path, kind=None):
+    """The one check of a manifest against the schema this collection writes: raises ArtifactError naming the
+    manifest's path and the first field that is missing or of the wrong type; returns data.
+
+    kind: 'logical' (a pg_backup artifact), 'base' (a pg_base_backup folder), a manifest kind, or None (any)."""
+    if not isinstance(data, dict) or data.get('tool') != MANIFEST_TOOL:
+        raise ArtifactError('%s is not a pg_backup manifest' % path)
+    fields = COMMON_FIELDS + (BASE_FIELDS if data.get('kind') == BASE_KIND else LOGICAL_FIELDS)
+    for field, required, check, what in fields:
+        if field not in data or data[field] is None:
+            if required:
+                raise ArtifactError('The manifest %s is damaged: field %s is missing (it must be %s)'
+                                    % (path, field, what))
+            continue
+        if not check(data[field]):
+            raise ArtifactError('The manifest %s is damaged: field %s is %s, it must be %s'
+                                % (path, field, _show(data[field]), what))
+    wanted = {'logical': LOGICAL_KINDS, 'base': (BASE_KIND,)}.get(kind, (kind,) if kind else KINDS)
+    if data['kind'] not in wanted:
+        raise ArtifactError('%s is the manifest of a %s artifact, not of a %s one'
+                            % (path, data['kind'], ' or '.join(wanted)))
+    return data
+
+
+def _show(value):
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + '...'
+
+
+def read_manifest(path, kind=None):
+    """The validated manifest of an artifact (path of the artifact or of the manifest). Raises ArtifactError
+    naming the path (and the field, for a damaged manifest). kind: see validate_manifest()."""
     mpath = path if path.endswith(MANIFEST_SUFFIX) else manifest_path(path)
     try:
         with open(mpath) as handle:
@@ -250,9 +416,10 @@ def read_manifest(path):
                             % mpath)
     except (OSError, ValueError) as exc:
         raise ArtifactError('Cannot read the manifest %s: %s' % (mpath, exc))
-    if not isinstance(data, dict) or data.get('tool') != MANIFEST_TOOL:
-        raise ArtifactError('%s is not a pg_backup manifest' % mpath)
-    return data
+    return validate_manifest(data, mpath, kind)
+
+
+load_manifest = read_manifest
 
 
 def publish(tmp_artifact, final_artifact, manifest):
@@ -262,6 +429,7 @@ def publish(tmp_artifact, final_artifact, manifest):
     list_manifests() and removed by the next retention."""
     if os.path.lexists(final_artifact):
         raise ArtifactError('%s already exists; refusing to overwrite it' % final_artifact)
+    restrict_modes(tmp_artifact)
     fsync_path(tmp_artifact)
     write_json_atomic(manifest_path(final_artifact), manifest)
     try:
@@ -272,26 +440,37 @@ def publish(tmp_artifact, final_artifact, manifest):
     fsync_path(final_artifact)
 
 
-def list_manifests(folder):
-    """(manifest path, manifest) of every complete pg_backup artifact in folder, oldest first."""
+def list_manifests(folder, skipped=None, kind=None):
+    """(manifest path, manifest) of every complete artifact in folder with a valid manifest, oldest first.
+
+    A foreign or damaged manifest never stops the others from being listed: it is left out, and when skipped is
+    a list, (manifest path, reason) is appended to it. kind: see validate_manifest()."""
     found = []
     try:
         names = os.listdir(folder)
     except OSError:
         return found
-    for name in names:
+    for name in sorted(names):
         if not name.endswith(MANIFEST_SUFFIX) or name.startswith('.'):
             continue
         path = os.path.join(folder, name)
-        try:
-            data = read_manifest(path)
-        except ArtifactError:
-            continue
         if not os.path.exists(artifact_of_manifest(path)):
             continue
+        try:
+            data = read_manifest(path, kind)
+        except ArtifactError as exc:
+            if skipped is not None:
+                skipped.append((path, str(exc)))
+            continue
         found.append((path, data))
-    found.sort(key=lambda item: (item[1].get('end_time') or '', item[0]))
+    found.sort(key=lambda item: (parse_iso(item[1]['end_time']), item[0]))
     return found
+
+
+def skipped_messages(skipped):
+    """Warnings for the manifests list_manifests() skipped."""
+    return ['skipped %s: %s' % (path, reason) if path not in reason else 'skipped: %s' % reason
+            for path, reason in skipped]
 
 
 def newest_artifact(folder, series=None):
@@ -356,10 +535,11 @@ def select_for_deletion(entries, now, keep_last=None, max_age_days=None):
     return delete, keep
 
 
-def retention_entries(folder, series):
-    """The entries select_for_deletion() needs, for one series of artifacts in folder."""
+def retention_entries(folder, series, skipped=None):
+    """The entries select_for_deletion() needs, for one series of artifacts in folder (damaged manifests are
+    skipped, see list_manifests())."""
     entries = []
-    for path, data in list_manifests(folder):
+    for path, data in list_manifests(folder, skipped):
         if data.get('series') != series:
             continue
         entries.append(dict(path=artifact_of_manifest(path), end_time=parse_iso(data.get('end_time')),

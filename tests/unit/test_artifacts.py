@@ -73,8 +73,8 @@ def _publish(folder, name, end, series='s', verified=False):
     tmp = art.temp_path(final)
     with open(tmp, 'w') as handle:
         handle.write(name)
-    manifest = dict(tool=art.MANIFEST_TOOL, series=series, end_time=art.iso(end), sha256=art.sha256_file(tmp),
-                    verifications=[dict(result='passed')] if verified else [])
+    manifest = dict(tool=art.MANIFEST_TOOL, kind='full', format='custom', series=series, end_time=art.iso(end),
+                    sha256=art.sha256_file(tmp), verifications=[dict(result='passed')] if verified else [])
     art.publish(tmp, final, manifest)
     return final
 

@@ -14,7 +14,7 @@ import uuid
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import database_error_message, psycopg2, sql
 
 TENANT_ID_TYPES = ('uuid', 'int', 'text')
-UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
+UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\Z')
 # schemas whose tables are never user data
 SYSTEM_SCHEMAS = ('pg_catalog', 'information_schema', 'pg_toast')
 
@@ -29,12 +29,14 @@ def validate_tenant_id(value, id_type='uuid'):
     text = '' if value is None else str(value).strip()
     if not text:
         raise CatalogError('tenant is required for kind=tenant')
+    if id_type != 'text' and any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f for ch in text):
+        raise CatalogError('tenant %r holds control characters; only tenant_id_type=text allows them' % text)
     if id_type == 'uuid':
         if not UUID_RE.match(text):
             raise CatalogError('tenant %r is not a UUID (set tenant_id_type for other tenant keys)' % text)
         return str(uuid.UUID(text))
     if id_type == 'int':
-        if not re.match(r'^-?\d{1,19}$', text):
+        if not re.match(r'^-?[0-9]{1,19}\Z', text) or not -2 ** 63 <= int(text) < 2 ** 63:
             raise CatalogError('tenant %r is not an integer' % text)
         return int(text)
     if id_type == 'text':
@@ -201,6 +203,10 @@ def tenant_tables(session, column, root_table=None, root_key='id'):
         "AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = %s "
         "AND a.attnum > 0 AND NOT a.attisdropped) "
         "ORDER BY n.nspname, c.relname"), [column])
+    if not tables:
+        # the tenants row alone is no tenant backup: a misspelled column must not give a "successful" one
+        raise CatalogError('no table has a column %s (tenant_column); a tenant backup needs the tables holding the '
+                           "tenant's rows" % column)
     for table in tables:
         table['filter_column'] = column
     root = None
@@ -212,8 +218,6 @@ def tenant_tables(session, column, root_table=None, root_key='id'):
         elif root['oid'] not in [t['oid'] for t in tables]:
             root['filter_column'] = root_key
             tables.insert(0, root)
-    if not tables:
-        raise CatalogError('no table has a column %s' % column)
     by_oid = dict((t['oid'], t) for t in tables)
     edges = session.rows(sql.SQL(
         "SELECT conrelid::bigint AS child, confrelid::bigint AS parent FROM pg_constraint "

@@ -23,6 +23,7 @@ import threading
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art
+from ansible_collections.procgenie.dbops.plugins.module_utils import _psql_script as script
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, server_major
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     ConnectionFailure, database_error_message, open_session, psycopg2, sql)
@@ -92,6 +93,10 @@ def validate(params):
         raise BackupFailure('keep_last must be 1 or more (the newest backup is always kept)')
     if params.get('max_age_days') is not None and params['max_age_days'] < 0:
         raise BackupFailure('max_age_days must not be negative')
+    if params.get('timeout') is not None and params['timeout'] < 1:
+        raise BackupFailure('timeout must be 1 second or more (it was %s)' % params['timeout'])
+    if 'dest' in params and not str(params.get('dest') or '').strip():
+        raise BackupFailure('dest must name the backup folder; an empty dest would write into the current directory')
     return kind, fmt
 
 
@@ -124,9 +129,12 @@ def describe_failure(error):
     return str(error)
 
 
-def retention_plan(dest, series, now, keep_last, max_age_days, new_path=None):
-    """(delete, keep) for a series, counting a new artifact about to be made as the newest."""
-    entries = art.retention_entries(dest, series)
+def retention_plan(dest, series, now, keep_last, max_age_days, new_path=None, skipped=None):
+    """(delete, keep) for a series, counting a new artifact about to be made as the newest. Manifests that are
+    not valid are left alone and listed in skipped (a list of (path, reason)), never block the others."""
+    if keep_last is None and max_age_days is None:
+        return [], []
+    entries = art.retention_entries(dest, series, skipped)
     if new_path:
         entries.append(dict(path=new_path, end_time=now, verified=False))
     delete, keep = art.select_for_deletion(entries, now, keep_last=keep_last, max_age_days=max_age_days)
@@ -166,12 +174,17 @@ def _sequence_columns(session, target):
     return [r['attname'] for r in rows]
 
 
-def _write_tenant_script(session, path, tables, tenant, database):
-    """The tenant artifact: one transaction of COPY blocks, parents first, rows filtered in the snapshot."""
+def _write_tenant_script(session, path, tables, tenant):
+    """The tenant artifact: one transaction of COPY blocks, parents first, rows filtered in the snapshot.
+
+    Nothing a user or the database gives leaves its literal: the comments hold no value (the tenant and the
+    database are in the manifest), names are written by _psql_script (never spanning lines), the rows are COPY's
+    own text format (backslash, newline, CR and tab escaped by the server), and no line is a psql meta-command
+    except the \\. that ends each COPY block. The caller scans the file before publishing it."""
     cursor = session.conn.cursor()
-    with open(path, 'w', encoding='utf-8') as out:
-        out.write('-- procgenie.dbops pg_backup: tenant %s of database %s (data only)\n' % (tenant, database))
-        out.write('-- Restore into a database that has the schema: psql -v ON_ERROR_STOP=1 -f <this file>\n')
+    with open(path, 'w', encoding='utf-8', newline='\n') as out:
+        out.write('-- procgenie.dbops pg_backup: the rows of one tenant (data only); what it holds is in its manifest\n')
+        out.write('-- Restore into a database that has the schema: psql -v ON_ERROR_STOP=1 -1 -f <this file>\n')
         out.write("SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n"
                   "SET client_min_messages = warning;\nSET row_security = off;\nBEGIN;\n\n")
         for table in tables:
@@ -183,19 +196,19 @@ def _write_tenant_script(session, path, tables, tenant, database):
                 col=sql.Identifier(table['filter_column']))
             statement = cursor.mogrify(copy, [tenant]).decode('utf-8')
             session.log.add(statement)
-            out.write('%s;\n' % sql.SQL('COPY {table} ({cols}) FROM stdin').format(
-                table=target, cols=cols).as_string(session.conn))
+            script_table = script.qualified(table['schema'], table['name'])
+            out.write('COPY %s (%s) FROM stdin;\n' % (script_table, ', '.join(script.ident(c) for c in columns)))
             out.flush()
             cursor.copy_expert(statement, out)
             out.write('\\.\n')
             for column in _sequence_columns(session, target):
                 # the restored ids must not be handed out again: move the column's sequence past them, never back
-                out.write('%s;\n' % sql.SQL(
-                    'SELECT setval(s.seq, s.top) FROM (SELECT pg_get_serial_sequence({table_name}, {column_name})'
-                    '::regclass AS seq, (SELECT max({column}) FROM {table}) AS top) s '
-                    'WHERE s.top IS NOT NULL AND s.top > COALESCE(pg_sequence_last_value(s.seq), 0)').format(
-                        table_name=sql.Literal(target.as_string(session.conn)), column_name=sql.Literal(column),
-                        column=sql.Identifier(column), table=target).as_string(session.conn))
+                table_name = script.literal('"%s"."%s"' % (table['schema'].replace('"', '""'),
+                                                           table['name'].replace('"', '""')))
+                out.write('SELECT setval(s.seq, s.top) FROM (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq, '
+                          '(SELECT max(%s) FROM %s) AS top) s WHERE s.top IS NOT NULL AND s.top > '
+                          'COALESCE(pg_sequence_last_value(s.seq), 0);\n'
+                          % (table_name, script.literal(column), script.ident(column), script_table))
             out.write('\n')
         out.write('COMMIT;\n')
         out.flush()
@@ -203,8 +216,32 @@ def _write_tenant_script(session, path, tables, tenant, database):
     cursor.close()
 
 
+def check_script(path):
+    """Raise BackupFailure when a plain script holds anything but SQL and COPY data (see _psql_script)."""
+    try:
+        problems = script.scan_script(path)
+    except OSError as exc:
+        raise BackupFailure('Reading %s failed: %s' % (path, exc))
+    if problems:
+        raise BackupFailure('The script written holds what psql would run as a meta-command, so it is not '
+                            'published: %s' % '; '.join(problems))
+
+
 def make_backup(params, runner, log, check_mode=False, warn=None):
-    """Run one backup with the module's params; returns the result fields. Raises BackupFailure."""
+    """Run one backup with the module's params; returns the result fields. Raises BackupFailure.
+
+    Folders it creates are 0700, the artifact and its manifest 0600 (pg_dump runs with umask 077, so not even the
+    temporary artifact is readable by others)."""
+    with art.private_files():
+        return _make_backup(params, runner, log, check_mode, warn)
+
+
+def _warn_skipped(skipped, warn):
+    for message in art.skipped_messages(skipped):
+        warn('retention left alone a manifest it cannot use: %s' % message)
+
+
+def _make_backup(params, runner, log, check_mode=False, warn=None):
     warn = warn or (lambda msg: None)
     kind, fmt = validate(params)
     started = time.monotonic()
@@ -270,15 +307,18 @@ def make_backup(params, runner, log, check_mode=False, warn=None):
         series = art.series_key(database, kind, [t['qname'] for t in tables] if kind == 'tables' else None,
                                 tenant, fmt)
         keep_last, max_age = params.get('keep_last'), params.get('max_age_days')
+        skipped = []
         if params.get('prune_only'):
             if keep_last is None and max_age is None:
                 raise BackupFailure('prune_only needs keep_last and/or max_age_days')
-            delete, _keep = retention_plan(dest, series, start, keep_last, max_age)
+            delete, _keep = retention_plan(dest, series, start, keep_last, max_age, skipped=skipped)
+            _warn_skipped(skipped, warn)
             if not check_mode:
                 for path in delete:
                     art.delete_artifact(path)
             return dict(changed=bool(delete), path=None, manifest=None, size_bytes=None, sha256=None,
                         duration_s=round(time.monotonic() - started, 3), row_counts={}, deleted=delete,
+                        skipped_manifests=[p for p, _r in skipped],
                         tables=[t['qname'] for t in tables], kind=kind, format=fmt,
                         diff=dict(before=dict(artifacts=delete), after=dict(artifacts=[])))
         pg_dump = None
@@ -287,10 +327,13 @@ def make_backup(params, runner, log, check_mode=False, warn=None):
                 pg_dump = runner.find('pg_dump', min_major=major)
             except ClientError as exc:
                 raise BackupFailure(str(exc))
+        # retention is planned before anything is written: a manifest it cannot read is skipped and reported
+        delete, _keep = retention_plan(dest, series, start, keep_last, max_age, new_path=final, skipped=skipped)
+        _warn_skipped(skipped, warn)
         if check_mode:
-            delete, _keep = retention_plan(dest, series, start, keep_last, max_age, new_path=final)
             return dict(changed=True, path=final, manifest=art.manifest_path(final), size_bytes=None, sha256=None,
                         duration_s=round(time.monotonic() - started, 3), row_counts={}, deleted=delete,
+                        skipped_manifests=[p for p, _r in skipped],
                         tables=[t['qname'] for t in tables], kind=kind, format=fmt,
                         diff=dict(before=dict(artifacts=[]), after=dict(artifacts=[final], deleted=delete)))
 
@@ -302,7 +345,8 @@ def make_backup(params, runner, log, check_mode=False, warn=None):
                 counts = {}
                 for table in tables:
                     counts.update(catalog.count_rows(session, [table], table['filter_column'], tenant))
-                _write_tenant_script(session, tmp, tables, tenant, database)
+                _write_tenant_script(session, tmp, tables, tenant)
+                check_script(tmp)
             else:
                 patterns = [catalog.dump_pattern(t['schema'], t['name']) for t in tables] if kind == 'tables' else []
                 argv = pg_dump_argv(pg_dump, fmt, tmp, snapshot, params.get('compress'), params.get('jobs') or 1,
@@ -358,6 +402,7 @@ def make_backup(params, runner, log, check_mode=False, warn=None):
             deleted.append(path)
         return dict(changed=True, path=final, manifest=art.manifest_path(final), size_bytes=size, sha256=digest,
                     duration_s=manifest['duration_s'], row_counts=counts, deleted=deleted,
+                    skipped_manifests=[p for p, _r in skipped],
                     tables=manifest['tables'], kind=kind, format=fmt, start_time=manifest['start_time'],
                     end_time=manifest['end_time'],
                     diff=dict(before=dict(artifacts=[]), after=dict(artifacts=[final], deleted=deleted)))

@@ -14,6 +14,7 @@ import os
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art
+from ansible_collections.procgenie.dbops.plugins.module_utils import _psql_script as script
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, server_major
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     ConnectionFailure, database_error_message, open_session, psycopg2)
@@ -44,13 +45,37 @@ def verify_argument_spec():
     )
 
 
+def validate(params):
+    """Option checks made before anything is read or run. Raises VerifyFailure."""
+    if params.get('jobs') is not None and params['jobs'] < 1:
+        raise VerifyFailure('jobs must be 1 or more (it was %s)' % params['jobs'])
+    if params.get('timeout') is not None and params['timeout'] < 1:
+        raise VerifyFailure('timeout must be 1 second or more (it was %s)' % params['timeout'])
+    for option in ('path', 'dest', 'schema_from'):
+        if option in params and params[option] is not None and not str(params[option]).strip():
+            raise VerifyFailure('%s must not be empty' % option)
+    if not params.get('scratch_prefix'):
+        raise VerifyFailure('scratch_prefix must not be empty (databases with it are dropped as leftovers)')
+
+
+def script_problems(path, manifest):
+    """What makes a plain artifact unsafe to hand to psql (see _psql_script.scan_script); [] for the other
+    formats, which pg_restore reads."""
+    if manifest.get('format') != 'plain' or os.path.isdir(path):
+        return []
+    try:
+        return script.scan_script(path)
+    except OSError as exc:
+        return ['cannot read %s: %s' % (path, exc)]
+
+
 def pick_artifact(params):
     """The artifact to verify: `path`, or the newest complete one in `dest` (of `kind` when given)."""
     if params.get('path'):
         return params['path'].rstrip('/')
     if not params.get('dest'):
         raise VerifyFailure('give path (an artifact) or dest (a backup folder: its newest artifact is verified)')
-    entries = [(p, m) for p, m in art.list_manifests(params['dest'])
+    entries = [(p, m) for p, m in art.list_manifests(params['dest'], kind='logical')
                if not params.get('kind') or m.get('kind') == params['kind']]
     if not entries:
         raise VerifyFailure('no pg_backup artifact%s in %s' % (
@@ -63,7 +88,7 @@ def schema_for_tenant(params, path, manifest):
     schema_only artifact of the same database beside it)."""
     if params.get('schema_from'):
         return params['schema_from'].rstrip('/')
-    entries = [(p, m) for p, m in art.list_manifests(os.path.dirname(path))
+    entries = [(p, m) for p, m in art.list_manifests(os.path.dirname(path), kind='logical')
                if m.get('kind') == 'schema_only' and m.get('database') == manifest.get('database')]
     if not entries:
         raise VerifyFailure('%s holds tenant rows only; verifying it needs the schema: set schema_from to a '
@@ -73,22 +98,23 @@ def schema_for_tenant(params, path, manifest):
 
 def verify(params, runner, log, check_mode=False, warn=None):
     """Verify one artifact; returns the result fields (passed, tables, mismatches, ...). Raises VerifyFailure."""
+    validate(params)
     started = time.monotonic()
     now = art.utc_now()
     path = pick_artifact(params)
     try:
-        manifest = art.read_manifest(path)
+        manifest = art.read_manifest(path, 'logical')
     except art.ArtifactError as exc:
         raise VerifyFailure(str(exc), dict(path=path))
     result = dict(path=path, manifest=art.manifest_path(path), kind=manifest.get('kind'),
                   format=manifest.get('format'), database=manifest.get('database'), scratch_database=None,
                   tables=[], mismatches=[], rls_problems=[], checksum_ok=False, passed=False, drift={})
     problems = art.verify_checksum(path, manifest)
-    schema_path = None
+    schema_path = schema_manifest = None
     if not problems and manifest.get('kind') == 'tenant':
         schema_path = schema_for_tenant(params, path, manifest)
         try:
-            schema_manifest = art.read_manifest(schema_path)
+            schema_manifest = art.read_manifest(schema_path, 'logical')
         except art.ArtifactError as exc:
             raise VerifyFailure(str(exc), result)
         problems += ['schema artifact: %s' % p for p in art.verify_checksum(schema_path, schema_manifest)]
@@ -98,6 +124,18 @@ def verify(params, runner, log, check_mode=False, warn=None):
         if not check_mode:
             _record(path, result, now, started)
         raise VerifyFailure('%s does not match its manifest: %s' % (path, '; '.join(problems)), result)
+    # a plain artifact is run by psql: before it goes anywhere near psql, it must hold nothing but SQL and COPY data
+    unsafe = script_problems(path, manifest)
+    if schema_path:
+        unsafe += ['schema artifact: %s' % p for p in script_problems(schema_path, schema_manifest)]
+    result['script_ok'] = not unsafe
+    if unsafe:
+        result['mismatches'] = unsafe
+        if not check_mode:
+            _record(path, result, now, started)
+        raise VerifyFailure('%s is not restored: it holds what psql would run as meta-commands (shell commands, '
+                            'file writes); only SQL and COPY data may be in a backup: %s' % (path, '; '.join(unsafe)),
+                            result)
     if check_mode:
         result.update(changed=True, duration_s=round(time.monotonic() - started, 3))
         return result
@@ -121,7 +159,7 @@ def verify(params, runner, log, check_mode=False, warn=None):
         jobs = params.get('jobs') or 1
         try:
             if schema_path:
-                rst.run_restore(runner, major, schema_path, art.read_manifest(schema_path), scratch,
+                rst.run_restore(runner, major, schema_path, schema_manifest, scratch,
                                 no_owner=params.get('no_owner'), timeout=params.get('timeout'))
             rst.run_restore(runner, major, path, manifest, scratch, jobs=jobs, no_owner=params.get('no_owner'),
                             skip_fk=manifest.get('kind') == 'tables', timeout=params.get('timeout'))
