@@ -12,8 +12,10 @@ Formulas
     autovacuum_work_mem every autovacuum worker may use maintenance_work_mem, so the cap keeps
     autovacuum_max_workers x maintenance_work_mem bounded with one parameter less to manage; before
     PostgreSQL 17 VACUUM could not use more than 1 GB of it for dead tuples anyway.
-  - When the database size is known, shared_buffers is capped at twice the database size (at least 128 MB):
-    caching more than the whole database with room to grow only takes memory from work_mem and the OS.
+  - When the user gives the database size (the database_size option), shared_buffers is capped at twice that size
+    (at least 128 MB): caching more than the whole database with room to grow only takes memory from work_mem and
+    the OS. The size the databases have today is never used for it: a new server with little data would get a
+    tiny shared_buffers that grows, each time asking for a restart, as the data arrives.
   - pgtune's wal_level = minimal for desktop, jit, wal_compression, huge_pages and the autovacuum settings are not
     recommended: they are outside the runbook's tables, and wal_level = minimal would break standbys and WAL
     archiving.
@@ -48,6 +50,11 @@ LIST_PARAMETERS = frozenset([
     'temp_tablespaces', 'log_destination', 'synchronous_standby_names', 'debug_io_direct', 'unix_socket_directories',
     'listen_addresses', 'default_text_search_config_list'])
 
+# Characters no value may hold: postgresql.auto.conf is line based (ALTER SYSTEM refuses a newline, and only after
+# the parameters before it were written), and a control character in a setting is a mistake or an attack.
+CONTROL_RE = re.compile(r'[\x00-\x1f\x7f]')
+# Where the database size came from when it may cap shared_buffers (only the user's own figure).
+SIZE_OPTION = 'database_size option'
 NUMBER_RE = re.compile(r'^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]*)\s*$')
 # Loose form accepted for the module's own size inputs (memory, database_size): 16GB, 16 GiB, 16g, 512 (MB).
 LOOSE_SIZE_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*$')
@@ -124,6 +131,25 @@ def _parse_number_with_unit(value, unit):
             raise TuningError('%r: valid time units are us, ms, s, min, h and d' % (value,))
         return number * TIME_UNITS[given] / factor
     raise TuningError('%r: the unit of this parameter is %s' % (value, unit))
+
+
+def refuse_control_characters(name, value):
+    """Raise TuningError when the value (or an element of a list value) holds a newline or another control
+    character, which postgresql.auto.conf (one line per parameter) cannot hold."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if isinstance(item, str) and CONTROL_RE.search(item):
+            raise TuningError('%s: %r holds a newline or another control character, which no parameter value may '
+                              'hold (postgresql.auto.conf has one line per parameter)' % (name, item))
+
+
+def server_text(value):
+    """The value as one string for set_config(): list elements joined with ', ', each double-quoted unless it is
+    a plain lower-case identifier (the server splits and unquotes lists the way it reads them from a file)."""
+    if isinstance(value, (list, tuple)):
+        return ', '.join(v if re.match(r'^[a-z_][a-z0-9_]*$', v) else '"%s"' % v.replace('"', '""')
+                         for v in (str(i) for i in value))
+    return value_text(value)
 
 
 def split_list(value):
@@ -448,8 +474,10 @@ def wanted_parameters(inputs, parameters, major=None, current_max_connections=No
     the providers' inputs()) overridden by the parameters option (a null value resets the parameter)."""
     profile = inputs['profile']
     if profile == 'recommended':
+        # only the user's own figure caps shared_buffers, never the size the databases have today
+        size = inputs['database_size_bytes'] if inputs.get('database_size_source') == SIZE_OPTION else None
         wanted = recommend(inputs['memory_bytes'], inputs['cpus'], inputs['storage'], inputs['workload'],
-                           inputs['max_connections'], inputs['database_size_bytes'], major, current_max_connections)
+                           inputs['max_connections'], size, major, current_max_connections)
     elif profile in ('development', 'production'):
         wanted = profile_parameters(profile, inputs['memory_bytes'], inputs['cpus'])
         if inputs['max_connections']:
@@ -458,7 +486,7 @@ def wanted_parameters(inputs, parameters, major=None, current_max_connections=No
         wanted = {}
     resets = []
     for name, value in (parameters or {}).items():
-        name = name.lower()
+        name = str(name).lower()
         if value is None:
             wanted.pop(name, None)
             resets.append(name)
@@ -488,3 +516,41 @@ def check_pool_fits(pool):
             '%(max_connections)s leaves %(available)s (superuser_reserved_connections '
             '%(superuser_reserved_connections)s, reserved_connections %(reserved_connections)s, reserved by the '
             'platform %(platform_reserved_connections)s)' % pool)
+
+
+# ------------------------------------------------------------------------------------------- the module's inputs
+
+# Option: lowest value that makes sense (the argument spec types them as int; these bounds complete it).
+MINIMUMS = (('cpus', 1), ('max_connections', 1), ('restart_timeout', 1), ('timeout', 1))
+POOL_MINIMUMS = (('db_max_connections', 1), ('replicas', 1), ('reserved', 0))
+
+
+def input_errors(params):
+    """What is wrong with the module's options before anything is read or changed (negative counts and timeouts,
+    a pool of no replicas, parameter names that are not names), as a list of messages; empty when all is well."""
+    errors = []
+    for name, low in MINIMUMS:
+        value = params.get(name)
+        if value is not None and value < low:
+            errors.append('%s must be at least %d, got %s' % (name, low, value))
+    for name, low in POOL_MINIMUMS:
+        value = (params.get('pool') or {}).get(name)
+        if value is not None and value < low:
+            errors.append('pool.%s must be at least %d, got %s' % (name, low, value))
+    for what, settings in [('parameters', params.get('parameters') or {})] + [
+            ('role_settings[%d].settings' % i, (entry or {}).get('settings') or {})
+            for i, entry in enumerate(params.get('role_settings') or [])]:
+        for name, value in settings.items():
+            if not isinstance(name, str) or not name.strip() or CONTROL_RE.search(name):
+                errors.append('%s: %r is not a parameter name' % (what, name))
+            elif isinstance(value, dict):
+                errors.append('%s: %s takes a value (a string, a number, a boolean or a list), not a mapping'
+                              % (what, name))
+    for name in ('memory', 'database_size'):
+        if params.get(name) not in (None, ''):
+            try:
+                if parse_size(params[name]) <= 0:
+                    errors.append('%s must be more than 0, got %r' % (name, params[name]))
+            except TuningError as exc:
+                errors.append('%s: %s' % (name, exc))
+    return errors

@@ -15,16 +15,24 @@ description:
     override anything. Every value comes with the reason for it (RV(recommendation)).
   - The formulas are the public pgtune formulas (U(https://pgtune.leopard.in.ua)) with three differences, stated in
     the reasons. C(maintenance_work_mem) is capped at 2GB (pgtune 8GB plus C(autovacuum_work_mem)) so that
-    autovacuum workers, which use it too, stay bounded. C(shared_buffers) is capped at twice the database size
-    when the whole database fits. pgtune's C(wal_level=minimal) for desktops, C(jit), C(wal_compression),
+    autovacuum workers, which use it too, stay bounded. C(shared_buffers) is capped at twice O(database_size)
+    when the user gives it and the whole database fits (never at the size the databases have today, which would
+    give a new server a tiny value that grows with the data). pgtune's C(wal_level=minimal) for desktops, C(jit), C(wal_compression),
     C(huge_pages) and autovacuum settings are not recommended (outside the runbook; C(wal_level=minimal) breaks
     standbys and WAL archiving).
   - With O(mode=apply), writes the values that differ with C(ALTER SYSTEM) and reloads the configuration
     (C(pg_reload_conf())). Values are compared normalized by unit (V(128MB) = V(131072kB) = V(16384) pages of 8kB,
     V(30s) = V(30000ms), V(on) = V(true) = V(1), lists element by element) against the value the configuration files
     give, so a value already written but waiting for a restart is not written again.
-  - Every name and value is checked against C(pg_settings) (unknown parameter, not a number, below the minimum,
-    above the maximum, not one of the allowed values) before anything changes.
+  - Every name and value is checked before anything changes, all of them together: against C(pg_settings)
+    (unknown parameter, not a number, below the minimum, above the maximum, not one of the allowed values), for
+    newlines and other control characters (refused), by the server itself for parameters a session may set
+    (C(set_config()) in a transaction that is rolled back), and for the privilege to change them (superuser, or from
+    PostgreSQL 15 the C(ALTER SYSTEM) privilege on the parameter). Session settings (O(role_settings)) likewise.
+  - All or nothing: when an C(ALTER SYSTEM) still fails (a value only the configuration-file check refuses, such
+    as an unknown C(log_destination)), the parameters already written are set back to their earlier values in
+    C(postgresql.auto.conf) (or removed from it) before the module fails, and the message says so; session settings
+    are written in one transaction after the parameters, and their failure sets the parameters back too.
   - Parameters whose new value only takes effect at a restart (context C(postmaster)) are listed in
     RV(pending_restart). With O(allow_restart=true) the module restarts the server (O(restart_command), or
     C(pg_ctl restart) as O(os_user)), reconnects and verifies that the new values took effect.
@@ -78,7 +86,8 @@ options:
     type: str
   cpus:
     description:
-      - CPUs (vCores) of the database server; the parallel-worker settings are recommended from 4 CPUs on.
+      - CPUs (vCores) of the database server, at least 1; the parallel-worker settings are recommended from 4 CPUs
+        on.
       - Defaults to the CPUs of the host the module runs on; with O(provider=azure) to the vCores of the SKU.
     type: int
   storage:
@@ -94,14 +103,15 @@ options:
     choices: [web, oltp, dw, mixed, desktop]
   max_connections:
     description:
-      - C(max_connections) to recommend and use in the C(work_mem) formula.
+      - C(max_connections) to recommend and use in the C(work_mem) formula; at least 1.
       - Without it the recommendation leaves C(max_connections) alone and uses the server's current value.
     type: int
   database_size:
     description:
-      - Size of the data, such as V(40GB). Defaults to the sum of the sizes of the databases on the server; with
-        O(provider=azure) only this option gives it (no SQL connection).
-      - Only used by O(profile=recommended), to cap C(shared_buffers) at twice the data size.
+      - Size of the data the server will hold, such as V(40GB).
+      - Only used by O(profile=recommended), to cap C(shared_buffers) at twice the data size. Without it there is
+        no cap (pgtune's formula); RV(inputs) still reports the current size of the databases (O(provider=postgres)),
+        which never caps anything.
     type: str
   parameters:
     description:
@@ -145,14 +155,15 @@ options:
     type: dict
     suboptions:
       db_max_connections:
-        description: C(DB_MAX_CONNECTIONS) of one application instance. Defaults to the pool table of O(profile).
+        description:
+          - C(DB_MAX_CONNECTIONS) of one application instance, at least 1. Defaults to the pool table of O(profile).
         type: int
       replicas:
-        description: Application instances.
+        description: Application instances, at least 1.
         type: int
         default: 1
       reserved:
-        description: Connections kept for other clients (migrations, monitoring, administrators).
+        description: Connections kept for other clients (migrations, monitoring, administrators); 0 or more.
         type: int
         default: 0
   allow_restart:
@@ -193,7 +204,7 @@ options:
         which is fine with C(logging_collector=on).
     type: path
   restart_timeout:
-    description: Seconds to wait for the restart and for the server to accept connections again.
+    description: Seconds to wait for the restart and for the server to accept connections again; at least 1.
     type: int
     default: 120
   azure_profile:
@@ -223,6 +234,10 @@ notes:
   - Values in RV(parameters) and in the diff are shown in the largest exact unit (V(128MB), V(30s)), whatever unit
     they were given in.
   - Reading C(pg_file_settings) needs a superuser; without it values waiting for a restart are written again.
+  - With O(provider=azure) C(shared_buffers) must lie between 10% and 75% of the server's memory, a rule Azure
+    states only in the parameter's description (its C(allowedValues) is a fixed range); the module derives these
+    bounds from the SKU's memory (O(memory) for an unknown SKU), raises or lowers a computed value into them and
+    refuses a given value outside them before any change.
   - With O(provider=azure) the value Azure reports is the configured one, so a value written but waiting for a
     restart is not written again; C(running) in RV(parameters) is that configured value too. Static parameters
     (C(isDynamicConfig=false)) whose value changes have C(restart_required), and those Azure reports with
@@ -396,7 +411,8 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._clients import cl
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     PostgresModule, QueryLog, connect, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
-from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import PROFILES, STORAGE, WORKLOADS, TuningError
+from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import (
+    PROFILES, STORAGE, WORKLOADS, TuningError, input_errors)
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import azure as azure_backend
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import postgres as backend
 
@@ -435,6 +451,10 @@ def main():
     )
     module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
                             required_if=[('provider', 'azure', ('resource_group', 'server_name'))])
+    errors = input_errors(module.params)
+    if errors:
+        module.fail_json(msg='Invalid options, nothing was read or changed: %s' % '; '.join(errors), queries=[],
+                         commands=[])
     if module.params['provider'] == 'azure':
         # the Azure credential profile is azure_profile here: profile is the tuning profile
         _azure.run_module(module, azure_backend.tune, 'Reading or changing the Azure server parameters failed',

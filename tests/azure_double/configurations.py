@@ -3,9 +3,14 @@
 Each server's configurations are built on first access from the ConfigurationsGet example's shape (ids and names
 rewritten) for a realistic subset of what Azure Database for PostgreSQL flexible server exposes, with the data types,
 units, allowed values, defaults and dynamic/static kinds Azure documents ("Server parameters" tables on Microsoft
-Learn); SKU-dependent ranges and defaults (shared_buffers, effective_cache_size, max_connections...) follow the SKU's
-memory. The double enforces like Azure: an unknown name is 404, a read-only parameter or a value outside allowedValues
-is 400 with an Azure error body, and a new value of a static parameter sets isConfigPendingRestart until
+Learn), and allowedValues as Microsoft's ConfigurationsListByServer example (api-version 2025-08-01) gives them:
+fixed ranges, also for shared_buffers ("16-1073741823", its 10%-75%-of-memory rule only in the description), negative
+ranges ("-1-2147483647"), exponents ("0-1.79769e+308"), Numeric ranges ("0.0-1.0"), Sets and Enumerations with an
+empty first choice (",login_hook"), regular expressions for Strings, units such as "megabytes", mixed-case names
+(DateStyle). SKU-dependent defaults (shared_buffers, effective_cache_size, max_connections...) follow the SKU's
+memory. The double enforces like Azure: an unknown name is 404, a read-only parameter, a value outside allowedValues
+(a String not matching its pattern) or a shared_buffers outside 10%-75% of the SKU's memory is 400 with an Azure
+error body, and a new value of a static parameter sets isConfigPendingRestart until
 Servers_Restart succeeds (wrapped below, the original's behaviour kept).
 """
 
@@ -23,6 +28,17 @@ SKUS = {'Standard_B1ms': (1, 2), 'Standard_B2s': (2, 4), 'Standard_B2ms': (2, 8)
         'Standard_D4ds_v5': (4, 16), 'Standard_D8ds_v5': (8, 32), 'Standard_E4ds_v5': (4, 32)}
 
 
+# azure.extensions' allowedValues in Microsoft's list (with its empty first choice)
+AZURE_EXTENSIONS = (
+    ',address_standardizer,address_standardizer_data_us,age,amcheck,anon,azure_ai,azure_storage,bloom,btree_gin,'
+    'btree_gist,citext,cube,dblink,dict_int,dict_xsyn,earthdistance,fuzzystrmatch,hll,hstore,hypopg,intagg,intarray,'
+    'isn,lo,login_hook,ltree,oracle_fdw,orafce,pageinspect,pg_buffercache,pg_cron,pg_freespacemap,pg_hint_plan,'
+    'pg_partman,pg_prewarm,pg_repack,pg_squeeze,pg_stat_statements,pg_trgm,pg_visibility,pgaudit,pgcrypto,pglogical,'
+    'pgrouting,pgrowlocks,pgstattuple,plpgsql,plv8,postgis,postgis_raster,postgis_sfcgal,postgis_tiger_geocoder,'
+    'postgis_topology,postgres_fdw,postgres_protobuf,semver,session_variable,sslinfo,tablefunc,tdigest,tds_fdw,'
+    'timescaledb,topn,tsm_system_rows,tsm_system_time,unaccent,uuid-ossp,vector')
+
+
 def _catalogue(memory_gib, vcores):
     """(name, dataType, unit, allowedValues, defaultValue, isDynamicConfig, isReadOnly, description)."""
     pages = memory_gib * GIB // 8192
@@ -32,7 +48,7 @@ def _catalogue(memory_gib, vcores):
         ('array_nulls', 'Boolean', None, 'on,off', 'on', True, False,
          "Enables input of NULL (case insensitive) to be considered as NULL value rather than the literal String "
          "'NULL'."),
-        ('shared_buffers', 'Integer', '8KB', '%d-%d' % (pages // 10, pages * 3 // 4), str(pages // 4), False, False,
+        ('shared_buffers', 'Integer', '8KB', '16-1073741823', str(pages // 4), False, False,
          'Sets the number of shared memory buffers used by the server. Unit is 8kb. Allowed values are inside the '
          'range of 10% - 75% of available memory.'),
         ('effective_cache_size', 'Integer', '8KB', '1-2147483647', str(pages * 3 // 4), True, False,
@@ -44,7 +60,7 @@ def _catalogue(memory_gib, vcores):
          True, False, 'Sets the maximum memory to be used for maintenance operations.'),
         ('max_connections', 'Integer', None, '25-5000', str(max_conn_default), False, False,
          'Sets the maximum number of concurrent connections to the database server.'),
-        ('superuser_reserved_connections', 'Integer', None, '3-3', '3', False, True,
+        ('superuser_reserved_connections', 'Integer', None, '0-262143', '3', False, True,
          'Sets the number of connection slots reserved for superusers.'),
         ('random_page_cost', 'Numeric', None, '0-1.79769e+308', '2', True, False,
          "Sets the planner's estimate of the cost of a nonsequentially fetched disk page."),
@@ -53,12 +69,34 @@ def _catalogue(memory_gib, vcores):
          'simultaneously.'),
         ('checkpoint_completion_target', 'Numeric', None, '0-1', '0.9', True, False,
          'Time spent flushing dirty buffers during checkpoint, as fraction of checkpoint interval.'),
-        ('min_wal_size', 'Integer', 'MB', '32-2097151', '80', True, False,
+        ('min_wal_size', 'Integer', 'megabytes', '32-2097151', '80', True, False,
          'Sets the minimum size to shrink the WAL to.'),
-        ('max_wal_size', 'Integer', 'MB', '32-65536', '2048', True, False,
-         'Sets the WAL size that triggers a checkpoint.'),
+        ('max_wal_size', 'Integer', 'megabytes', '32-65536', '2048', True, False,
+         'Maximum size to let the WAL grow before triggering automatic checkpoint.'),
         ('wal_buffers', 'Integer', '8KB', '-1-262143', '2048', False, False,
-         'Sets the number of disk-page buffers in shared memory for WAL.'),
+         'Sets the number of disk-page buffers in shared memory for WAL. Unit is 8kb.'),
+        ('checkpoint_timeout', 'Integer', 'seconds', '30-86400', '600', True, False,
+         'Maximum time between automatic WAL checkpoints, in seconds. The valid range is between 30 seconds and one '
+         'day.'),
+        ('log_min_duration_statement', 'Integer', 'milliseconds', '-1-2147483647', '-1', True, False,
+         'Sets the minimum execution time (in milliseconds) above which statements will be logged. -1 disables '
+         'logging statement durations.'),
+        ('extra_float_digits', 'Integer', None, '-15-3', '1', True, False,
+         'Sets the number of digits displayed for floating-point values.'),
+        ('max_pred_locks_per_relation', 'Integer', None, '-2147483648-2147483647', '-2', True, False,
+         'Sets the maximum number of predicate-locked pages and tuples per relation.'),
+        ('auto_explain.sample_rate', 'Numeric', None, '0.0-1.0', '1.0', True, False,
+         'Fraction of queries to process.'),
+        ('session_preload_libraries', 'Set', None, ',login_hook', '', True, False,
+         'Lists shared libraries to preload into each backend.'),
+        ('azure.extensions', 'Set', None, AZURE_EXTENSIONS, '', True, False,
+         'Specifies which extensions are allowed to be created in the server.'),
+        ('ssl_max_protocol_version', 'Enumeration', None, ',TLSv1.2,TLSv1.3', '', True, False,
+         'Sets the maximum SSL/TLS protocol version to use.'),
+        ('search_path', 'String', None, '[A-Za-z0-9."$,_ -]+', '"$user", public', True, False,
+         'Sets the schema search order for names that are not schema-qualified.'),
+        ('DateStyle', 'String', None, '(ISO|POSTGRES|SQL|GERMAN)(, (DMY|MDY|YMD))?', 'ISO, MDY', True, False,
+         'Sets the display format for date and time values.'),
         ('default_statistics_target', 'Integer', None, '1-10000', '100', True, False,
          'Sets the default statistics target.'),
         ('max_worker_processes', 'Integer', None, '0-262143', '8', False, False,
@@ -79,11 +117,11 @@ def _catalogue(memory_gib, vcores):
          'debug5,debug4,debug3,debug2,debug1,info,notice,warning,error,log,fatal,panic', 'warning', True, False,
          'Sets the message levels that are logged.'),
         ('shared_preload_libraries', 'Set', None,
-         'age,anon,auto_explain,azure_storage,credcheck,pg_cron,pg_failover_slots,pg_hint_plan,pg_partman_bgw,'
-         'pg_prewarm,pg_squeeze,pg_stat_statements,pgaudit,pglogical,timescaledb,wal2json',
+         ',age,anon,auto_explain,azure_storage,pg_cron,pg_failover_slots,pg_hint_plan,pg_partman_bgw,pg_prewarm,'
+         'pg_squeeze,pg_stat_statements,pgaudit,pglogical,timescaledb,wal2json',
          'pg_cron,pg_stat_statements', False, False,
          'Sets which shared libraries are preloaded at server start.'),
-        ('server_version', 'String', None, '', '16.9', False, True, 'Shows the server version.'),
+        ('server_version', 'String', None, '.*', '16.9', False, True, 'Shows the server version.'),
         ('max_locks_per_transaction', 'Integer', None, '10-8388608', '64', False, False,
          'Sets the maximum number of locks per transaction.'),
     ]
@@ -131,8 +169,9 @@ def _configuration(ctx):
 NUMBER = re.compile(r'^-?\d+(\.\d+)?([eE][-+]?\d+)?$')
 
 
-def invalid(props, value):
-    """Azure's check of a new value against dataType and allowedValues: None or the message."""
+def invalid(props, value, name=None, memory_gib=None):
+    """Azure's check of a new value against dataType and allowedValues (and shared_buffers' 10%-75% of the SKU's
+    memory, which Azure states only in the description): None or the message."""
     kind, allowed = props['dataType'], props.get('allowedValues') or ''
     if kind in ('Integer', 'Numeric'):
         if not NUMBER.match(value) or (kind == 'Integer' and not re.match(r'^-?\d+$', value)):
@@ -140,8 +179,19 @@ def invalid(props, value):
         match = re.match(r'^(-?[\d.e+]+)-(-?[\d.e+]+)$', allowed)
         if match and not float(match.group(1)) <= float(value) <= float(match.group(2)):
             return 'is outside the allowed range %s' % allowed
+        if name == 'shared_buffers' and memory_gib:
+            pages = memory_gib * GIB // 8192
+            if not pages * 10 <= int(value) * 100 <= pages * 75:
+                return 'is outside the range of 10% - 75% of available memory'
         return None
+    if kind == 'String':
+        try:
+            return None if re.fullmatch(allowed or '.*', value) else 'does not match the allowed values %s' % allowed
+        except re.error:
+            return None
     choices = [c.strip() for c in allowed.split(',') if c.strip()]
+    if kind == 'Enumeration' and '' in [c.strip() for c in allowed.split(',')]:
+        choices.append('')  # an empty first choice (",TLSv1.2,TLSv1.3") allows the empty value
     if kind == 'Set':
         wrong = [v for v in value.split(',') if v.strip() and v.strip() not in choices]
         return 'contains values not allowed (%s)' % ','.join(wrong) if wrong else None
@@ -162,7 +212,7 @@ def _change(ctx):
     if value is None:
         raise Reply(400, error_body('InvalidParameterValue', "A value is required for server parameter '%s'."
                                     % name))
-    reason = invalid(props, str(value))
+    reason = invalid(props, str(value), name, SKUS.get(server.get('sku', {}).get('name'), (2, 8))[1])
     if reason:
         raise Reply(400, error_body('InvalidParameterValue', "Invalid value given for parameter '%s'. The value "
                                     "'%s' %s." % (name, value, reason)))

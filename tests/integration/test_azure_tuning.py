@@ -2,8 +2,9 @@
 double (every request and response validated against the 2025-08-01 specification; `checked_double` fails a test
 on any violation or a leaked secret).
 
-The production server of the double is a Standard_D4ds_v5 (4 vCores, 16 GiB): shared_buffers in 8KB pages allowed
-10%-75% of memory, max_connections static with Azure's default 1718 for that size."""
+The production server of the double is a Standard_D4ds_v5 (4 vCores, 16 GiB): shared_buffers in 8KB pages, its
+allowedValues "16-1073741823" as in Microsoft's list and Azure's 10%-75%-of-memory rule enforced by the double on
+update (stated only in the description), max_connections static with Azure's default 1718 for that size."""
 
 from __future__ import annotations
 
@@ -216,9 +217,9 @@ def test_role_settings_refused_and_unknown_sku(checked_double, play):
     given = result.result('given')
     assert 'inputs' in given, given.get('msg')
     assert given['inputs']['memory_source'] == 'memory option' and given['inputs']['cpus'] == 8
-    # computed values stay inside Azure's allowed values: 16GB of shared_buffers is more than 75% of this server
-    assert given['recommendation']['shared_buffers']['value'] == '6GB'
-    assert "at Azure's maximum" in given['recommendation']['shared_buffers']['reason']
+    # an unknown SKU: Azure's 10%-75% rule is applied to the memory given (25% of 64GB lies inside it)
+    assert given['recommendation']['shared_buffers']['value'] == '16GB'
+    assert 'Azure' not in given['recommendation']['shared_buffers']['reason']
     assert given['recommendation']['maintenance_work_mem']['value'] == '2097151kB'
     assert writes(checked_double, start) == []
 
@@ -262,7 +263,7 @@ def test_development_table_is_raised_to_azure_minimum_on_burstable(checked_doubl
     assert result.rc == 0, result.text
     out = result.result('tune')
     assert out['inputs']['memory_source'] == 'SKU Standard_B2s (2 vCores, 4GB)'
-    assert out['recommendation']['shared_buffers']['value'] == '419424kB'  # 52428 pages of 8KB
+    assert out['recommendation']['shared_buffers']['value'] == '419432kB'  # 52429 pages of 8KB: 10% rounded up
     assert "at Azure's minimum" in out['recommendation']['shared_buffers']['reason']
     assert out['parameters']['max_connections']['after'] == '200'
     assert writes(checked_double, start) == []
@@ -290,6 +291,8 @@ def test_double_configurations_through_the_sdk(checked_double, monkeypatch):
         except ResourceNotFoundError:
             pass
         for name, value, code in (('server_version', '17', 'ServerParameterReadOnly'),
+                                  ('shared_buffers', '16384', 'InvalidParameterValue'),  # 128MB: below 10%
+                                  ('search_path', 'public; drop', 'InvalidParameterValue'),
                                   ('max_connections', '10', 'InvalidParameterValue'),
                                   ('log_min_messages', 'loud', 'InvalidParameterValue')):
             try:
@@ -303,3 +306,69 @@ def test_double_configurations_through_the_sdk(checked_double, monkeypatch):
         assert connection.client.servers.get(PROD_RG, PROD).state == 'Ready'
     finally:
         connection.close()
+
+
+def test_shared_buffers_bounds_come_from_the_sku_not_from_allowed_values(checked_double, play):
+    # issue 12 item 8: Azure lists shared_buffers as 16-1073741823; its 10%-75% of memory is only in the description
+    start = len(checked_double.state.requests)
+    tasks = [task(options(checked_double, profile='development'), name='development'),
+             task(options(checked_double, profile='none', parameters=dict(shared_buffers='128MB', work_mem='8MB')),
+                  name='given'),
+             task(options(checked_double, mode='recommend', memory='64GB'), name='memory')]
+    result = run(play, checked_double, tasks, check=True)
+    development = result.result('development')
+    assert 'recommendation' in development, development.get('msg')
+    assert config(checked_double, 'shared_buffers')['allowedValues'] == '16-1073741823'
+    shared = development['recommendation']['shared_buffers']
+    assert shared['value'] == '1677728kB'  # 209716 pages of 8KB: 10% of 16 GiB rounded up
+    assert "at Azure's minimum" in shared['reason'] and "10%-75% of the server's 16GB" in shared['reason'], shared
+    given = clean_failure(result, 'given')['msg']
+    assert 'nothing was changed' in given and "shared_buffers: '128MB' is below the minimum 209716" in given, given
+    assert "Azure allows 10%-75% of the server's 16GB" in given, given
+    memory = result.result('memory')['recommendation']['shared_buffers']
+    assert memory['value'] == '12GB' and "at Azure's maximum" in memory['reason'], memory  # 25% of 64GB > 75% of 16GB
+    assert writes(checked_double, start) == []
+    # applied, the raised value is one Azure takes
+    result = run(play, checked_double, [task(options(checked_double, profile='none', parameters=dict(
+        shared_buffers='1677728kB')))])
+    assert result.rc == 0 and result.result('tune')['changed'] is True, result.result('tune').get('msg')
+    assert config(checked_double, 'shared_buffers')['value'] == '209716'
+
+
+MICROSOFT_SHAPES = dict(
+    log_min_duration_statement='5s', extra_float_digits=-2, max_pred_locks_per_relation=-5, max_wal_size='4GB',
+    session_preload_libraries='login_hook', ssl_max_protocol_version='TLSv1.3', search_path=['$user', 'public', 'app'],
+    datestyle='ISO, DMY', **{'auto_explain.sample_rate': 0.5, 'azure.extensions': ['pg_trgm', 'vector']})
+
+
+def test_values_in_the_shapes_of_microsofts_configuration_list(checked_double, play):
+    start = len(checked_double.state.requests)
+    result = run(play, checked_double, [task(options(checked_double, profile='none', parameters=MICROSOFT_SHAPES))])
+    out = result.result('tune')
+    assert result.rc == 0 and out['changed'] is True, out.get('msg')
+    sent = dict((name, body['properties']['value']) for name, body in patches(checked_double, start))
+    assert sent == {'DateStyle': 'ISO, DMY', 'auto_explain.sample_rate': '0.5', 'azure.extensions': 'pg_trgm,vector',
+                    'extra_float_digits': '-2', 'log_min_duration_statement': '5000',
+                    'max_pred_locks_per_relation': '-5', 'max_wal_size': '4096', 'search_path': '"$user", public, app',
+                    'session_preload_libraries': 'login_hook', 'ssl_max_protocol_version': 'TLSv1.3'}, sent
+    start = len(checked_double.state.requests)
+    again = run(play, checked_double, [task(options(checked_double, profile='none', parameters=dict(
+        MICROSOFT_SHAPES, log_min_duration_statement=5000, max_wal_size=4096, search_path='"$user", public, app')))])
+    assert again.rc == 0 and again.result('tune')['changed'] is False, again.result('tune')
+    assert writes(checked_double, start) == []
+    # the empty choice of a Set and of an Enumeration
+    empty = run(play, checked_double, [task(options(checked_double, profile='none', parameters=dict(
+        session_preload_libraries='', ssl_max_protocol_version='')))])
+    assert empty.rc == 0 and empty.result('tune')['changed'] is True, empty.result('tune').get('msg')
+    assert config(checked_double, 'session_preload_libraries')['value'] == ''
+    assert config(checked_double, 'ssl_max_protocol_version')['value'] == ''
+    # refused before any PATCH: a String outside its pattern, a Set choice that is not offered, a newline
+    start = len(checked_double.state.requests)
+    bad = run(play, checked_double, [task(options(checked_double, profile='none', parameters={
+        'search_path': 'public; drop', 'azure.extensions': ['nope'], 'datestyle': 'ISO,\nMDY',
+        'extra_float_digits': -16}))])
+    msg = clean_failure(bad)['msg']
+    for part in ("search_path: 'public; drop' does not match the allowed values", 'nope not among the allowed',
+                 'DateStyle', 'control character', "extra_float_digits: -16 is below the minimum -15"):
+        assert part in msg, (part, msg)
+    assert writes(checked_double, start) == []

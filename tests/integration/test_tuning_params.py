@@ -221,6 +221,127 @@ def test_null_resets_what_alter_system_wrote(own_lab, play):
     assert show(own_lab, 'shared_buffers') == '128MB'
 
 
+def auto_conf_bytes(lab):
+    """postgresql.auto.conf as it is on disk (the test runs as root, the data directory belongs to the lab user)."""
+    with open(os.path.join(lab.psql('primary', 'SHOW data_directory'), 'postgresql.auto.conf'), 'rb') as handle:
+        return handle.read()
+
+
+def file_settings(lab):
+    """Every row of pg_file_settings, in order, as the server reads the configuration files now."""
+    return lab.psql('primary', "SELECT string_agg(concat_ws('|', sourcefile, sourceline, seqno, name, setting, "
+                               "applied, error), E'\\n' ORDER BY seqno) FROM pg_file_settings")
+
+
+@pytest.fixture
+def written_before(own_lab):
+    """postgresql.auto.conf holding one value written earlier (checkpoint_timeout), removed afterwards."""
+    own_lab.psql('primary', "ALTER SYSTEM SET checkpoint_timeout = '10min'")
+    yield
+    own_lab.psql('primary', 'ALTER SYSTEM RESET ALL')
+    own_lab.psql('primary', 'SELECT pg_reload_conf()')
+
+
+def assert_untouched(lab, run, before_bytes, before_settings):
+    assert auto_conf_bytes(lab) == before_bytes
+    assert file_settings(lab) == before_settings
+    assert 'Traceback' not in json.dumps(run.result('tune'))
+
+
+def test_newline_in_a_value_is_refused_before_any_alter_system(own_lab, play, written_before):
+    # issue 11: log_min_duration_statement was written, then search_path failed
+    before = auto_conf_bytes(own_lab), file_settings(own_lab)
+    run = play([tune_task(node_params(own_lab, db='postgres'), profile='none', parameters={
+        'log_min_duration_statement': '5s', 'search_path': 'public\nx'})])
+    assert run.rc != 0
+    result = run.result('tune')
+    assert 'nothing was changed' in result['msg'] and 'search_path' in result['msg'], result['msg']
+    assert 'control character' in result['msg'], result['msg']
+    assert not any(q.upper().startswith('ALTER') for q in result['queries'])
+    assert_untouched(own_lab, run, *before)
+    assert show(own_lab, 'log_min_duration_statement') == '-1'
+
+
+def test_the_server_parses_every_value_before_the_first_alter_system(own_lab, play, written_before):
+    # TimeZone passes the pg_settings check (a string) but not the server's parser; it sorts after the others
+    before = auto_conf_bytes(own_lab), file_settings(own_lab)
+    run = play([tune_task(node_params(own_lab, db='postgres'), profile='none', parameters={
+        'checkpoint_timeout': '7min', 'log_min_duration_statement': '5s', 'timezone': 'Mars/Phobos',
+        'search_path': ['public', 'My Schema']})])
+    assert run.rc != 0
+    result = run.result('tune')
+    assert "timezone: the server refuses 'Mars/Phobos'" in result['msg'], result['msg']
+    assert 'nothing was changed' in result['msg'] and 'search_path' not in result['msg'], result['msg']
+    assert not any(q.upper().startswith('ALTER') for q in result['queries'])
+    assert any('set_config' in q for q in result['queries']) and result['queries'][-1] == 'ROLLBACK'
+    assert_untouched(own_lab, run, *before)
+
+
+def test_alter_system_failing_half_way_sets_back_what_it_wrote(own_lab, play, written_before):
+    # log_destination (reloadable, so not SET-able by a session) is refused only by ALTER SYSTEM's own check,
+    # after bgwriter_delay (new) and checkpoint_timeout (already in postgresql.auto.conf) were written
+    before = auto_conf_bytes(own_lab), file_settings(own_lab)
+    run = play([tune_task(node_params(own_lab, db='postgres'), profile='none', parameters={
+        'bgwriter_delay': '100ms', 'checkpoint_timeout': '15min', 'log_destination': 'nonsense'})])
+    assert run.rc != 0
+    result = run.result('tune')
+    msg = result['msg']
+    assert 'ALTER SYSTEM for log_destination failed' in msg, msg
+    assert 'set back to their earlier values' in msg and 'bgwriter_delay, checkpoint_timeout' in msg, msg
+    alters = [q for q in result['queries'] if q.upper().startswith('ALTER SYSTEM')]
+    assert alters[-2:] == ['ALTER SYSTEM SET "checkpoint_timeout" = \'10min\'', 'ALTER SYSTEM RESET "bgwriter_delay"']
+    assert 'SELECT pg_reload_conf()' not in result['queries']
+    assert_untouched(own_lab, run, *before)
+    assert show(own_lab, 'checkpoint_timeout') == '5min' and show(own_lab, 'bgwriter_delay') == '200ms'
+
+
+def test_list_values_are_written_element_by_element(own_lab, play, written_before):
+    params = dict(node_params(own_lab, db='postgres'), profile='none',
+                  parameters={'search_path': '"$user", public, "My Schema"'})
+    run = play([tune_task(params)])
+    assert run.rc == 0, run
+    assert auto_conf(own_lab)['search_path'] == '"$user", public, "My Schema"'
+    again = play([tune_task(dict(params, parameters={'search_path': ['$user', 'public', 'My Schema']}))])
+    assert again.result('tune')['changed'] is False, again.result('tune')['parameters']
+
+
+BAD_INPUTS = [
+    (dict(cpus=-4), 'cpus must be at least 1, got -4'),
+    (dict(cpus=0, max_connections=-10), 'max_connections must be at least 1, got -10'),
+    (dict(pool={'db_max_connections': -5, 'replicas': 0, 'reserved': -1}),
+     'pool.db_max_connections must be at least 1, got -5; pool.replicas must be at least 1, got 0; '
+     'pool.reserved must be at least 0, got -1'),
+    (dict(restart_timeout=-5), 'restart_timeout must be at least 1, got -5'),
+    (dict(memory='lots'), "memory: 'lots' is not a size"),
+    (dict(database_size='0GB'), "database_size must be more than 0"),
+    (dict(parameters={'work_mem': {'size': '8MB'}}), 'parameters: work_mem takes a value'),
+    (dict(parameters={' ': 1}), "parameters: ' ' is not a parameter name"),
+    (dict(role_settings=[{'role': 'postgres', 'settings': {'statement_timeout': {'a': 1}}}]),
+     'role_settings[0].settings: statement_timeout takes a value'),
+    (dict(provider='azure', resource_group='rg', server_name='db', cpus=-4), 'cpus must be at least 1, got -4'),
+    (dict(cpus='many'), "cpus"),
+    (dict(parameters='work_mem'), 'parameters'),
+    (dict(parameters={'no_such_parameter': 1, 'work_mem': []}), 'no_such_parameter: unknown parameter'),
+]
+
+
+def test_bad_inputs_fail_cleanly_before_anything(own_lab, play):
+    before = auto_conf_bytes(own_lab)
+    tasks = [dict(tune_task(node_params(own_lab, db='postgres'), name='bad%d' % i, profile='none', **args),
+                  ignore_errors=True) for i, (args, _) in enumerate(BAD_INPUTS)]
+    tasks.append(tune_task(node_params(own_lab, db='postgres'), name='empty', profile='none', parameters={}))
+    run = play(tasks)
+    for i, (args, text) in enumerate(BAD_INPUTS):
+        result = run.result('bad%d' % i)
+        assert result.get('failed') is True, (args, result)
+        assert text in result['msg'], (args, text, result['msg'])
+        assert 'Traceback' not in json.dumps(result) and 'Module failed' not in result['msg'], result
+        assert not any(q.upper().startswith('ALTER') for q in result.get('queries', []))
+    empty = run.result('empty')
+    assert empty['changed'] is False and empty['parameters'] == {}
+    assert auto_conf_bytes(own_lab) == before
+
+
 @pytest.fixture(scope='module')
 def tuning_collections(workdir):
     """A copy of the collection whose action group surely holds pg_tune_params (the role passes the connection

@@ -128,3 +128,82 @@ def test_memory_warning_uses_wanted_then_configured_values():
     assert 'exceeds' in azure.memory_warning([], rows, 16 * GB)  # 4MB x 5000 connections
     assert azure.memory_warning([dict(name='max_connections', _after=800)], rows, 16 * GB) is None
     assert azure.memory_warning([], rows, None) is None
+
+
+# ------------------------------------------------ allowedValues exactly as Microsoft's ConfigurationsListByServer gives
+
+@pytest.mark.parametrize('allowed, expected', [
+    ('16-1073741823', ('16', '1073741823')),  # shared_buffers: the 10%-75% rule is only in the description
+    ('-1-2147483647', ('-1', '2147483647')),  # log_min_duration_statement, auto_explain.log_min_duration
+    ('-2147483648-2147483647', ('-2147483648', '2147483647')),  # max_pred_locks_per_relation
+    ('-15-3', ('-15', '3')),  # extra_float_digits
+    ('-1-100', ('-1', '100')),  # autovacuum_vacuum_cost_delay
+    ('0-1.79769e+308', ('0', '1.79769e+308')),  # random_page_cost, cpu_tuple_cost
+    ('0.0-1.0', ('0.0', '1.0')),  # auto_explain.sample_rate
+    ('1.5-2', ('1.5', '2')),  # geqo_selection_bias
+    ('8192-8192', ('8192', '8192')),  # block_size
+    (',login_hook', (None, None)), ('[A-Za-z0-9._-]*', (None, None)), ('.*', (None, None))])
+def test_allowed_range_of_microsofts_list(allowed, expected):
+    assert azure.allowed_range(allowed) == expected
+
+
+@pytest.mark.parametrize('allowed, expected', [
+    (',login_hook', ['', 'login_hook']),  # session_preload_libraries (Set)
+    (',TLSv1.2,TLSv1.3', ['', 'TLSv1.2', 'TLSv1.3']),  # ssl_max_protocol_version (Enumeration)
+    ('on,off', ['on', 'off']),
+    ('serializable,repeatable read,read committed,read uncommitted',
+     ['serializable', 'repeatable read', 'read committed', 'read uncommitted']),
+    ('', [])])
+def test_allowed_choices_keep_the_empty_choice(allowed, expected):
+    assert azure.allowed_list(allowed) == expected
+
+
+def test_rows_of_microsofts_list_validate_values():
+    lmds = row('log_min_duration_statement', 'Integer', '-1-2147483647', 'milliseconds', '-1')
+    assert azure.normalize('5s', lmds) == 5000 and azure.normalize(-1, lmds) == -1
+    with pytest.raises(TuningError, match='below the minimum -1'):
+        azure.normalize(-2, lmds)
+    digits = row('extra_float_digits', 'Integer', '-15-3')
+    assert azure.normalize('-15', digits) == -15
+    with pytest.raises(TuningError, match='below the minimum -15'):
+        azure.normalize(-16, digits)
+    cost = row('random_page_cost', 'Numeric', '0-1.79769e+308', value='2')
+    assert azure.normalize('1.1', cost) == 1.1 and azure.azure_value(1.1, cost) == '1.1'
+    with pytest.raises(TuningError, match='below the minimum'):
+        azure.normalize(-1, cost)
+    rate = row('auto_explain.sample_rate', 'Numeric', '0.0-1.0')
+    with pytest.raises(TuningError, match='above the maximum'):
+        azure.normalize(1.5, rate)
+    wal = row('max_wal_size', 'Integer', '32-65536', 'megabytes', '2048')
+    assert wal['unit'] == 'MB' and azure.normalize('4GB', wal) == 4096 and azure.azure_value(4096, wal) == '4096'
+    spl = row('session_preload_libraries', 'Set', ',login_hook', value='')
+    assert azure.normalize('', spl) == () and azure.normalize('login_hook', spl) == ('login_hook',)
+    with pytest.raises(TuningError, match='not among the allowed values'):
+        azure.normalize('auto_explain', spl)
+    tls = row('ssl_max_protocol_version', 'Enumeration', ',TLSv1.2,TLSv1.3', value='')
+    assert azure.normalize('', tls) == '' and azure.azure_value(azure.normalize('tlsv1.3', tls), tls) == 'TLSv1.3'
+    path = row('search_path', 'String', '[A-Za-z0-9."$,_ -]+', value='"$user", public')
+    assert azure.normalize(['$user', 'public'], path) == ('$user', 'public')
+    assert azure.azure_value(('$user', 'public', 'app'), path) == '"$user", public, app'
+    with pytest.raises(TuningError, match='does not match the allowed values'):
+        azure.normalize('public; drop table x', path)
+    with pytest.raises(TuningError, match='control character'):
+        azure.normalize('public,\nx', path)
+    assert azure.configured('"$user", public', path) == ('$user', 'public')
+
+
+def test_shared_buffers_bounds_from_the_memory():
+    rows = {'shared_buffers': row('shared_buffers', 'Integer', '16-1073741823', '8KB', '524288', dynamic=False)}
+    azure.memory_bounds(rows, 16 * GB)
+    shared = rows['shared_buffers']
+    assert (shared['min_val'], shared['max_val']) == ('209716', '1572864')  # 10% rounded up, 75% rounded down
+    assert shared['rule'] == "10%-75% of the server's 16GB"
+    with pytest.raises(TuningError, match=r"below the minimum 209716 .*Azure allows 10%-75% of the server's 16GB"):
+        azure.normalize('128MB', shared)
+    assert azure.normalize('4GB', shared) == 524288
+    raised = azure.clamp(dict(value='128MB', reason='runbook development table'), shared)
+    assert raised['value'] == '1677728kB' and "at Azure's minimum" in raised['reason']
+    assert azure.configured('16384', shared) == 16384  # a value set before stays readable
+    assert azure.memory_bounds({}, 16 * GB) == {}
+    untouched = {'shared_buffers': row('shared_buffers', 'Integer', '16-1073741823', '8KB')}
+    assert azure.memory_bounds(untouched, None)['shared_buffers']['min_val'] == '16'

@@ -264,3 +264,73 @@ def test_host_memory_that_is_not_round_gives_readable_sizes():
     assert rec['shared_buffers'] == '6026MB'
     assert rec['maintenance_work_mem'] == '1506MB'
     assert t.human(24386769) == '23MB' and t.human(16 * GB) == '16GB'
+
+
+# ------------------------------------------------------------------ issue 11: the cap, bad inputs, control characters
+
+def _inputs(size=None, source=None):
+    return dict(profile='recommended', memory_bytes=16 * GB, cpus=4, storage='ssd', workload='oltp',
+                max_connections=None, database_size_bytes=size, database_size_source=source)
+
+
+def test_todays_database_size_never_caps_shared_buffers():
+    # a new production server with 9MB of data keeps pgtune's 25% of memory
+    wanted, _ = t.wanted_parameters(_inputs(9 * MB, 'sum of the databases on the server (reported only: caps '
+                                                    'nothing)'), {}, 16, 100)
+    assert wanted['shared_buffers']['value'] == '4GB'
+    assert 'capped' not in wanted['shared_buffers']['reason']
+
+
+def test_the_users_database_size_caps_shared_buffers():
+    wanted, _ = t.wanted_parameters(_inputs(300 * MB, t.SIZE_OPTION), {}, 16, 100)
+    assert wanted['shared_buffers']['value'] == '600MB'
+    assert 'capped at twice the database size' in wanted['shared_buffers']['reason']
+
+
+@pytest.mark.parametrize('params, message', [
+    (dict(cpus=-4), 'cpus must be at least 1, got -4'),
+    (dict(cpus=0), 'cpus must be at least 1, got 0'),
+    (dict(max_connections=-1), 'max_connections must be at least 1'),
+    (dict(restart_timeout=-5), 'restart_timeout must be at least 1, got -5'),
+    (dict(timeout=0), 'timeout must be at least 1, got 0'),
+    (dict(pool=dict(db_max_connections=-5)), 'pool.db_max_connections must be at least 1, got -5'),
+    (dict(pool=dict(replicas=0)), 'pool.replicas must be at least 1, got 0'),
+    (dict(pool=dict(reserved=-1)), 'pool.reserved must be at least 0, got -1'),
+    (dict(parameters={1: 'x'}), 'parameters: 1 is not a parameter name'),
+    (dict(parameters={'work\nmem': 'x'}), "parameters: 'work\\nmem' is not a parameter name"),
+    (dict(parameters={'work_mem': {'a': 1}}), 'parameters: work_mem takes a value'),
+    (dict(role_settings=[dict(role='app', settings={'': 1})]), "role_settings[0].settings: '' is not a parameter"),
+    (dict(memory='lots'), "memory: 'lots' is not a size"),
+    (dict(memory='0'), 'memory must be more than 0'),
+    (dict(database_size='-5GB'), "database_size: '-5GB' is not a size"),
+])
+def test_input_errors(params, message):
+    errors = t.input_errors(params)
+    assert any(message in e for e in errors), errors
+
+
+def test_good_inputs_have_no_errors():
+    assert t.input_errors(dict(cpus=4, max_connections=100, restart_timeout=120, timeout=600, memory='16GB',
+                               database_size='40GB', parameters={'work_mem': '8MB', 'search_path': ['a', 'b']},
+                               pool=dict(db_max_connections=100, replicas=1, reserved=0),
+                               role_settings=[dict(role='app', settings=None)])) == []
+    assert t.input_errors(dict(parameters={}, role_settings=None, pool=None)) == []
+
+
+@pytest.mark.parametrize('value', ['public\nx', 'a\rb', 'tab\there', ['ok', 'bad\x00'], 'bell\x07', 'del\x7f'])
+def test_control_characters_are_refused(value):
+    with pytest.raises(t.TuningError, match='control character'):
+        t.refuse_control_characters('search_path', value)
+
+
+@pytest.mark.parametrize('value', ['public', '"$user", public', 5, 1.5, True, None, ['a', 'b c'], 'é ü'])
+def test_ordinary_values_pass(value):
+    t.refuse_control_characters('search_path', value)
+
+
+@pytest.mark.parametrize('value, text', [
+    (['$user', 'public', 'My Schema'], '"$user", public, "My Schema"'),
+    (['pg_stat_statements', 'auto_explain'], 'pg_stat_statements, auto_explain'),
+    (['a"b'], '"a""b"'), ('5s', '5s'), (True, 'on'), (1.1, '1.1')])
+def test_server_text(value, text):
+    assert t.server_text(value) == text

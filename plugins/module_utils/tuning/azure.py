@@ -7,6 +7,12 @@ the configurations API (Configurations_ListByServer, Configurations_Update), res
 Each Azure configuration becomes a pg_settings-like row (vartype, unit, min/max, enumvals) so that _tuning's
 normalize/display/same validate and compare values exactly as the postgres provider does (128MB = 16384 pages of
 8KB). Values are written in the configuration's own unit, as plain numbers for integers, the way Azure expects.
+
+allowedValues comes in the shapes of Microsoft's ConfigurationsListByServer list (api-version 2025-08-01): ranges
+with negative ends and exponents ("-1-2147483647", "-2147483648-2147483647", "0-1.79769e+308", "0.0-1.0"),
+choices with an empty first choice (",login_hook" for a Set, ",TLSv1.2,TLSv1.3" for an Enumeration) and regular
+expressions for Strings ("[A-Za-z0-9.\"$,_ -]+"). Rules Azure states only in a description are derived here:
+shared_buffers lies between 10% and 75% of the server's memory (its allowedValues is "16-1073741823").
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.server_info.azure 
 
 # Azure's unit names -> PostgreSQL's (pg_settings.unit)
 UNITS = {'8kb': '8kB', 'kb': 'kB', 'b': 'B', 'bytes': 'B', 'byte': 'B', 'mb': 'MB', '16mb': '16MB',
+         'kilobytes': 'kB', 'kilobyte': 'kB', 'megabytes': 'MB', 'megabyte': 'MB',
          'milliseconds': 'ms', 'millisecond': 'ms', 'ms': 'ms', 'seconds': 's', 'second': 's', 's': 's',
          'minutes': 'min', 'minute': 'min', 'min': 'min', 'microseconds': 'us', 'microsecond': 'us', 'us': 'us'}
 VARTYPES = {'boolean': 'bool', 'integer': 'integer', 'numeric': 'real', 'enumeration': 'enum', 'string': 'string',
             'set': 'set'}
-RANGE_RE = re.compile(r'^\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*-\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$')
+NUMBER = r'-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?'
+RANGE_RE = re.compile(r'^\s*(%s)\s*-\s*(%s)\s*$' % (NUMBER, NUMBER))
+# Azure's rule for shared_buffers, stated only in its description: 10% - 75% of the server's memory
+SHARED_BUFFERS_SHARE = (10, 75)
 
 # Burstable SKUs: (vCores, GiB). General purpose D and memory optimized E sizes follow n vCores x 4 / x 8 GiB,
 # with the exceptions below (Azure VM sizes).
@@ -72,7 +82,11 @@ def allowed_range(allowed):
 
 
 def allowed_list(allowed):
-    return [v.strip() for v in (allowed or '').split(',') if v.strip()]
+    """The choices of a Boolean, Enumeration or Set allowedValues; an empty choice (",login_hook") is kept as ''
+    (first), so that an Enumeration may be set to the empty value."""
+    items = [v.strip() for v in (allowed or '').split(',')]
+    choices = [v for v in items if v]
+    return ([''] if choices and '' in items else []) + choices
 
 
 def setting_row(name, props):
@@ -92,8 +106,52 @@ def setting_row(name, props):
     return row
 
 
+def memory_bounds(rows, memory):
+    """Tighten shared_buffers' row to Azure's 10%-75% of `memory` (bytes; the SKU's): min rounded up, max down, in
+    the row's own unit. Rows without shared_buffers or without a memory size stay as they are."""
+    row = rows.get('shared_buffers')
+    if row is None or not memory or row['vartype'] != 'integer' or row['unit'] not in tuning.SETTING_UNITS:
+        return rows
+    unit_bytes = tuning.SETTING_UNITS[row['unit']][1]
+    low_share, high_share = SHARED_BUFFERS_SHARE
+    units = int(memory) // int(unit_bytes)
+    low, high = -(-units * low_share // 100), units * high_share // 100
+    if row['min_val'] is None or float(row['min_val']) < low:
+        row['min_val'] = str(low)
+    if row['max_val'] is None or float(row['max_val']) > high:
+        row['max_val'] = str(high)
+    row['rule'] = '%d%%-%d%% of the server\'s %s' % (low_share, high_share, tuning.human(int(memory)))
+    return rows
+
+
 def normalize(value, row):
-    """tuning.normalize for an Azure row: Sets are tuples checked against allowedValues, booleans against theirs."""
+    """tuning.normalize for an Azure row: Sets are tuples checked against allowedValues, booleans against theirs,
+    Strings against the allowedValues pattern, and with Azure's own bounds named in the message."""
+    tuning.refuse_control_characters(row['name'], value)
+    try:
+        return _normalize(value, row)
+    except TuningError as exc:
+        if row.get('rule'):
+            raise TuningError('%s (Azure allows %s)' % (exc, row['rule']))
+        raise
+
+
+def configured(value, row):
+    """A value Azure reports (the configured value, the default) in comparable form: Azure's bounds and the
+    derived memory rule are for new values only (a value set under another SKU may lie outside them now)."""
+    return _normalize(value, dict(row, min_val=None, max_val=None))
+
+
+def _normalize(value, row):
+    if row['vartype'] == 'string' and value is not None:
+        text = tuning.server_text(value)
+        try:
+            pattern = re.compile(row['allowed']) if row['allowed'] else None
+        except re.error:
+            pattern = None
+        if pattern is not None and not pattern.fullmatch(text):
+            raise TuningError('%s: %r does not match the allowed values %s' % (row['name'], text, row['allowed']))
+        return tuning.normalize(value, row)
     if row['vartype'] == 'set':
         if value is None:
             raise TuningError('%s: no value given' % row['name'])
@@ -134,6 +192,8 @@ def azure_value(normal, row):
             if choice.lower() == normal:
                 return choice
         return normal
+    if isinstance(normal, tuple):  # a list parameter held in a String (search_path)
+        return tuning.server_text(list(normal))
     return str(normal)
 
 
@@ -150,8 +210,8 @@ def clamp(entry, row):
                                  (row['max_val'], 'maximum', lambda v, b: v > b)):
         if bound is not None and outside(value, float(bound)):
             limit = int(float(bound)) if row['vartype'] == 'integer' else float(bound)
-            return dict(value=tuning.display(limit, row), reason='%s; at Azure\'s %s for this server (%s)' % (
-                entry['reason'], word, tuning.display(limit, row)))
+            return dict(value=tuning.display(limit, row), reason='%s; at Azure\'s %s for this server (%s%s)' % (
+                entry['reason'], word, tuning.display(limit, row), ': %s' % row['rule'] if row.get('rule') else ''))
     return entry
 
 
@@ -207,7 +267,7 @@ class AzureTuner(object):
         size = tuning.parse_size(p['database_size']) if p['database_size'] else None
         return dict(memory_bytes=memory, memory_source=memory_source, cpus=cpus, storage=p['storage'],
                     workload=p['workload'], max_connections=p['max_connections'], database_size_bytes=size,
-                    database_size_source='database_size option' if size else None, profile=p['profile'],
+                    database_size_source=tuning.SIZE_OPTION if size else None, profile=p['profile'],
                     sku=server['sku'])
 
     def plan(self, rows, wanted, resets):
@@ -230,9 +290,10 @@ class AzureTuner(object):
         plan = []
         for name in names:
             row = rows[name]
-            current = normalize(row['setting'], row) if row['setting'] not in (None, '') or \
+            current = configured(row['setting'], row) if row['setting'] not in (None, '') or \
                 row['vartype'] in ('set', 'string') else None
-            item = dict(name=name, context='dynamic' if row['dynamic'] else 'static', unit=row['azure_unit'],
+            item = dict(name=name, _api_name=row['name'], context='dynamic' if row['dynamic'] else 'static',
+                        unit=row['azure_unit'],
                         vartype=row['vartype'], source=row['source'],
                         before=display(current, row) if current is not None else None)
             item['running'] = item['before']
@@ -242,7 +303,7 @@ class AzureTuner(object):
                             action='set', changed=current is None or not tuning.same(current, after))
                 item['_write'] = (azure_value(after, row), SET_SOURCE)
             else:
-                after = normalize(row['default'], row) if row['default'] not in (None, '') or \
+                after = configured(row['default'], row) if row['default'] not in (None, '') or \
                     row['vartype'] in ('set', 'string') else current
                 item.update(action='reset', reason='parameters option: null (back to Azure\'s default)',
                             changed=(current is None or not tuning.same(current, after)) or (
@@ -264,7 +325,7 @@ class AzureTuner(object):
             if name in after:
                 return after[name]
             row = rows.get(name)
-            return int(normalize(row['setting'], row)) if row and row['setting'] not in (None, '') else 0
+            return int(configured(row['setting'], row)) if row and row['setting'] not in (None, '') else 0
         return tuning.pool_check(spec['db_max_connections'], spec.get('replicas') or 1, spec.get('reserved') or 0,
                                  value('max_connections'), value('superuser_reserved_connections'),
                                  value('reserved_connections'), platform_reserved=AZURE_RESERVED_CONNECTIONS)
@@ -277,7 +338,7 @@ class AzureTuner(object):
             what = 'Updating server parameter %s of server %s' % (item['name'], name)
             try:
                 poller = client.configurations.begin_update(
-                    group, name, item['name'], {'properties': {'value': value, 'source': source}})
+                    group, name, item['_api_name'], {'properties': {'value': value, 'source': source}})
                 _azure.wait(poller, deadline_s, what)
             except (_azure.AzureModuleError, _azure.AzureError) as exc:
                 message = _azure.error_message(exc, self.azure.secrets)
@@ -302,7 +363,7 @@ def memory_warning(plan, rows, memory):
         row = rows.get(name)
         if row is None or not memory:
             return None
-        value = after[name] if name in after else normalize(row['setting'], row)
+        value = after[name] if name in after else configured(row['setting'], row)
         factor = tuning.SETTING_UNITS[row['unit']][1] // tuning.KB if row['unit'] in tuning.SETTING_UNITS else 1
         values[name] = int(value) * factor if name != 'max_connections' else int(value)
     return tuning.memory_warning(values['max_connections'], values['work_mem'], values['shared_buffers'], memory)
@@ -324,10 +385,12 @@ def tune(module, azure):
     server = tuner.read_server()
     rows = tuner.read_configurations()
     inputs = tuner.inputs(server)
+    resources = sku_resources(server['sku'])
+    memory_bounds(rows, resources[1] if resources else inputs['memory_bytes'])
     major = int(re.match(r'\d+', server['version']).group(0)) if server['version'] and re.match(
         r'\d+', server['version']) else None
     current_max = rows.get('max_connections')
-    current_max = int(normalize(current_max['setting'], current_max)) if current_max else None
+    current_max = int(configured(current_max['setting'], current_max)) if current_max else None
     wanted, resets = tuning.wanted_parameters(inputs, p['parameters'], major, current_max)
     for name in list(wanted):
         if wanted[name]['reason'] != 'parameters option':

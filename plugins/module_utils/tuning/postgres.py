@@ -1,7 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, ProcGenie platform engineering
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""pg_tune_params, provider postgres: ALTER SYSTEM + pg_reload_conf(), per role/database settings, restarts."""
+"""pg_tune_params, provider postgres: ALTER SYSTEM + pg_reload_conf(), per role/database settings, restarts.
+
+Before the first change every wanted value has passed, all together: the pg_settings check of _tuning.normalize,
+the refusal of control characters, the server's own parser (set_config() in a transaction that is rolled back, for
+parameters a session may set) and the privilege check. ALTER SYSTEM cannot run in a transaction, so the parameters
+are written one by one; when one still fails, those written before it are set back to what postgresql.auto.conf
+held (pg_file_settings read during planning), then session settings go in one transaction.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +25,8 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._connection import
 from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import TuningError
 
 SETTINGS_COLUMNS = sql.SQL(
-    'SELECT name, setting, unit, vartype, context, source, min_val, max_val, enumvals, boot_val, reset_val, '
-    'pending_restart FROM pg_settings WHERE name = ANY(%s)') if sql is not None else None
+    'SELECT lower(name) AS name, setting, unit, vartype, context, source, min_val, max_val, enumvals, boot_val, '
+    'reset_val, pending_restart FROM pg_settings WHERE lower(name) = ANY(%s)') if sql is not None else None
 AUTO_CONF = 'postgresql.auto.conf'
 ROLE_CONTEXTS = ('user', 'superuser')
 
@@ -36,6 +43,7 @@ class Tuner(object):
         self.runner.commands = commands
         self.warnings = []
         self.file_settings_readable = True
+        self.auto_before = {}
 
     # ------------------------------------------------------------------------------------------ reading
     def settings(self, names):
@@ -46,7 +54,8 @@ class Tuner(object):
         """{name: [(sourcefile, value)]} of the configuration files, in the order the server reads them."""
         try:
             rows = self.session.rows(sql.SQL(
-                'SELECT name, setting, sourcefile, seqno, error FROM pg_file_settings WHERE name = ANY(%s) '
+                'SELECT lower(name) AS name, setting, sourcefile, seqno, error FROM pg_file_settings '
+                'WHERE lower(name) = ANY(%s) '
                 'ORDER BY seqno'), (list(names),))
         except psycopg2.Error as exc:
             self.file_settings_readable = False
@@ -73,12 +82,13 @@ class Tuner(object):
                 raise TuningError('Cannot read the memory of this host; give the memory option')
         cpus = p['cpus'] or (os.cpu_count() if p['profile'] == 'recommended' else None)
         size = tuning.parse_size(p['database_size']) if p['database_size'] else None
-        size_source = 'database_size option' if size else None
+        size_source = tuning.SIZE_OPTION if size else None
         if size is None and p['profile'] == 'recommended':
+            # reported only: today's size never caps shared_buffers (a new server would get a tiny value)
             size = self.session.scalar(sql.SQL(
                 "SELECT sum(pg_database_size(oid))::bigint FROM pg_database "
                 "WHERE datallowconn AND has_database_privilege(oid, 'CONNECT')"))
-            size_source = 'sum of the databases on the server'
+            size_source = 'sum of the databases on the server (reported only: caps nothing)'
         return dict(memory_bytes=memory, memory_source=memory_source, cpus=cpus, storage=p['storage'],
                     workload=p['workload'], max_connections=p['max_connections'], database_size_bytes=size,
                     database_size_source=size_source, profile=p['profile'])
@@ -98,12 +108,16 @@ class Tuner(object):
         for name in sorted(wanted):
             if name in settings and settings[name]['context'] != 'internal':
                 try:
+                    tuning.refuse_control_characters(name, wanted[name]['value'])
                     wanted_norm[name] = tuning.normalize(wanted[name]['value'], settings[name])
                 except TuningError as exc:
                     errors.append(str(exc))
         if errors:
             raise TuningError('Invalid parameters, nothing was changed: %s' % '; '.join(errors))
         files = self.file_settings(names) if names else {}
+        for name in names:
+            autos = [v for f, v in files.get(name, []) if os.path.basename(f) == AUTO_CONF]
+            self.auto_before[name] = autos[-1] if autos else None
         for name in names:
             setting = settings[name]
             running = tuning.normalize(setting['setting'], setting)
@@ -118,6 +132,8 @@ class Tuner(object):
                 after = wanted_norm[name]
                 item.update(value=tuning.value_text(wanted[name]['value']), reason=wanted[name]['reason'],
                             action='set', changed=not tuning.same(configured, after))
+                # a list parameter is written element by element, however it was given
+                item['_write'] = list(after) if isinstance(after, tuple) else item['value']
             else:
                 if not self.file_settings_readable:
                     self.warnings.append('%s: cannot tell whether postgresql.auto.conf sets it; not reset' % name)
@@ -181,6 +197,7 @@ class Tuner(object):
                     values[name] = None
                     continue
                 try:
+                    tuning.refuse_control_characters(name, value)
                     values[name] = (value, tuning.normalize(value, known[name]))
                 except TuningError as exc:
                     errors.append(str(exc))
@@ -199,7 +216,9 @@ class Tuner(object):
                 else:
                     value, after = values[name]
                     changed, action = before is None or not tuning.same(before, after), 'set'
-                plan.append(dict(role=role, database=database, name=name, action=action,
+                plan.append(dict(role=role, database=database, name=name, action=action, _context=setting['context'],
+                                 _write=(list(after) if isinstance(after, tuple) else tuning.value_text(value))
+                                 if value is not None else None,
                                  value=tuning.value_text(value) if value is not None else None,
                                  before=tuning.display(before, setting) if before is not None else None,
                                  after=tuning.display(after, setting) if after is not None else None,
@@ -223,8 +242,58 @@ class Tuner(object):
                                  value('max_connections'), value('superuser_reserved_connections'),
                                  value('reserved_connections'))
 
+    # ------------------------------------------------------------------------------- checks by the server
+    def server_checks(self, plan, role_plan):
+        """Raise TuningError (nothing changed) unless the server parses every value a session may set and the
+        user may ALTER SYSTEM every parameter to write. Runs in check mode too: nothing here changes anything."""
+        errors = self.privilege_errors([i['name'] for i in plan if i['changed']])
+        checks = [(i['name'], i['name'], i['_write']) for i in plan
+                  if i['changed'] and i['action'] == 'set' and i['context'] in ROLE_CONTEXTS]
+        checks += [('%s: %s' % (_label(i['role'], i['database']), i['name']), i['name'], i['_write'])
+                   for i in role_plan if i['changed'] and i['action'] == 'set']
+        errors += self.parse_errors(checks)
+        if errors:
+            raise TuningError('Invalid parameters, nothing was changed: %s' % '; '.join(errors))
+
+    def privilege_errors(self, names):
+        if not names:
+            return []
+        if self.session.server_version_num >= 150000:
+            refused = self.session.scalar(sql.SQL(
+                "SELECT array_agg(n ORDER BY n) FROM unnest(%s::text[]) AS n "
+                "WHERE NOT has_parameter_privilege(n, 'ALTER SYSTEM')"), (sorted(names),)) or []
+        else:
+            superuser = self.session.scalar(sql.SQL('SELECT rolsuper FROM pg_roles WHERE rolname = current_user'))
+            refused = [] if superuser else sorted(names)
+        return ['%s: the connected role may not change it with ALTER SYSTEM (needs a superuser, or from '
+                'PostgreSQL 15 GRANT ALTER SYSTEM ON PARAMETER)' % n for n in refused]
+
+    def parse_errors(self, checks):
+        """set_config(name, value, true) for each (label, name, value) in one transaction that is rolled back, each
+        in its own savepoint, so every refusal is reported. A value the role may not SET (but may ALTER SYSTEM) is
+        left to the pg_settings check."""
+        if not checks:
+            return []
+        errors = []
+        self.session.execute(sql.SQL('BEGIN'))
+        try:
+            for label, name, value in checks:
+                self.session.execute(sql.SQL('SAVEPOINT pg_tune_params_check'))
+                try:
+                    self.session.scalar(sql.SQL('SELECT set_config(%s, %s, true)'),
+                                        (name, tuning.server_text(value)))
+                except psycopg2.Error as exc:
+                    self.session.execute(sql.SQL('ROLLBACK TO SAVEPOINT pg_tune_params_check'))
+                    if getattr(exc, 'pgcode', None) != '42501':
+                        errors.append('%s: the server refuses %r: %s' % (
+                            label, tuning.value_text(value), database_error_message(exc)))
+        finally:
+            self.session.execute(sql.SQL('ROLLBACK'))
+        return errors
+
     # ------------------------------------------------------------------------------------------ applying
     def apply_parameters(self, plan):
+        """ALTER SYSTEM for every changed parameter; on a failure set back those written before it and raise."""
         changed = [i for i in plan if i['changed']]
         done = []
         for item in changed:
@@ -233,15 +302,45 @@ class Tuner(object):
                     self.session.execute(sql.SQL('ALTER SYSTEM RESET {}').format(sql.Identifier(item['name'])))
                 else:
                     self.session.execute(sql.SQL('ALTER SYSTEM SET {} = {}').format(
-                        sql.Identifier(item['name']), _literal(item['value'])))
+                        sql.Identifier(item['name']), _literal(item['_write'])))
             except psycopg2.Error as exc:
-                raise TuningError('ALTER SYSTEM for %s failed: %s (already written before it: %s; the configuration '
-                                  'was not reloaded)' % (item['name'], database_error_message(exc),
-                                                         ', '.join(done) or 'nothing'))
-            done.append(item['name'])
+                raise TuningError('ALTER SYSTEM for %s failed: %s; %s' % (
+                    item['name'], database_error_message(exc), self.undo(done)))
+            done.append(item)
+        return done
+
+    def reload(self, changed):
         if changed:
             self.session.scalar(sql.SQL('SELECT pg_reload_conf()'))
             self.wait_reload(changed)
+
+    def undo(self, done):
+        """Set the parameters in `done` back to what postgresql.auto.conf held before (or remove them from it);
+        returns the sentence that says what happened, for the failure message."""
+        if not done:
+            return 'nothing was written before it, so nothing was changed (the configuration was not reloaded)'
+        names = ', '.join(i['name'] for i in done)
+        if not self.file_settings_readable:
+            return ('already written before it: %s (pg_file_settings cannot be read, so their earlier values are '
+                    'unknown and were not restored; the configuration was not reloaded)' % names)
+        failed = []
+        for item in reversed(done):
+            name = item['name']
+            previous = self.auto_before.get(name)
+            try:
+                if previous is None:
+                    self.session.execute(sql.SQL('ALTER SYSTEM RESET {}').format(sql.Identifier(name)))
+                else:
+                    value = list(tuning.split_list(previous)) if name in tuning.LIST_PARAMETERS else previous
+                    self.session.execute(sql.SQL('ALTER SYSTEM SET {} = {}').format(
+                        sql.Identifier(name), _literal(value)))
+            except psycopg2.Error as exc:
+                failed.append('%s (%s)' % (name, database_error_message(exc)))
+        if failed:
+            return ('written before it: %s; setting them back failed for %s: check postgresql.auto.conf before the '
+                    'next reload (the configuration was not reloaded)' % (names, ', '.join(failed)))
+        return ('the parameters written before it (%s) were set back to their earlier values in '
+                'postgresql.auto.conf, so nothing was changed (the configuration was not reloaded)' % names)
 
     def wait_reload(self, changed, timeout=10.0):
         """pg_reload_conf() only signals: wait until the reloadable values show up (or restart is pending)."""
@@ -261,8 +360,25 @@ class Tuner(object):
         self.log.add(quiet.last or '')
         return rows
 
-    def apply_role_settings(self, plan):
-        for item in [i for i in plan if i['changed']]:
+    def apply_role_settings(self, plan, done):
+        """The session settings in one transaction; when it fails, the parameters in `done` are set back too."""
+        changed = [i for i in plan if i['changed']]
+        if not changed:
+            return
+        try:
+            self.session.execute(sql.SQL('BEGIN'))
+            self.write_role_settings(changed)
+            self.session.execute(sql.SQL('COMMIT'))
+        except psycopg2.Error as exc:
+            try:
+                self.session.execute(sql.SQL('ROLLBACK'))
+            except psycopg2.Error:
+                pass
+            raise TuningError('Session settings failed and none was written: %s; %s' % (
+                database_error_message(exc), self.undo(done).replace(' before it', ' before them')))
+
+    def write_role_settings(self, changed):
+        for item in changed:
             role, database, name = item['role'], item['database'], sql.Identifier(item['name'])
             if role and database:
                 target = sql.SQL('ALTER ROLE {} IN DATABASE {}').format(sql.Identifier(role), sql.Identifier(database))
@@ -273,7 +389,7 @@ class Tuner(object):
             if item['action'] == 'reset':
                 self.session.execute(sql.SQL('{} RESET {}').format(target, name))
             else:
-                self.session.execute(sql.SQL('{} SET {} = {}').format(target, name, _literal(item['value'])))
+                self.session.execute(sql.SQL('{} SET {} = {}').format(target, name, _literal(item['_write'])))
 
     def restart(self):
         """Restart the server with restart_command or pg_ctl (as os_user when running as root)."""
@@ -436,14 +552,16 @@ def tune(module, session, log, commands):
             tuner.warnings.append(warning)
 
     standby_warning(tuner, plan)
+    tuner.server_checks(plan, role_plan)
     recommend_only = p['mode'] == 'recommend'
     param_changes = [i for i in plan if i['changed']]
     role_changes = [i for i in role_plan if i['changed']]
     pending = [i['name'] for i in plan if i['restart_required']]
     restarted = False
     if not recommend_only and not module.check_mode:
-        tuner.apply_parameters(plan)
-        tuner.apply_role_settings(role_plan)
+        done = tuner.apply_parameters(plan)
+        tuner.apply_role_settings(role_plan, done)
+        tuner.reload(done)
         rows = tuner.settings([i['name'] for i in plan]) if plan else {}
         pending = sorted(n for n, r in rows.items() if r['pending_restart'] or (
             r['context'] == 'postmaster' and not takes_effect(
@@ -482,7 +600,7 @@ def tune(module, session, log, commands):
         changed_parameters=[i['name'] for i in param_changes],
         pending_restart=pending,
         restarted=restarted,
-        role_settings=role_plan,
+        role_settings=[_public(i) for i in role_plan],
         pool=pool,
         commands=tuner.runner.commands,
         diff=dict(
