@@ -36,7 +36,10 @@ author:
   - ProcGenie Platform Engineering (@procgenie)
 options:
   dest:
-    description: Folder of the base backups; created when missing.
+    description:
+      - Folder of the base backups; created when missing, with mode C(0700). Must not be empty.
+      - Every base backup folder is C(0700) and its files and its manifest C(0600) (pg_basebackup runs with umask
+        C(077)): a base backup holds every row of the cluster.
     type: path
     required: true
   format:
@@ -60,7 +63,10 @@ options:
     default: stream
     choices: [stream, fetch, none]
   name:
-    description: Template of the folder name, fields C({prefix}) (V(base)), C({timestamp}) (UTC) and C({ext}) (empty).
+    description:
+      - Template of the folder name, fields C({prefix}) (V(base)), C({timestamp}) (UTC) and C({ext}) (empty).
+      - A template that names another field, an attribute or index of a field (C({timestamp.x})), or gives a path,
+        a hidden name or a control character is refused before anything runs.
     type: str
   verify:
     description: Run C(pg_verifybackup) on the new backup (a failure fails the module and removes the backup).
@@ -73,7 +79,7 @@ options:
     description: Retention; keep the base backups younger than this many days (the PITR window).
     type: float
   timeout:
-    description: Seconds pg_basebackup may run.
+    description: Seconds pg_basebackup may run; at least 1.
     type: int
 extends_documentation_fragment:
   - procgenie.dbops.postgres
@@ -174,6 +180,14 @@ deleted:
   returned: always
   type: list
   elements: str
+skipped_manifests:
+  description:
+    - Manifests in O(dest) that retention left alone because they are damaged or not this collection's (each is
+      also named in a warning with the field that is wrong). They never stop the backup or the retention of the
+      others.
+  returned: always
+  type: list
+  elements: str
 duration_s:
   description: Seconds the module took.
   returned: always
@@ -206,7 +220,8 @@ def main():
     log = QueryLog()
     runner = ClientRunner(module.params)
     with clean_failures(module, log, runner.commands, 'The base backup', base_backup.BaseBackupFailure):
-        result = base_backup.make_base_backup(module.params, runner, log, check_mode=module.check_mode)
+        result = base_backup.make_base_backup(module.params, runner, log, check_mode=module.check_mode,
+                                              warn=module.warn)
     module.exit_json(queries=log.queries, commands=runner.commands, **result)
 
 

@@ -78,3 +78,70 @@ def test_failed_backup_leaves_nothing(blab, play, workdir):
     assert visible(dest) == []
     result = play([bb_task(blab, dest, format='plain', compress=5)]).result('bb')
     assert result['failed'] is True and 'compress' in result['msg']
+
+
+def mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+BASE_DAMAGE = {
+    'no_end_lsn': ('end_lsn', None),
+    'garbage_lsn': ('end_lsn', 'garbage'),
+    'garbage_time': ('end_time', 'garbage'),
+    'number_time': ('end_time', 12345),
+    'timeline_one': ('timeline', 'one'),
+    'major_fifteen': ('major', 'fifteen'),
+}
+
+
+def test_private_modes_bad_input_and_damaged_manifests(blab, play, workdir):
+    dest = os.path.join(workdir, 'bb-safety', 'nested')
+    result = play([bb_task(blab, dest, format='plain', name='{prefix}_good')]).result('bb')
+    assert result.get('failed') is not True, result.get('msg')
+    assert mode(os.path.dirname(dest)) == 0o700 and mode(dest) == 0o700
+    assert mode(result['path']) == 0o700 and mode(result['manifest']) == 0o600
+    for root, dirs, files in os.walk(result['path']):
+        assert all(mode(os.path.join(root, d)) == 0o700 for d in dirs), root
+        assert all(mode(os.path.join(root, f)) == 0o600 for f in files), root
+    with open(result['manifest']) as handle:
+        good = json.load(handle)
+    damaged = {}
+    for name, (field, value) in BASE_DAMAGE.items():
+        path = os.path.join(dest, 'base_' + name)
+        os.makedirs(path)
+        manifest = dict(good)
+        if value is None:
+            del manifest[field]
+        else:
+            manifest[field] = value
+        with open(path + '.manifest.json', 'w') as handle:
+            json.dump(manifest, handle)
+        damaged[path] = field
+    # retention (check mode, then for real) goes on with the others and names what it skipped
+    for check in (True, False):
+        run = play([bb_task(blab, dest, format='plain', keep_last=1, name='{prefix}_new_%s' % check)], check=check)
+        result = run.result('bb')
+        assert result.get('failed') is not True, result.get('msg')
+        assert sorted(result['skipped_manifests']) == sorted(p + '.manifest.json' for p in damaged)
+        for path, field in damaged.items():
+            assert any(path in w and 'field %s' % field in w for w in result['warnings']), (field, result['warnings'])
+    assert all(os.path.isdir(p) for p in damaged)
+    # a point-in-time restore from a damaged manifest names the manifest and the field
+    tasks = [dict(name='pitr_' + os.path.basename(p), ignore_errors=True, **{'procgenie.dbops.pg_restore_pitr': dict(
+        base_backup=p, wal_archive=blab.state.get('archive') or dest, data_directory=os.path.join(workdir, 'bb-never'),
+        restore_port=1, target='immediate')}) for p in damaged]
+    run = play(tasks, check=True)
+    for path, field in damaged.items():
+        result = run.result('pitr_' + os.path.basename(path))
+        assert result['failed'] is True and 'Traceback' not in json.dumps(result)
+        assert path + '.manifest.json' in result['msg'] and 'field %s' % field in result['msg'], result['msg']
+    assert not os.path.exists(os.path.join(workdir, 'bb-never'))
+    # bad options fail before anything runs
+    run = play([dict(bb_task(blab, dest, name='{timestamp.x}'), name='attr'),
+                dict(bb_task(blab, ''), name='empty'),
+                dict(bb_task(blab, dest, timeout=-5), name='timeout')])
+    for name, text in (('attr', 'name template'), ('empty', 'current directory'),
+                       ('timeout', 'timeout must be 1 second or more')):
+        result = run.result(name)
+        assert result['failed'] is True and text in result['msg'], (name, result['msg'])
+        assert result['commands'] == [] and 'Traceback' not in json.dumps(result)

@@ -57,17 +57,22 @@ def validate(params):
         raise BaseBackupFailure('keep_last must be 1 or more (the newest base backup is always kept)')
     if params.get('max_age_days') is not None and params['max_age_days'] < 0:
         raise BaseBackupFailure('max_age_days must not be negative')
+    if params.get('timeout') is not None and params['timeout'] < 1:
+        raise BaseBackupFailure('timeout must be 1 second or more (it was %s)' % params['timeout'])
+    if 'dest' in params and not str(params.get('dest') or '').strip():
+        raise BaseBackupFailure('dest must name the backup folder; an empty dest would write into the current '
+                                'directory')
 
 
 def backup_name(when, template=None):
     """Folder name of a base backup: base_YYYYMMDD_HHMMSS by default (fields {timestamp}, {prefix}, {ext})."""
     template = template or DEFAULT_NAME
     try:
-        name = template.format(prefix='base', timestamp=when.strftime('%Y%m%d_%H%M%S'), ext='')
-    except (KeyError, IndexError, ValueError) as exc:
-        raise BaseBackupFailure('name template %r is not valid (fields: {prefix}, {timestamp}, {ext}): %s'
-                                % (template, exc))
-    if not name or '/' in name or name.startswith('.') or name.endswith(art.MANIFEST_SUFFIX):
+        name = art.format_template(template, dict(prefix='base', timestamp=when.strftime('%Y%m%d_%H%M%S'), ext=''),
+                                   ('prefix', 'timestamp', 'ext'))
+    except art.ArtifactError as exc:
+        raise BaseBackupFailure(str(exc))
+    if not art.plain_name(name) or name.endswith(art.MANIFEST_SUFFIX):
         raise BaseBackupFailure('name template %r gives %r, which is not a plain folder name' % (template, name))
     return name
 
@@ -92,15 +97,23 @@ def wal_range(manifest_text):
         raise BaseBackupFailure('backup_manifest has no WAL-Ranges: %s' % exc)
     if not ranges:
         raise BaseBackupFailure('backup_manifest has an empty WAL-Ranges')
-    start = min(ranges, key=lambda r: wal.parse_lsn(r['Start-LSN']))
-    end = max(ranges, key=lambda r: wal.parse_lsn(r['End-LSN']))
-    return int(end['Timeline']), wal.format_lsn(wal.parse_lsn(start['Start-LSN'])), \
-        wal.format_lsn(wal.parse_lsn(end['End-LSN']))
+    try:
+        start = min(ranges, key=lambda r: wal.parse_lsn(r['Start-LSN']))
+        end = max(ranges, key=lambda r: wal.parse_lsn(r['End-LSN']))
+        return int(end['Timeline']), wal.format_lsn(wal.parse_lsn(start['Start-LSN'])), \
+            wal.format_lsn(wal.parse_lsn(end['End-LSN']))
+    except (KeyError, TypeError, ValueError, wal.WalError) as exc:
+        raise BaseBackupFailure('backup_manifest has a WAL-Ranges entry that is not valid: %s' % exc)
 
 
-def list_base_backups(folder):
-    """(artifact path, manifest) of every complete base backup in folder, oldest first by end LSN."""
-    found = [(art.artifact_of_manifest(p), m) for p, m in art.list_manifests(folder) if m.get('kind') == KIND]
+def list_base_backups(folder, skipped=None):
+    """(artifact path, manifest) of every complete base backup in folder, oldest first by end LSN.
+
+    Manifests that are damaged (no end_lsn, a timeline that is not a number, ...) or of another kind are left out;
+    with skipped a list, (manifest path, reason) of each damaged one is appended to it (see
+    _artifacts.list_manifests)."""
+    found = [(art.artifact_of_manifest(p), m) for p, m in art.list_manifests(folder, skipped)
+             if m.get('kind') == KIND]
     found.sort(key=lambda item: (wal.parse_lsn(item[1]['end_lsn']), item[0]))
     return found
 
@@ -144,8 +157,31 @@ def _server_facts(params, log):
     return row
 
 
-def make_base_backup(params, runner, log, check_mode=False):
+def make_base_backup(params, runner, log, check_mode=False, warn=None):
+    """One base backup; returns the result fields. Raises BaseBackupFailure.
+
+    Folders it creates are 0700, the backup's files 0600 (pg_basebackup runs with umask 077)."""
     validate(params)
+    with art.private_files():
+        return _make_base_backup(params, runner, log, check_mode, warn or (lambda msg: None))
+
+
+def _retention(dest, series, now, keep_last, max_age, warn, new_path=None):
+    """(delete, skipped manifest paths) of a retention run; damaged manifests are skipped and warned about."""
+    skipped = []
+    if not keep_last and max_age is None:
+        return [], []
+    entries = [dict(path=p, end_time=art.parse_iso(m['end_time']), verified=bool(m.get('verified')))
+               for p, m in list_base_backups(dest, skipped) if m.get('series') == series]
+    for message in art.skipped_messages(skipped):
+        warn('retention left alone a manifest it cannot use: %s' % message)
+    if new_path:
+        entries.append(dict(path=new_path, end_time=now, verified=False))
+    delete, _keep = pitr_retention(entries, now, keep_last, max_age)
+    return [p for p in delete if p != new_path], [p for p, _r in skipped]
+
+
+def _make_base_backup(params, runner, log, check_mode, warn):
     started = time.monotonic()
     start = art.utc_now()
     dest = os.path.abspath(params['dest'])
@@ -165,13 +201,10 @@ def make_base_backup(params, runner, log, check_mode=False):
         verifier = runner.find('pg_verifybackup', major) if params.get('verify') else None
     except ClientError as exc:
         raise BaseBackupFailure(str(exc))
+    # retention is planned before anything is written: a damaged manifest is skipped and reported, never fatal
+    result['deleted'], result['skipped_manifests'] = _retention(dest, series, start, keep_last, max_age, warn,
+                                                                new_path=final)
     if check_mode:
-        entries = [dict(path=p, end_time=art.parse_iso(m['end_time']), verified=bool(m.get('verified')))
-                   for p, m in list_base_backups(dest) if m.get('series') == series]
-        entries.append(dict(path=final, end_time=start, verified=False))
-        delete, _keep = pitr_retention(entries, start, keep_last, max_age) if (keep_last or max_age is not None) \
-            else ([], [])
-        result['deleted'] = [p for p in delete if p != final]
         result['diff'] = dict(before='', after='%s\n' % final)
         result['duration_s'] = round(time.monotonic() - started, 3)
         return result
@@ -230,14 +263,11 @@ def make_base_backup(params, runner, log, check_mode=False):
     result.update(start_lsn=start_lsn, end_lsn=end_lsn, timeline=timeline, start_time=art.iso(start),
                   end_time=art.iso(end), size_bytes=size, sha256=digest, verify=verify)
     deleted = []
-    if keep_last or max_age is not None:
-        entries = [dict(path=p, end_time=art.parse_iso(m['end_time']), verified=bool(m.get('verified')))
-                   for p, m in list_base_backups(dest) if m.get('series') == series]
-        delete, _keep = pitr_retention(entries, end, keep_last, max_age)
-        for path in delete:
-            if path != final:
-                art.delete_artifact(path)
-                deleted.append(path)
+    delete, _skipped = _retention(dest, series, end, keep_last, max_age, lambda msg: None)
+    for path in delete:
+        if path != final:
+            art.delete_artifact(path)
+            deleted.append(path)
     result['deleted'] = deleted
     result['diff'] = dict(before='', after='%s\n' % final + ''.join('- %s\n' % p for p in deleted))
     result['duration_s'] = round(time.monotonic() - started, 3)
