@@ -6,12 +6,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 LAB := $(BIN)/python tools/lab
 
-.PHONY: help venv postgres demo demo-azure test test-unit test-integration sanity lint lab-status lab-stop lab-destroy clean
+.PHONY: help venv postgres demo demo-azure test test-unit test-integration sanity lint changelog build ee-context lab-status lab-stop lab-destroy clean
 
 help:
 	@echo "make demo         set up everything, start the lab clusters, show what the collection does"
 	@echo "make demo-azure   the Azure paths of the playbooks against the local Azure Resource Manager double"
 	@echo "make test         the whole test suite (unit, integration on real clusters, sanity, lint, molecule)"
+	@echo "make changelog    CHANGELOG.rst and changelogs/changelog.yaml from changelogs/fragments (antsibull-changelog)"
+	@echo "make build        the collection tarball in build/ (what ships: build_ignore in galaxy.yml)"
+	@echo "make ee-context   the execution environment's build context in build/ee (ansible-builder create)"
 	@echo "make lab-status | lab-stop | lab-destroy"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -58,6 +61,18 @@ sanity: venv
 lint: venv
 	$(BIN)/python -m pytest tests/quality -k lint
 
+# The release in galaxy.yml is (re)written from the fragments: they are kept (keep_fragments), so a fragment added or
+# edited later updates the same release.
+changelog: venv
+	$(BIN)/antsibull-changelog lint
+	$(BIN)/antsibull-changelog release --update-existing --refresh-fragments --refresh-plugins --reload-plugins
+
+build: venv
+	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+ee-context: venv
+	$(BIN)/ansible-builder create -f meta/execution-environment.yml --context build/ee
+
 lab-status: venv
 	$(LAB) status
 
@@ -68,4 +83,4 @@ lab-destroy: venv
 	$(LAB) destroy
 
 clean: lab-destroy
-	rm -rf $(VENV) .cache tests/output
+	rm -rf $(VENV) .cache tests/output build
