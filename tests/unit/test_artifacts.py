@@ -139,3 +139,74 @@ def test_retention_entries_are_per_series(tmp_path):
     found = art.retention_entries(str(tmp_path), 'schema')
     assert [os.path.basename(e['path']) for e in found] == ['b.sql'] and found[0]['verified'] is True
     assert art.series_key('db', 'tables', ['b', 'a'], None, 'custom') == 'db|tables|custom|a,b'
+
+
+@pytest.mark.parametrize('template', ['{timestamp.x}', '{timestamp[99]}', '{timestamp:d}', '{0}', 'a\n{ext}',
+                                      '{tenant}'])
+def test_templates_that_break_format_are_refused_clearly(template):
+    with pytest.raises(art.ArtifactError, match='name template'):
+        art.artifact_name('full', 'custom', WHEN, template, tenant='a\nb')
+
+
+def test_folders_and_files_are_private(tmp_path):
+    folder = str(tmp_path / 'a' / 'b')
+    art.check_writable_folder(folder)
+    assert os.stat(folder).st_mode & 0o777 == 0o700 and os.stat(str(tmp_path / 'a')).st_mode & 0o777 == 0o700
+    with pytest.raises(art.ArtifactError, match='must not be empty'):
+        art.check_writable_folder('')
+    final = _publish(folder, 'x.dump', WHEN)
+    assert os.stat(final).st_mode & 0o777 == 0o600
+    assert os.stat(art.manifest_path(final)).st_mode & 0o777 == 0o600
+    art.record_verification(final, dict(result='passed'))
+    assert os.stat(art.manifest_path(final)).st_mode & 0o777 == 0o600
+    with art.private_files():
+        open(os.path.join(folder, 'y'), 'w').close()
+    assert os.stat(os.path.join(folder, 'y')).st_mode & 0o777 == 0o600
+
+
+GOOD = dict(tool=art.MANIFEST_TOOL, kind='full', format='custom', series='s', end_time='2026-02-08T12:00:05Z',
+            sha256='0' * 64, size_bytes=3, files=None, row_counts={'public.a': 1}, rls={}, verifications=[])
+GOOD_BASE = dict(GOOD, kind='base', format='tar', start_lsn='0/2000028', end_lsn='0/2000100', timeline=1, major=15,
+                 system_identifier='7000000000000000001', verified=True)
+
+
+@pytest.mark.parametrize('base, field, value', [
+    (GOOD, 'end_time', 'garbage'), (GOOD, 'end_time', 12345), (GOOD, 'files', ['a']), (GOOD, 'row_counts', ['a']),
+    (GOOD, 'rls', ['public.a']), (GOOD, 'verifications', 'x'), (GOOD, 'sha256', None), (GOOD, 'kind', 'other'),
+    (GOOD, 'row_counts', {'public.a': 'many'}), (GOOD_BASE, 'end_lsn', None), (GOOD_BASE, 'end_lsn', 'garbage'),
+    (GOOD_BASE, 'timeline', 'one'), (GOOD_BASE, 'major', 'fifteen'), (GOOD_BASE, 'start_time', 'x'),
+])
+def test_damaged_manifests_name_the_path_and_the_field(base, field, value):
+    data = dict(base)
+    if value is None:
+        del data[field]
+    else:
+        data[field] = value
+    with pytest.raises(art.ArtifactError) as info:
+        art.validate_manifest(data, '/b/x.manifest.json')
+    assert '/b/x.manifest.json' in str(info.value) and 'field %s' % field in str(info.value)
+
+
+def test_valid_manifests_and_kinds():
+    assert art.validate_manifest(dict(GOOD), 'p') and art.validate_manifest(dict(GOOD_BASE), 'p', 'base')
+    with pytest.raises(art.ArtifactError, match='not of a base'):
+        art.validate_manifest(dict(GOOD), 'p', 'base')
+    with pytest.raises(art.ArtifactError, match='not a pg_backup manifest'):
+        art.validate_manifest([GOOD], 'p')
+
+
+def test_damaged_manifests_never_block_the_others(tmp_path):
+    folder = str(tmp_path)
+    good = _publish(folder, 'good.dump', WHEN)
+    bad = _publish(folder, 'bad.dump', WHEN)
+    with open(art.manifest_path(bad)) as handle:
+        data = json.load(handle)
+    data['end_time'] = 'garbage'
+    with open(art.manifest_path(bad), 'w') as handle:
+        json.dump(data, handle)
+    skipped = []
+    assert [e['path'] for e in art.retention_entries(folder, 's', skipped)] == [good]
+    assert skipped and skipped[0][0] == art.manifest_path(bad) and 'field end_time' in skipped[0][1]
+    assert 'field end_time' in art.skipped_messages(skipped)[0]
+    with pytest.raises(art.ArtifactError, match='field end_time'):
+        art.record_verification(bad, dict(result='passed'))

@@ -20,6 +20,12 @@ def test_tenant_ids_are_validated():
     with pytest.raises(catalog.CatalogError):
         catalog.validate_tenant_id('4 2', 'int')
     assert catalog.validate_tenant_id("acme'; --", 'text') == "acme'; --"  # bound as a parameter, never pasted
+    # control characters only where the type allows them (then COPY and the manifest escape them)
+    for bad, id_type in (('acme\n\\! id', 'uuid'), ('4\r2', 'int'), ('e000342e-22c2-b525-5299-b35c4d538065\x1b', 'uuid'),
+                         ('9223372036854775808', 'int'), ('\u0661\u0662', 'int')):
+        with pytest.raises(catalog.CatalogError):
+            catalog.validate_tenant_id(bad, id_type)
+    assert catalog.validate_tenant_id('acme\n\\! id', 'text') == 'acme\n\\! id'
 
 
 def test_dump_patterns_are_literal():
@@ -46,6 +52,11 @@ def test_fk_order_puts_parents_first_and_reports_cycles():
     (dict(kind='full', compress=11), 'between 0 and 9'),
     (dict(kind='full', format='plain', compress=5), 'custom and directory formats only'),
     (dict(kind='full', keep_last=0), 'keep_last must be 1 or more'),
+    (dict(kind='full', jobs=-3), 'jobs must be 1 or more'),
+    (dict(kind='full', timeout=-5), 'timeout must be 1 second or more'),
+    (dict(kind='full', timeout=0), 'timeout must be 1 second or more'),
+    (dict(kind='full', dest=''), 'current directory'),
+    (dict(kind='full', dest='  '), 'current directory'),
 ])
 def test_validation(params, message):
     with pytest.raises(dump.BackupFailure, match=message):
@@ -77,7 +88,7 @@ def test_failures_name_the_signal():
 
 def test_pg_restore_and_psql_argv():
     argv = rst.pg_restore_argv('pg_restore', '/a.dump', 'db', jobs=4, clean=True)
-    assert argv == ['pg_restore', '--dbname=db', '--no-password', '--exit-on-error', '--clean', '--if-exists',
+    assert argv == ['pg_restore', "--dbname=dbname='db'", '--no-password', '--exit-on-error', '--clean', '--if-exists',
                     '--jobs=4', '/a.dump']
     argv = rst.pg_restore_argv('pg_restore', '/a.dump', 'db', jobs=4, single_transaction=True, data_only=True,
                                tables=['requisitions'], schemas=['public'])
