@@ -95,3 +95,24 @@ class ArgumentSpec(object):
             if name in kwargs:
                 raise ValueError('%s belongs in the ArgumentSpec, not in create_module()' % name)
         return module_class(supports_check_mode=supports_check_mode, **dict(self.module_kwargs(), **kwargs))
+
+
+# The shared options as specs (each documented by its doc fragment) --------------------------------------------------
+def postgres_spec():
+    """The connection options (doc fragment procgenie.dbops.postgres)."""
+    from ansible_collections.procgenie.dbops.plugins.module_utils._connection import postgres_argument_spec
+    return ArgumentSpec(postgres_argument_spec())
+
+
+def client_spec():
+    """The client-program options (doc fragment procgenie.dbops.postgres.CLIENTS)."""
+    from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
+    return ArgumentSpec(client_argument_spec())
+
+
+def azure_spec(wait=False):
+    """The Azure options (doc fragment procgenie.dbops.azure), with `timeout` for long-running operations when
+    `wait` (procgenie.dbops.azure.WAIT)."""
+    from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
+    spec = ArgumentSpec(_azure.azure_argument_spec())
+    return spec.add(**_azure.azure_wait_argument_spec()) if wait else spec

@@ -273,9 +273,8 @@ commands:
   elements: list
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, postgres_argument_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec, azure_spec, postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule
 from ansible_collections.procgenie.dbops.plugins.module_utils._provider import Provider, provider_spec, run_provider
 from ansible_collections.procgenie.dbops.plugins.module_utils.server_info import azure as azure_backend
 from ansible_collections.procgenie.dbops.plugins.module_utils.server_info import postgres as backend
@@ -288,9 +287,8 @@ PROVIDERS = dict(
 
 
 def main():
-    spec = provider_spec(PROVIDERS).merge(
-        ArgumentSpec(postgres_argument_spec()), ArgumentSpec(_azure.azure_argument_spec()),
-        ArgumentSpec(dict(settings=dict(type='list', elements='str'))))
+    spec = provider_spec(PROVIDERS).merge(postgres_spec(), azure_spec()).add(
+        settings=dict(type='list', elements='str'))
     run_provider(spec.create_module(PostgresModule), PROVIDERS)
 
 
