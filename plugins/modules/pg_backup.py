@@ -27,6 +27,16 @@ description:
     table that has O(tenant_column) (a partitioned table as a whole) plus the tenant's row of O(tenant_table), parents
     before children in foreign-key order, in one transaction. It is data only; restore it with
     C(psql -v ON_ERROR_STOP=1 -f) or M(procgenie.dbops.pg_restore) into a database that has the schema.
+  - B(Nothing in a tenant script leaves its literal.) Its comments hold no value (the tenant and the database are
+    in the manifest), names are written quoted (with C(U&"...") escapes when they hold control characters, so a
+    name never spans lines), the rows are COPY's own text format (backslash, newline, carriage return and tab
+    escaped by the server), and the script holds no psql meta-command; before it is published the module scans it
+    the way psql reads it and refuses it when anything outside quotes and COPY data starts with a backslash (the
+    C(\.) that ends a COPY block is the only one). M(procgenie.dbops.pg_backup_verify) runs the same scan on every
+    plain artifact before psql sees it.
+  - B(Private.) Folders the module creates are C(0700); the artifact (every file and folder of a directory-format
+    dump) and its manifest are C(0600), and pg_dump runs with umask C(077), so not even the temporary file is ever
+    readable by other users. An existing O(dest) keeps its mode.
   - B(Retention.) With O(keep_last) and/or O(max_age_days), older artifacts of the same series (same database,
     kind, format, tables or tenant) that this module made (they have a manifest) are deleted after a successful
     backup. The newest artifact and the newest verified one (see M(procgenie.dbops.pg_backup_verify)) are never
@@ -54,11 +64,11 @@ options:
     description: Compression level 0-9 for the custom and directory formats (pg_dump C(--compress)).
     type: int
   jobs:
-    description: Parallel pg_dump workers; more than 1 needs O(format=directory).
+    description: Parallel pg_dump workers, at least 1; more than 1 needs O(format=directory).
     type: int
     default: 1
   dest:
-    description: Folder of the artifacts; created when missing.
+    description: Folder of the artifacts; created when missing (mode C(0700)). Must not be empty.
     type: path
     required: true
   name:
@@ -68,6 +78,8 @@ options:
         C({database}) and C({tenant}).
       - The default C({prefix}_{timestamp}{ext}) gives the runbook's C(backup_20260208_120000.dump) and
         C(schema_20260208_120000.sql).
+      - A template that names another field, an attribute or index of a field (C({timestamp.x})), or gives a path,
+        a hidden name or a name with a control character is refused before anything runs.
     type: str
   tables:
     description:
@@ -78,10 +90,15 @@ options:
     elements: str
     default: []
   tenant:
-    description: The tenant for O(kind=tenant), validated against O(tenant_id_type).
+    description:
+      - The tenant for O(kind=tenant), validated against O(tenant_id_type). Control characters (newline, carriage
+        return, ...) are refused unless O(tenant_id_type=text); the value only ever reaches the server as a query
+        parameter, and the artifact as COPY data.
     type: str
   tenant_column:
-    description: The column that holds the tenant in every tenant table.
+    description:
+      - The column that holds the tenant in every tenant table. When no table has it (a misspelled name), the
+        backup fails rather than making an artifact that holds only the O(tenant_table) row.
     type: str
     default: tenant_id
   tenant_id_type:
@@ -106,9 +123,13 @@ options:
     description:
       - Retention; keep the artifacts younger than this many days. With O(keep_last) too, an artifact is deleted
         only when neither keeps it.
+      - Retention reads every manifest in O(dest) first, before anything is written. A manifest that is damaged
+        (an C(end_time) that is not a time, C(files) or C(row_counts) that are not objects, ...) or not this
+        collection's is left alone, named in a warning with the field that is wrong and in RV(skipped_manifests);
+        it never stops the backup or the retention of the others.
     type: float
   timeout:
-    description: Seconds pg_dump may run before the backup fails.
+    description: Seconds pg_dump may run before the backup fails; at least 1.
     type: int
   prune_only:
     description:
@@ -224,6 +245,11 @@ format:
   type: str
 deleted:
   description: Artifacts retention deleted (in check mode, would delete).
+  returned: always
+  type: list
+  elements: str
+skipped_manifests:
+  description: Manifests in O(dest) that retention left alone because they are damaged or not this collection's.
   returned: always
   type: list
   elements: str

@@ -12,6 +12,16 @@ version_added: 0.1.0
 description:
   - The runbook's weekly backup verification, exact and self-cleaning.
   - Checks the artifact's SHA-256 (of every file for the directory format) against its manifest first.
+  - B(A plain artifact never runs a psql meta-command.) Before psql sees a plain SQL artifact (and the schema
+    artifact of a tenant artifact), the module reads it the way psql does and fails, restoring nothing, when
+    anything outside quoted text and COPY data starts with a backslash (C(\! shell), C(\o |program), C(\i file), ...),
+    when a line starts with a backslash outside COPY data, or when COPY data holds an escape COPY never writes.
+    The C(\.) that ends a COPY block is the only backslash command allowed, besides the C(\restrict) and
+    C(\unrestrict) pair with which pg_dump makes psql refuse every other one. The check runs in check mode too,
+    and a failure is recorded in the manifest. Plain artifacts are restored with C(ON_ERROR_STOP).
+  - The manifest is validated against the one schema of the collection first; a damaged one (an C(end_time) that
+    is not a time, C(files), C(row_counts) or C(rls) that are not objects, C(verifications) that is not a list)
+    fails with its path and the field that is wrong.
   - Restores it into a scratch database with a unique name (O(scratch_prefix) plus time and a random suffix) on the
     server the connection options name, with O(jobs) parallel workers for the custom and directory formats, and
     always drops it afterwards, also when the restore fails or the module is interrupted. Scratch databases that an
@@ -42,7 +52,7 @@ options:
     type: str
     default: dbops_verify_
   jobs:
-    description: Parallel pg_restore workers for the custom and directory formats.
+    description: Parallel pg_restore workers for the custom and directory formats; at least 1.
     type: int
     default: 2
   compare_live:
@@ -61,7 +71,7 @@ options:
     description: The schema artifact to restore before a tenant artifact.
     type: path
   timeout:
-    description: Seconds each restore command may run.
+    description: Seconds each restore command may run; at least 1.
     type: int
 extends_documentation_fragment:
   - procgenie.dbops.postgres
@@ -116,6 +126,12 @@ passed:
 checksum_ok:
   description: Whether the artifact matched the SHA-256 of its manifest.
   returned: always
+  type: bool
+script_ok:
+  description:
+    - Whether a plain artifact (and the schema artifact of a tenant artifact) holds only SQL and COPY data; the
+      problems are in RV(mismatches). Always true for the custom and directory formats.
+  returned: when the checksum matched
   type: bool
 tables:
   description: Table by table, the manifest's count, the restored count, whether they match, and with

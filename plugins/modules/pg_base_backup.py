@@ -39,7 +39,7 @@ options:
     description:
       - Folder of the base backups; created when missing, with mode C(0700). Must not be empty.
       - Every base backup folder is C(0700) and its files and its manifest C(0600) (pg_basebackup runs with umask
-        C(077)): a base backup holds every row of the cluster.
+        C(077)), because a base backup holds every row of the cluster.
     type: path
     required: true
   format:
