@@ -17,10 +17,16 @@ description:
     reloads the configuration; V(off) removes the setting from C(postgresql.auto.conf) with C(ALTER SYSTEM RESET)
     (or sets it V(off) there when C(postgresql.conf) itself turns it on) and reloads.
   - The runbook's command only reaches B(new) sessions; sessions already connected keep the default they started
-    with. With O(sessions=cancel) or O(sessions=terminate) the module also cancels the statements of, or ends,
-    the sessions that write (see O(session_selection)), optionally only those of some applications or users.
-    It never touches its own session, replication connections or background processes.
-  - Idempotent - it changes the setting only when it differs, and reports every session it signalled.
+    with, so a connection pool goes on writing. By default (O(sessions=terminate), O(session_selection=all)) the
+    module sets the default first, records the moment from which new sessions start read-only, then ends every
+    client session of the database that connected before it (or that writes anyway), and lists the sessions again
+    until none is left. It never touches its own sessions, replication connections, background processes or other
+    databases. When O(state=on) returns, no session of the database that connected before can commit a write.
+  - The moment and the privileges revoked by O(revoke_writes) are kept in the database itself, in the table
+    C(procgenie_dbops.read_only_mode) (a schema the module creates, owned by its login role). O(state=off) puts
+    the privileges back and drops the schema. A schema of that name owned by another, non-superuser role is refused.
+  - Idempotent - a second V(on) changes nothing and leaves alone the sessions that started read-only (a pool that
+    reconnected); it ends only sessions that connected before the switch or write although the mode is on.
 author:
   - ProcGenie Platform Engineering (@procgenie)
 options:
@@ -43,26 +49,51 @@ options:
     type: str
   sessions:
     description:
-      - What to do with the existing sessions that O(session_selection) picks.
-      - V(keep) leaves them alone. V(cancel) cancels their running statement (C(pg_cancel_backend)); a session
-        idle inside a write transaction has no statement to cancel, so use V(terminate) for those.
-        V(terminate) ends the sessions (C(pg_terminate_backend)); their open transactions roll back.
+      - What to do with the existing sessions that O(session_selection) picks. Default V(terminate) for
+        O(state=on), V(keep) for O(state=off).
+      - V(terminate) ends the sessions (C(pg_terminate_backend)); their open transactions roll back. With
+        O(state=on) the module lists the sessions again until none of those picked is left (see
+        O(session_timeout)).
+      - V(keep) leaves them alone and warns that the sessions connected before can still commit writes.
+        V(cancel) only cancels their running statement (C(pg_cancel_backend)), with the same warning; a session
+        idle between transactions has nothing to cancel and keeps writing afterwards.
+      - With O(state=off), V(terminate) ends the sessions that connected while the mode was on (they stay
+        read-only until they reconnect).
     type: str
-    default: keep
     choices: [keep, cancel, terminate]
   session_selection:
     description:
-      - V(writing) picks, while the mode is V(on), the sessions that write. A session writes when it holds a
-        transaction ID (C(pg_stat_activity.backend_xid) is set, which PostgreSQL does at the first write of a
-        transaction), or when it is running (C(state = active)) a statement whose first keyword is not a read-only
-        one (C(SELECT), C(SHOW), C(EXPLAIN), C(FETCH), C(VALUES), C(TABLE), transaction control, C(SET)...).
-        A C(SELECT) of a function that writes is not seen as writing until it holds a transaction ID.
-      - V(all) picks, in the run that changes the setting, every client session in scope, because idle sessions
-        connected before keep their old default and could write later (or, for V(off), stay read-only until they
-        reconnect). In later runs it picks only the writers, so a second run does not end reconnected sessions.
+      - V(all) picks, with O(state=on), every client session of the database that is not known to have started
+        read-only - a session's own read-only state cannot be seen from C(pg_stat_activity), so only the sessions
+        that connected after the switch count as read-only - plus sessions of roles whose own
+        C(default_transaction_read_only = off) setting wins, and sessions that write anyway (they turned the
+        default off for themselves). With O(scope=server), in later runs (the reload reached every session) only
+        the last two kinds.
+      - V(writing) picks only the sessions writing at the moment of the check (holding a transaction ID, or running
+        a statement whose first keyword is not a read-only one). A session idle between two transactions is not
+        seen, so this does not stop a pool; the module warns.
+      - With O(state=off), V(all) picks, in the run that changes the setting, the sessions that connected while the
+        mode was on.
     type: str
-    default: writing
+    default: all
     choices: [writing, all]
+  session_timeout:
+    description:
+      - Seconds to keep ending sessions until none of those picked is left; the module fails after it, naming them.
+    type: int
+    default: 30
+  revoke_writes:
+    description:
+      - Strict mode for application roles. Revokes the roles' C(INSERT), C(UPDATE), C(DELETE) and C(TRUNCATE)
+        privileges on every table, view and foreign table of the database (and their column C(INSERT)/C(UPDATE)
+        privileges), so C(SET default_transaction_read_only = off) or C(BEGIN READ WRITE) does not let them write.
+      - Each privilege is revoked as the role that granted it and recorded (grantor, grant option, column) in the
+        database; O(state=off) grants exactly those back as the same grantors, so the ACLs are as before.
+      - Refuses unknown roles and superusers before any change. Warns when a role can still write through C(PUBLIC)
+        or a role it inherits from, and when it owns tables (an owner can grant itself back).
+      - Only with O(scope=database). Needs a login role that is a superuser or a member of every grantor.
+    type: list
+    elements: str
   session_application_names:
     description: Only act on sessions whose C(application_name) is one of these.
     type: list
@@ -85,8 +116,8 @@ attributes:
 notes:
   - C(default_transaction_read_only) is only a default. Any session can run C(SET default_transaction_read_only =
     off) or C(BEGIN READ WRITE) and write again, and role-level settings (C(ALTER ROLE ... SET)) win over the
-    database and server values. The module warns about such role or database settings. For a hard stop of writes
-    use the failover module's fencing or revoke privileges.
+    database and server values. The module warns about such role or database settings and ends the sessions that
+    write anyway; O(revoke_writes) takes the write privileges of application roles away for the time of the mode.
   - A server-wide change reaches existing sessions too at their next transaction after the reload, unless they or
     their role or database set the parameter themselves; a database-level change reaches only new sessions.
   - Needs superuser or ownership of the database for C(ALTER DATABASE), superuser (or C(ALTER SYSTEM) privilege)
@@ -103,7 +134,12 @@ EXAMPLES = r'''
   procgenie.dbops.pg_read_only:
     database: procgenie_prod
     state: "on"
-    sessions: terminate
+
+- name: Strict - also take the application role's write privileges away until the mode is turned off
+  procgenie.dbops.pg_read_only:
+    database: procgenie_prod
+    state: "on"
+    revoke_writes: [procgenie_app]
 
 - name: Whole server read-only, ending every session of the application so its pool reconnects read-only
   procgenie.dbops.pg_read_only:
@@ -149,6 +185,22 @@ sessions:
   sample: [{pid: 4711, user: procgenie_app, application_name: api, state: idle in transaction,
             backend_xid: "1234", reason: holds a write transaction (transaction ID 1234), action: terminate,
             signalled: true}]
+revoked:
+  description: Write privileges revoked in this run (O(revoke_writes)), each with C(schema), C(table), C(column),
+    C(grantee), C(grantor), C(privilege), C(grantable).
+  returned: always
+  type: list
+  elements: dict
+restored:
+  description: Write privileges granted back by O(state=off), same fields as RV(revoked).
+  returned: always
+  type: list
+  elements: dict
+read_only_since:
+  description: With O(scope=database) and O(state=on), the moment (ISO-8601) from which new sessions start
+    read-only; null in check mode when the mode is not on yet.
+  returned: always
+  type: str
 overrides:
   description: Role- or database-level settings of C(default_transaction_read_only) that win over the one set.
   returned: always

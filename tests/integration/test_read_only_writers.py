@@ -79,7 +79,7 @@ def bench_db(lab):
     lab.psql('primary', 'DROP ROLE IF EXISTS %s; DROP ROLE IF EXISTS %s' % (APP, GRANTOR))
 
 
-def start_pgbench(lab, db, reconnect=False, seconds=30):
+def start_pgbench(lab, db, reconnect=False, seconds=20):
     n = lab.state['nodes']['primary']
     env = dict(os.environ, PGHOST=n['host'], PGPORT=str(n['port']), PGUSER=APP, PGPASSWORD=APP_PASSWORD,
                PGDATABASE=db, PGAPPNAME='ro-pgbench')
@@ -87,7 +87,7 @@ def start_pgbench(lab, db, reconnect=False, seconds=30):
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     start = scalar(lab, db, 'SELECT count(*) FROM pgbench_history')
     deadline = time.monotonic() + 10
-    while scalar(lab, db, 'SELECT count(*) FROM pgbench_history') < start + 200:
+    while scalar(lab, db, 'SELECT count(*) FROM pgbench_history') < start + 50:
         assert time.monotonic() < deadline and proc.poll() is None, 'pgbench does not write'
         time.sleep(0.05)
     return proc
