@@ -18,6 +18,12 @@ description:
     without a manifest needs O(verify_checksum=false)); a target database that other sessions use is refused unless
     O(terminate_connections=true); with O(pre_restore_backup=true) a M(procgenie.dbops.pg_backup) of the target is
     taken first (runbook restore checklist step 2) and its path returned.
+  - B(Everything is checked before the first change.) The manifest (validated, and its format compared with what the
+    artifact is), the options, the client programs (found, of the server's major version or newer), the target
+    (existence, other sessions, the rights to create or drop it) and, for a table subset, the foreign-key order are
+    all read first; only then are sessions ended, the database dropped or created and the artifact restored.
+  - The database reaches C(pg_restore) and C(psql) as a quoted connection string (C(--dbname=dbname='...')), so a
+    database name is never read by libpq as connection options of its own.
   - Returns the row counts of the restored tables and, for a full restore, the tables whose count differs from the
     manifest.
   - A restore always changes the target, so the module always reports C(changed); check mode reports the plan.
@@ -62,7 +68,7 @@ options:
     type: bool
     default: false
   jobs:
-    description: Parallel pg_restore workers (custom and directory formats).
+    description: Parallel pg_restore workers (custom and directory formats), 1 or more.
     type: int
     default: 1
   single_transaction:
@@ -78,7 +84,9 @@ options:
     type: bool
     default: false
   maintenance_db:
-    description: The database to connect to for checking, creating and terminating sessions of O(login_db).
+    description:
+      - The database to connect to for checking, creating, dropping and terminating sessions of O(login_db).
+      - Must be another database than O(login_db) (to restore into V(postgres), set V(template1)).
     type: str
     default: postgres
   verify_checksum:
@@ -97,7 +105,7 @@ options:
     type: bool
     default: false
   timeout:
-    description: Seconds each client program may run.
+    description: Seconds each client program may run (a positive number).
     type: int
 extends_documentation_fragment:
   - procgenie.dbops.postgres
@@ -108,7 +116,8 @@ attributes:
   check_mode:
     support: full
     details:
-      - Checks the checksum and the target's sessions, changes nothing and returns the plan.
+      - Runs every check of a real run (manifest, checksum, format, options, client programs, the target, its
+        sessions and the rights on it), changes nothing and returns the plan.
   diff_mode:
     support: partial
     details:
@@ -176,7 +185,10 @@ kind:
   returned: always
   type: str
 plan:
-  description: What the restore does (create, sessions to end, clean, data_only, tables, jobs, ...).
+  description:
+    - What the restore does (create, sessions to end, clean, data_only, tables, jobs, ...), the same in check mode.
+    - C(programs) gives the version of each client program it runs; C(table_order) the order a data-only table
+      subset is loaded in.
   returned: always
   type: dict
 pre_restore_backup:
@@ -208,10 +220,9 @@ commands:
   elements: list
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientRunner, client_argument_spec
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, QueryLog, ensure_psycopg2, postgres_argument_spec)
-from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, ensure_psycopg2, postgres_argument_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import run_operation
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import dump, restore
 
 
@@ -223,12 +234,7 @@ def main():
                             required_if=[('pre_restore_backup', True, ['backup_dest'])],
                             required_one_of=[('path', 'dest')], mutually_exclusive=[('path', 'dest')])
     ensure_psycopg2(module)
-    log = QueryLog()
-    runner = ClientRunner(module.params)
-    with clean_failures(module, log, runner.commands, 'The restore', (restore.RestoreFailure, dump.BackupFailure)):
-        result = restore.restore(module.params, runner, log, check_mode=module.check_mode, warn=module.warn,
-                                 backup=dump.make_backup)
-    module.exit_json(queries=log.queries, commands=runner.commands, **result)
+    run_operation(module, restore.Restore, (restore.RestoreFailure, dump.BackupFailure), 'The restore')
 
 
 if __name__ == '__main__':

@@ -13,13 +13,15 @@ import tempfile
 import time
 import uuid
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError
+from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art, _psql_script as script
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, dbname_conninfo, server_major
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     ConnectionFailure, database_error_message, open_session, psycopg2, sql)
-from ansible_collections.procgenie.dbops.plugins.module_utils.backup import catalog
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
+from ansible_collections.procgenie.dbops.plugins.module_utils.backup import catalog, dump
 
 SCRATCH_MAX_AGE_S = 24 * 3600
+FORMATS = ('custom', 'directory', 'plain')
 
 
 class RestoreFailure(Exception):
@@ -33,8 +35,9 @@ def uses_pg_restore(fmt):
 def pg_restore_argv(pg_restore, path, database, jobs=1, clean=False, data_only=False, tables=(),
                     single_transaction=False, no_owner=False, use_list=None, exit_on_error=True,
                     disable_triggers=False, schemas=()):
-    """Pure: the pg_restore command for a custom or directory artifact (connection options come from the env)."""
-    argv = [pg_restore, '--dbname=%s' % database, '--no-password']
+    """Pure: the pg_restore command for a custom or directory artifact (connection options come from the env; the
+    database as a quoted connection string, which libpq cannot expand into other connection options)."""
+    argv = [pg_restore, '--dbname=%s' % dbname_conninfo(database), '--no-password']
     if exit_on_error:
         argv.append('--exit-on-error')
     if clean:
@@ -60,8 +63,9 @@ def pg_restore_argv(pg_restore, path, database, jobs=1, clean=False, data_only=F
 
 
 def psql_argv(psql, path, database, single_transaction=False):
-    """Pure: psql running a plain SQL artifact, stopping at the first error."""
-    argv = [psql, '--no-psqlrc', '--quiet', '--no-password', '--set=ON_ERROR_STOP=1', '--dbname=%s' % database]
+    """Pure: psql running a plain SQL artifact, stopping at the first error (the database quoted as for pg_restore)."""
+    argv = [psql, '--no-psqlrc', '--quiet', '--no-password', '--set=ON_ERROR_STOP=1',
+            '--dbname=%s' % dbname_conninfo(database)]
     if single_transaction:
         argv.append('--single-transaction')
     return argv + ['--file=%s' % path]
@@ -143,16 +147,17 @@ def restore_errors(stderr):
 
 def run_restore(runner, major, path, manifest, database, jobs=1, clean=False, data_only=False, tables=(),
                 single_transaction=False, no_owner=False, skip_fk=False, timeout=None, disable_triggers=False,
-                schemas=(), order=None):
+                schemas=(), order=None, program=None):
     """Restore an artifact into database with the stock tools. Raises RestoreFailure with their stderr.
 
     `order` ((schema, name) pairs) makes pg_restore load those tables' data in that order (through --use-list,
-    which pg_restore follows), so a data-only subset goes in foreign-key order."""
+    which pg_restore follows), so a data-only subset goes in foreign-key order. `program` is the pg_restore or psql
+    already found (by a plan step); without it the program is looked up here."""
     fmt = manifest.get('format')
     list_file = None
     try:
         if uses_pg_restore(fmt):
-            pg_restore = runner.find('pg_restore', min_major=major)
+            pg_restore = program or runner.find('pg_restore', min_major=major)
             if skip_fk or order:
                 _rc, listing, _err = runner.run([pg_restore, '--list', path], timeout=timeout)
                 if order:
@@ -181,7 +186,7 @@ def run_restore(runner, major, path, manifest, database, jobs=1, clean=False, da
             if tables or clean or (data_only and manifest.get('kind') != 'tenant'):
                 raise RestoreFailure('a plain SQL artifact is restored as a whole: tables, clean and data_only '
                                      'need the custom or directory format')
-            argv = psql_argv(runner.find('psql', min_major=None), path, database,
+            argv = psql_argv(program or runner.find('psql', min_major=None), path, database,
                              single_transaction=single_transaction and manifest.get('kind') != 'tenant')
         runner.run(argv, database=database, timeout=timeout)
         return []
@@ -388,44 +393,34 @@ def _fk_order(params, database, split, log, warn):
     return order
 
 
-def restore(params, runner, log, check_mode=False, warn=None, backup=None):
-    """Restore one artifact into login_db; returns the result fields. Raises RestoreFailure.
+def artifact_format(manifest_format, found):
+    """Pure: the format to restore with: what the artifact is (`found`, from detect_format), which a manifest must
+    agree with. Raises RestoreFailure when the manifest says otherwise (a psql fed a custom dump, a pg_restore fed a
+    script, would fail only after the target was prepared)."""
+    if manifest_format is None:
+        return found
+    if manifest_format not in FORMATS:
+        raise RestoreFailure('the manifest gives the format %r, not one of %s' % (manifest_format, ', '.join(FORMATS)))
+    if manifest_format != found:
+        raise RestoreFailure('the manifest says the artifact is in the %s format, but it is a %s%s; refusing to restore '
+                             'it' % (manifest_format, found, ' dump' if found != 'plain' else ' SQL script'))
+    return found
 
-    `backup` is pg_backup's make_backup(), for the pre-restore backup of the target."""
-    warn = warn or (lambda msg: None)
-    started = time.monotonic()
-    if params.get('path'):
-        path = params['path'].rstrip('/')
-    else:
-        entries = [(p, m) for p, m in art.list_manifests(params.get('dest') or '')
-                   if not params.get('kind') or m.get('kind') == params['kind']]
-        if not entries:
-            raise RestoreFailure('no pg_backup artifact%s in %s' % (
-                ' of kind %s' % params['kind'] if params.get('kind') else '', params.get('dest')))
-        path = art.artifact_of_manifest(entries[-1][0])
+
+def restore_options(params, path, fmt, kind):
+    """Pure: the restore options checked together against the artifact's format and kind. Returns dict(tables,
+    split, schemas, jobs, clean, data_only, single_transaction). Raises RestoreFailure."""
     database = params.get('login_db')
-    if not database:
-        raise RestoreFailure('login_db (the database to restore into) is required')
-    if not os.path.exists(path):
-        raise RestoreFailure('%s does not exist' % path)
-    manifest = None
-    try:
-        manifest = art.read_manifest(path)
-    except art.ArtifactError as exc:
-        if params.get('verify_checksum'):
-            raise RestoreFailure('%s; set verify_checksum=false to restore a dump that pg_backup did not make' % exc)
-    if manifest is not None and params.get('verify_checksum'):
-        problems = art.verify_checksum(path, manifest)
-        if problems:
-            raise RestoreFailure('%s does not match its manifest, refusing to restore it: %s'
-                                 % (path, '; '.join(problems)))
-    fmt = manifest.get('format') if manifest else detect_format(path)
-    kind = manifest.get('kind') if manifest else None
-    info = dict(format=fmt, kind=kind or 'unknown')
-    tables = params.get('tables') or []
-    jobs = params.get('jobs') or 1
+    if (params.get('maintenance_db') or 'postgres') == database:
+        raise RestoreFailure('maintenance_db is %s, the database restored into: the module checks, creates, drops and '
+                             'ends the sessions of the target from another database; set maintenance_db to another '
+                             'one (postgres, template1)' % database)
+    tables = list(params.get('tables') or [])
+    jobs = 1 if params.get('jobs') is None else params['jobs']
     if jobs < 1:
         raise RestoreFailure('jobs must be 1 or more')
+    if params.get('timeout') is not None and params['timeout'] < 1:
+        raise RestoreFailure('timeout must be a positive number of seconds')
     if jobs > 1 and params.get('single_transaction'):
         raise RestoreFailure('single_transaction cannot be combined with jobs > 1 (pg_restore restores in '
                              'parallel only in several transactions)')
@@ -441,103 +436,247 @@ def restore(params, runner, log, check_mode=False, warn=None, backup=None):
     if params.get('pre_restore_backup') and not params.get('backup_dest'):
         raise RestoreFailure('pre_restore_backup needs backup_dest (the folder for the backup of the target)')
     split = [split_table_name(t) for t in tables]
-    restore_tables = [t for _s, t in split]
+    return dict(tables=tables, split=split, schemas=sorted(set(s for s, _t in split if s)), jobs=jobs,
+                clean=bool(clean), data_only=bool(params.get('data_only')),
+                single_transaction=bool(params.get('single_transaction')))
 
-    try:
-        admin = open_session(params, database=params.get('maintenance_db') or 'postgres', autocommit=True, log=log)
-    except ConnectionFailure as exc:
-        raise RestoreFailure(str(exc))
-    try:
-        major = admin.server_version_num // 10000
-        exists = admin.scalar(sql.SQL('SELECT count(*) FROM pg_database WHERE datname = %s'), [database]) > 0
-        if not exists and not (params.get('create_database') or params.get('recreate_database')):
-            raise RestoreFailure('database %s does not exist; set create_database=true to create it' % database)
-        others = _other_sessions(admin, database) if exists else []
-        if others and not params.get('terminate_connections'):
-            raise RestoreFailure('database %s has %d other session(s) (%s); stop the application (runbook restore '
-                                 'checklist step 3) or set terminate_connections=true' % (
-                                     database, len(others), ', '.join('pid %s %s/%s' % (
-                                         o['pid'], o['usename'], o['application_name'] or '-') for o in others)))
-        recreate = bool(params.get('recreate_database')) and exists
-        plan = dict(database=database, create_database=not exists, recreate_database=recreate, terminate=[o['pid'] for o in others],
-                    clean=bool(clean), data_only=bool(params.get('data_only')), tables=tables, jobs=jobs,
-                    single_transaction=bool(params.get('single_transaction')),
-                    pre_restore_backup=bool(params.get('pre_restore_backup')))
-        result = dict(changed=True, path=path, database=database, plan=plan, pre_restore_backup=None,
-                      row_counts={}, expected_counts={}, mismatches=[], **info)
-        if check_mode:
-            result.update(duration_s=round(time.monotonic() - started, 3),
-                          diff=dict(before=dict(database=database), after=dict(database=database, restored=path)))
-            return result
-        if params.get('pre_restore_backup') and exists:
-            backup_params = dict(params, kind='full', format='custom', compress=None, dest=params['backup_dest'],
-                                 name='pre_restore_{database}_{timestamp}{ext}', tables=[], tenant=None,
-                                 keep_last=None, max_age_days=None, prune_only=False, jobs=1)
-            try:
-                made = backup(backup_params, runner, log)
-            except Exception as exc:  # pylint: disable=broad-except
-                raise RestoreFailure('the backup of %s before the restore failed, nothing was restored: %s'
-                                     % (database, exc))
-            result['pre_restore_backup'] = made['path']
+
+def programs_needed(fmt, pre_restore_backup):
+    """Pure: the client programs a restore runs: pg_restore (custom, directory) or psql (plain), and pg_dump for the
+    backup of the target; each with the server major it must reach (None: any version)."""
+    needed = [('pg_restore', True) if uses_pg_restore(fmt) else ('psql', False)]
+    if pre_restore_backup:
+        needed.append(('pg_dump', True))
+    return needed
+
+
+def target_actions(database, target, params):
+    """Pure: what is done to the target before the restore, from what was read of it (`target`: exists, others
+    (sessions), rights (superuser, createdb, owner)). Returns dict(create_database, recreate_database, terminate).
+    Raises RestoreFailure when the restore may not or cannot go ahead."""
+    exists, others, rights = target['exists'], target['others'], target.get('rights') or {}
+    if not exists and not (params.get('create_database') or params.get('recreate_database')):
+        raise RestoreFailure('database %s does not exist; set create_database=true to create it' % database)
+    if others and not params.get('terminate_connections'):
+        raise RestoreFailure('database %s has %d other session(s) (%s); stop the application (runbook restore '
+                             'checklist step 3) or set terminate_connections=true' % (
+                                 database, len(others), ', '.join('pid %s %s/%s' % (
+                                     o['pid'], o['usename'], o['application_name'] or '-') for o in others)))
+    recreate = bool(params.get('recreate_database')) and exists
+    if (recreate or not exists) and not (rights.get('superuser') or rights.get('createdb')):
+        raise RestoreFailure('%s database %s needs a superuser or a role with CREATEDB; %s has neither' % (
+            'recreating' if recreate else 'creating', database, rights.get('rolname') or 'the login role'))
+    if recreate and not (rights.get('superuser') or rights.get('owner')):
+        raise RestoreFailure('recreating database %s drops it, which only its owner or a superuser may do; %s is '
+                             'neither' % (database, rights.get('rolname') or 'the login role'))
+    return dict(create_database=not exists, recreate_database=recreate, terminate=[o['pid'] for o in others])
+
+
+def restore_diff(database, path):
+    return dict(before=dict(database=database), after=dict(database=database, restored=path))
+
+
+class Restore(Operation):
+    """pg_restore: one artifact into login_db. plan() reads and checks all of it (artifact, manifest, checksum,
+    format, a plain script's content, options, programs, target, rights, foreign-key order) before apply() touches
+    the target."""
+
+    def __init__(self, params, ctx):
+        super(Restore, self).__init__(params, ctx)
+        self.admin = None
+        self.manifest = None
+        self.programs = {}
+        self.options = {}
+        self.order = None
+        self.exists = False
+
+    def close(self):
+        if self.admin is not None:
+            self.admin.close()
+            self.admin = None
+
+    # ------------------------------------------------------------ plan: read and check everything, change nothing
+    def artifact_path(self):
+        params = self.params
+        if params.get('path'):
+            return params['path'].rstrip('/')
+        skipped = []
+        entries = [(p, m) for p, m in art.list_manifests(params.get('dest') or '', skipped=skipped, kind='logical')
+                   if not params.get('kind') or m['kind'] == params['kind']]
+        for message in art.skipped_messages(skipped):
+            self.warn(message)
+        if not entries:
+            raise RestoreFailure('no pg_backup artifact%s in %s' % (
+                ' of kind %s' % params['kind'] if params.get('kind') else '', params.get('dest')))
+        return art.artifact_of_manifest(entries[-1][0])
+
+    def read_manifest(self, path):
+        """The artifact's manifest (None for a dump pg_backup did not make, with verify_checksum=false), checked
+        against the artifact's checksum."""
+        verify = self.params.get('verify_checksum')
         try:
-            if others:
+            manifest = art.read_manifest(path, kind='logical')
+        except art.ArtifactError as exc:
+            if not verify:
+                return None
+            if not os.path.exists(art.manifest_path(path)):
+                raise RestoreFailure('%s; set verify_checksum=false to restore a dump that pg_backup did not make'
+                                     % exc)
+            raise RestoreFailure(str(exc))
+        if verify:
+            problems = art.verify_checksum(path, manifest)
+            if problems:
+                raise RestoreFailure('%s does not match its manifest, refusing to restore it: %s'
+                                     % (path, '; '.join(problems)))
+        return manifest
+
+    def find_programs(self, fmt, pre_restore_backup, major):
+        found = {}
+        for name, of_server in programs_needed(fmt, pre_restore_backup):
+            path = self.runner.find(name, min_major=major if of_server else None)
+            found[name] = dict(path=path, version=self.runner.versions.get(name))
+        return found
+
+    def read_target(self, database):
+        admin = self.admin
+        exists = admin.scalar(sql.SQL('SELECT count(*) FROM pg_database WHERE datname = %s'), [database]) > 0
+        rights = admin.rows(sql.SQL(
+            'SELECT r.rolname, r.rolsuper AS superuser, r.rolcreatedb AS createdb, '
+            "(SELECT pg_has_role(d.datdba, 'USAGE') FROM pg_database d WHERE d.datname = %s) AS owner "
+            'FROM pg_roles r WHERE r.rolname = current_user'), [database])
+        return dict(exists=exists, others=_other_sessions(admin, database) if exists else [],
+                    rights=rights[0] if rights else {})
+
+    def plan(self):
+        params = self.params
+        database = params.get('login_db')
+        if not database:
+            raise RestoreFailure('login_db (the database to restore into) is required')
+        path = self.artifact_path()
+        if not os.path.exists(path):
+            raise RestoreFailure('%s does not exist' % path)
+        manifest = self.read_manifest(path)
+        fmt = artifact_format(manifest.get('format') if manifest else None, detect_format(path))
+        kind = manifest.get('kind') if manifest else None
+        opts = restore_options(params, path, fmt, kind)
+        if fmt == 'plain':
+            unsafe = script.scan_script(path)
+            if unsafe:
+                raise RestoreFailure('%s is not restored: it holds what psql would run as meta-commands (shell '
+                                     'commands, file writes); a SQL artifact may hold only SQL and COPY data: %s'
+                                     % (path, '; '.join(unsafe)))
+        try:
+            self.admin = open_session(params, database=params.get('maintenance_db') or 'postgres', autocommit=True,
+                                      log=self.log)
+        except ConnectionFailure as exc:
+            raise RestoreFailure(str(exc))
+        major = server_major(self.admin.server_version_num)
+        target = self.read_target(database)
+        actions = target_actions(database, target, params)
+        backup_first = bool(params.get('pre_restore_backup')) and target['exists']
+        self.programs = self.find_programs(fmt, backup_first, major)
+        steps = dict(database=database, clean=opts['clean'], data_only=opts['data_only'], tables=opts['tables'],
+                     jobs=opts['jobs'], single_transaction=opts['single_transaction'],
+                     pre_restore_backup=bool(params.get('pre_restore_backup')),
+                     programs=dict((n, p['version']) for n, p in self.programs.items()), **actions)
+        if opts['data_only'] and opts['split'] and uses_pg_restore(fmt) and target['exists'] \
+                and not actions['recreate_database']:
+            self.order = _fk_order(params, database, opts['split'], self.log, self.warn)
+            if self.order and opts['jobs'] > 1:
+                self.warn('jobs > 1: pg_restore loads tables in parallel, so the foreign-key order of the tables is '
+                          'not guaranteed; use jobs=1 or disable_triggers=true')
+            steps['table_order'] = ['%s.%s' % t for t in self.order or []]
+        self.manifest, self.options, self.exists, self.major = manifest, opts, target['exists'], major
+        return dict(changed=True, path=path, database=database, plan=steps, pre_restore_backup=None, row_counts={},
+                    expected_counts={}, mismatches=[], format=fmt, kind=kind or 'unknown',
+                    duration_s=self.elapsed(), diff=restore_diff(database, path))
+
+    # ------------------------------------------------------------ apply: the validated plan, in order
+    def apply(self, plan):
+        result = dict(plan, plan=dict(plan['plan']))
+        steps, database, path = plan['plan'], plan['database'], plan['path']
+        if steps['pre_restore_backup'] and self.exists:
+            result['pre_restore_backup'] = self.ctx.partial['pre_restore_backup'] = self.backup_target()
+        self.prepare(steps, database)
+        forgiven = self.restore(path, plan['format'], database)
+        if forgiven:
+            self.warn('pg_restore --clean could not drop %d inherited constraint(s) of partitions; harmless, the '
+                      'partitioned tables\' own drops removed them' % len(forgiven))
+        self.close()
+        result.update(self.count(database, path))
+        result['duration_s'] = self.elapsed()
+        return result
+
+    def backup_target(self):
+        """pg_backup's full backup of the target into backup_dest; its path."""
+        params = self.params
+        backup_params = dict(params, kind='full', format='custom', compress=None, dest=params['backup_dest'],
+                             name='pre_restore_{database}_{timestamp}{ext}', tables=[], tenant=None,
+                             keep_last=None, max_age_days=None, prune_only=False, jobs=1)
+        try:
+            made = dump.make_backup(backup_params, self.runner, self.log)
+        except Exception as exc:  # pylint: disable=broad-except
+            raise RestoreFailure('the backup of %s before the restore failed, nothing was restored: %s'
+                                 % (params.get('login_db'), exc))
+        return made['path']
+
+    def prepare(self, steps, database):
+        """End the other sessions, drop and create the target, as planned."""
+        admin = self.admin
+        try:
+            if steps['terminate']:
                 admin.execute(sql.SQL('SELECT pg_terminate_backend(pid) FROM pg_stat_activity '
                                       'WHERE datname = %s AND pid <> pg_backend_pid()'), [database])
-            if recreate:
+            if steps['recreate_database']:
                 drop_database(admin, database)
-            if not exists or recreate:
+            if steps['create_database'] or steps['recreate_database']:
                 admin.execute(sql.SQL('CREATE DATABASE {}').format(sql.Identifier(database)))
         except psycopg2.Error as exc:
             raise RestoreFailure('Preparing %s failed: %s' % (database, database_error_message(exc)))
-        order = None
-        if params.get('data_only') and split and uses_pg_restore(fmt) and exists and not recreate:
-            order = _fk_order(params, database, split, log, warn)
-            if order and jobs > 1:
-                warn('jobs > 1: pg_restore loads tables in parallel, so the foreign-key order of the tables is not '
-                     'guaranteed; use jobs=1 or disable_triggers=true')
-            result['plan']['table_order'] = ['%s.%s' % t for t in order or []]
+
+    def restore(self, path, fmt, database):
+        params, opts = self.params, self.options
+        program = self.programs['pg_restore' if uses_pg_restore(fmt) else 'psql']['path']
         try:
-            forgiven = run_restore(
-                runner, major, path, manifest or dict(format=fmt), database, jobs=jobs, clean=clean,
-                data_only=bool(params.get('data_only')) and uses_pg_restore(fmt), tables=restore_tables,
-                single_transaction=bool(params.get('single_transaction')), no_owner=params.get('no_owner'),
-                timeout=params.get('timeout'), disable_triggers=params.get('disable_triggers'),
-                schemas=sorted(set(s for s, _t in split if s)), order=order)
+            return run_restore(
+                self.runner, self.major, path, self.manifest or dict(format=fmt), database, jobs=opts['jobs'],
+                clean=opts['clean'], data_only=opts['data_only'] and uses_pg_restore(fmt),
+                tables=[t for _s, t in opts['split']], single_transaction=opts['single_transaction'],
+                no_owner=params.get('no_owner'), timeout=params.get('timeout'),
+                disable_triggers=params.get('disable_triggers'), schemas=opts['schemas'], order=self.order,
+                program=program)
         except RestoreFailure as exc:
-            if params.get('data_only') and 'violates foreign key constraint' in str(exc):
+            if opts['data_only'] and 'violates foreign key constraint' in str(exc):
                 raise RestoreFailure('%s (the tables were loaded in foreign-key order; the referenced rows are not in '
                                      'the target nor in the tables restored: restore the referenced tables too, or '
                                      'set disable_triggers=true as a superuser)' % exc)
             raise
-        if forgiven:
-            warn('pg_restore --clean could not drop %d inherited constraint(s) of partitions; harmless, the '
-                 'partitioned tables\' own drops removed them' % len(forgiven))
-    finally:
-        admin.close()
-    # what arrived: the artifact's tables (or the subset), counted in the target
-    expected = (manifest or {}).get('row_counts') or {}
-    try:
-        target = open_session(params, database=database, autocommit=True, log=log)
-    except ConnectionFailure as exc:
-        raise RestoreFailure(str(exc))
-    try:
-        if tables:
-            names = [target.scalar(sql.SQL("SELECT CASE WHEN %s::text IS NULL THEN '' "
-                                           "ELSE quote_ident(%s) || '.' END || quote_ident(%s)"), [s, s, t])
-                     for s, t in split]
-        else:
-            names = list(expected) or [t['qname'] for t in catalog.user_tables(target)]
-        counts = count_tables(target, names)
-    except psycopg2.Error as exc:
-        raise RestoreFailure('Counting the restored rows failed: %s' % database_error_message(exc))
-    finally:
-        target.close()
-    result['row_counts'] = counts
-    if clean and not tables and expected:
-        result['expected_counts'] = expected
-        result['mismatches'] = compare_counts(expected, counts)[1]
-        if result['mismatches']:
-            warn('restored counts differ from the manifest: %s' % '; '.join(result['mismatches']))
-    result['duration_s'] = round(time.monotonic() - started, 3)
-    result['diff'] = dict(before=dict(database=database), after=dict(database=database, restored=path))
-    return result
+
+    def count(self, database, path):
+        """What arrived: the artifact's tables (or the subset), counted in the target; mismatches with the
+        manifest for a full clean restore."""
+        opts = self.options
+        expected = (self.manifest or {}).get('row_counts') or {}
+        try:
+            target = open_session(self.params, database=database, autocommit=True, log=self.log)
+        except ConnectionFailure as exc:
+            raise RestoreFailure(str(exc))
+        try:
+            if opts['tables']:
+                names = [target.scalar(sql.SQL("SELECT CASE WHEN %s::text IS NULL THEN '' "
+                                               "ELSE quote_ident(%s) || '.' END || quote_ident(%s)"), [s, s, t])
+                         for s, t in opts['split']]
+            else:
+                names = list(expected) or [t['qname'] for t in catalog.user_tables(target)]
+            counts = count_tables(target, names)
+        except psycopg2.Error as exc:
+            raise RestoreFailure('Counting the restored rows failed: %s' % database_error_message(exc))
+        finally:
+            target.close()
+        found = dict(row_counts=counts)
+        if opts['clean'] and not opts['tables'] and expected:
+            found['expected_counts'] = expected
+            found['mismatches'] = compare_counts(expected, counts)[1]
+            if found['mismatches']:
+                self.warn('restored counts differ from the manifest: %s' % '; '.join(found['mismatches']))
+        return found
