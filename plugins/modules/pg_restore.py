@@ -221,7 +221,8 @@ commands:
 '''
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, ensure_psycopg2, postgres_argument_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
+    PostgresModule, ensure_psycopg2, postgres_argument_spec)
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import run_operation
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import dump, restore
 

@@ -87,7 +87,6 @@ def test_restore_options_defaults_and_subsets():
     (dict(jobs=2), 'plain', 'plain SQL script'),
     (dict(clean=True), 'plain', 'plain SQL script'),
     (dict(clean=True, data_only=True), 'custom', 'clean and data_only exclude each other'),
-    (dict(pre_restore_backup=True), 'custom', 'pre_restore_backup needs backup_dest'),
     (dict(tables=['a.b.c']), 'custom', 'is not a table name'),
 ])
 def test_restore_options_refusals(kw, fmt, message):

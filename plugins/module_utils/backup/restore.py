@@ -10,7 +10,6 @@ import os
 import re
 import socket
 import tempfile
-import time
 import uuid
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art, _psql_script as script
@@ -402,14 +401,15 @@ def artifact_format(manifest_format, found):
     if manifest_format not in FORMATS:
         raise RestoreFailure('the manifest gives the format %r, not one of %s' % (manifest_format, ', '.join(FORMATS)))
     if manifest_format != found:
-        raise RestoreFailure('the manifest says the artifact is in the %s format, but it is a %s%s; refusing to restore '
-                             'it' % (manifest_format, found, ' dump' if found != 'plain' else ' SQL script'))
+        raise RestoreFailure('the manifest says the artifact is in the %s format, but it is a %s%s; refusing to '
+                             'restore it' % (manifest_format, found, ' dump' if found != 'plain' else ' SQL script'))
     return found
 
 
 def restore_options(params, path, fmt, kind):
-    """Pure: the restore options checked together against the artifact's format and kind. Returns dict(tables,
-    split, schemas, jobs, clean, data_only, single_transaction). Raises RestoreFailure."""
+    """Pure: the restore options checked together against the artifact's format and kind (what the argument spec
+    cannot say; its constraints are not checked again). Returns dict(tables, split, schemas, jobs, clean, data_only,
+    single_transaction). Raises RestoreFailure."""
     database = params.get('login_db')
     if (params.get('maintenance_db') or 'postgres') == database:
         raise RestoreFailure('maintenance_db is %s, the database restored into: the module checks, creates, drops and '
@@ -433,8 +433,6 @@ def restore_options(params, path, fmt, kind):
         clean = uses_pg_restore(fmt) and not tables and not params.get('data_only')
     if clean and params.get('data_only'):
         raise RestoreFailure('clean and data_only exclude each other')
-    if params.get('pre_restore_backup') and not params.get('backup_dest'):
-        raise RestoreFailure('pre_restore_backup needs backup_dest (the folder for the backup of the target)')
     split = [split_table_name(t) for t in tables]
     return dict(tables=tables, split=split, schemas=sorted(set(s for s, _t in split if s)), jobs=jobs,
                 clean=bool(clean), data_only=bool(params.get('data_only')),
