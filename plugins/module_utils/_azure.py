@@ -92,7 +92,7 @@ def azure_wait_argument_spec():
 def ensure_azure(module):
     """Fail with a message naming the interpreter without the Azure SDK and how to fix it."""
     if AZURE_IMPORT_ERROR is not None:
-        msg = missing_requirement_message('The Azure SDK (azure-mgmt-postgresqlflexibleservers>=3.0, azure-identity)',
+        msg = missing_requirement_message('azure-mgmt-postgresqlflexibleservers>=3.0 and azure-identity',
                                           "'azure-mgmt-postgresqlflexibleservers>=3.0' azure-identity",
                                           AZURE_IMPORT_ERROR)
         module.fail_json(msg=msg, queries=[], commands=[])

@@ -125,13 +125,14 @@ def missing_requirement_message(library, pip_spec, import_error=None):
     if import_error:
         lines = [line for line in str(import_error).strip().splitlines() if line.strip()]
         reason = ' (%s)' % lines[-1].strip() if lines else ''
-    return ('%s cannot be imported by the Python that runs this module: %s (Python %s) on %s%s. Either install the '
+    # the opening is Ansible's usual one (missing_required_lib), which users and tools search for
+    return ('Failed to import the required Python library (%s) on %s\'s Python %s (Python %s)%s. Either install the '
             'collection\'s Python requirements for that interpreter (%s -m pip install %s, or its requirements.txt), '
             'or run the modules under a Python that has them: set ansible_python_interpreter for the host, for '
             'example to "{{ ansible_playbook_python }}" (the Python that runs ansible-playbook) with '
             'ansible_connection: local, or to a virtualenv\'s bin/python; or run the playbook in the collection\'s '
             'execution environment (meta/execution-environment.yml).' % (
-                library, sys.executable, platform.python_version(), platform.node(), reason, sys.executable,
+                library, platform.node(), sys.executable, platform.python_version(), reason, sys.executable,
                 pip_spec))
 
 

@@ -18,7 +18,7 @@ CASES = [
      'psycopg2', 'psycopg2-binary'),
     ('procgenie.dbops.pg_failover', dict(primary=dict(host='127.0.0.1', port=5432)), 'psycopg2', 'psycopg2-binary'),
     ('procgenie.dbops.pg_tune_params', dict(login_host='127.0.0.1'), 'psycopg2', 'psycopg2-binary'),
-    ('procgenie.dbops.pg_server_info', AZURE, 'The Azure SDK', 'azure-identity'),
+    ('procgenie.dbops.pg_server_info', AZURE, 'azure-mgmt-postgresqlflexibleservers', 'azure-identity'),
 ]
 
 
@@ -32,7 +32,7 @@ def system_python():
 
 
 @pytest.mark.parametrize('module, options, library, pip_spec', CASES, ids=[
-    '%s-%s' % (c[0].split('.')[-1], c[2].split()[0]) for c in CASES])
+    '%s-%s' % (c[0].split('.')[-1], c[2].split('-')[0]) for c in CASES])
 def test_a_python_without_the_requirements_is_named_with_the_way_out(system_python, play, module, options, library,
                                                                      pip_spec):
     task = dict(name='t', register='out', ignore_errors=True, **{module: options})
@@ -40,7 +40,8 @@ def test_a_python_without_the_requirements_is_named_with_the_way_out(system_pyth
     result = run.result('t')
     assert result['failed'] is True, result
     msg = result['msg']
-    assert msg.startswith(library) and 'cannot be imported' in msg and system_python in msg, msg
+    assert msg.startswith('Failed to import the required Python library (%s' % library), msg
+    assert "Python %s (Python 3." % system_python in msg and 'No module named' in msg, msg
     assert 'ansible_python_interpreter' in msg and 'ansible_playbook_python' in msg, msg
     assert '%s -m pip install' % system_python in msg and pip_spec in msg and 'execution-environment' in msg, msg
     assert 'Traceback' not in run.text and "Module failed: '" not in run.text, run
