@@ -163,13 +163,20 @@ def test_bypass_role_the_application_is_not_a_member_of_is_kept(db, lab, play):
 
 
 def test_verify_flags_a_public_bypass_made_by_hand(db, lab, play):
-    """pg_rls_policy refuses it; pg_rls_info verify still catches one made otherwise."""
-    sq(lab, 'CREATE POLICY hand_bypass ON vendors TO PUBLIC USING (true) WITH CHECK (true)')
+    """pg_rls_policy refuses them; pg_rls_info verify still catches a PUBLIC bypass and an "OR true" tenant
+    policy made otherwise."""
+    qual = sq(lab, "SELECT qual FROM pg_policies WHERE tablename = 'contracts' AND policyname = 'tenant_isolation'")
+    sq(lab, 'CREATE POLICY hand_bypass ON vendors TO PUBLIC USING (true) WITH CHECK (true);'
+            'ALTER POLICY tenant_isolation ON contracts USING (%s OR true) WITH CHECK (%s OR true)' % (qual, qual))
     try:
-        run = play([info(lab, 'proof', verify=True, verify_role='procgenie_app', verify_tables=['vendors'])])
+        run = play([info(lab, 'proof', verify=True, verify_role='procgenie_app', verify_tables=['vendors']),
+                    info(lab, 'or true', verify=True, verify_role='procgenie_app', verify_tables=['contracts'])])
     finally:
-        sq(lab, 'DROP POLICY hand_bypass ON vendors')
+        sq(lab, 'DROP POLICY hand_bypass ON vendors;'
+                'ALTER POLICY tenant_isolation ON contracts USING (%s) WITH CHECK (%s)' % (qual, qual))
     assert run.rc == 0, run
+    or_true = run.result('or true')['verification']
+    assert or_true['isolated'] is False and any('rows of other tenants' in leak for leak in or_true['leaks'])
     ver = run.result('proof')['verification']
     assert ver['isolated'] is False and any('rows of other tenants' in leak for leak in ver['leaks'])
     # the inserts copy the source row's id: the policies let it through and only the primary key stops it
