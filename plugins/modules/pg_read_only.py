@@ -223,42 +223,16 @@ commands:
   elements: list
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _read_only as ro
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, QueryLog, connect, open_session, postgres_argument_spec)
-from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, ensure_psycopg2
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import run_operation
+from ansible_collections.procgenie.dbops.plugins.module_utils.read_only import postgres as backend
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(
-        state=dict(type='raw', required=True),
-        scope=dict(type='str', default='database', choices=['database', 'server']),
-        database=dict(type='str'),
-        sessions=dict(type='str', choices=['keep', 'cancel', 'terminate']),
-        session_selection=dict(type='str', default='all', choices=['writing', 'all']),
-        session_application_names=dict(type='list', elements='str'),
-        session_users=dict(type='list', elements='str'),
-        session_timeout=dict(type='int', default=30),
-        revoke_writes=dict(type='list', elements='str'),
-    )
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
-                            required_if=[('scope', 'database', ['database'])])
-    try:
-        ro.normalize_state(module.params['state'])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), queries=[], commands=[])
-    if module.params['session_timeout'] <= 0:
-        module.fail_json(msg='session_timeout must be a positive number of seconds', queries=[], commands=[])
-    log = QueryLog()
-    session = connect(module, log=log)
-    try:
-        with clean_failures(module, log, [], 'Changing the read-only mode', ro.ReadOnlyError):
-            result = ro.run(module.params, session, module.check_mode, module.warn,
-                            lambda name: open_session(module.params, database=name, autocommit=False, log=log))
-    finally:
-        session.close()
-    module.exit_json(queries=log.queries, commands=[], **result)
+    module = postgres_spec().merge(backend.argument_spec()).create_module(PostgresModule)
+    ensure_psycopg2(module)
+    run_operation(module, backend.ReadOnly, backend.ReadOnlyError, 'Changing the read-only mode')
 
 
 if __name__ == '__main__':

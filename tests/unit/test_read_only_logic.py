@@ -1,10 +1,10 @@
-"""_read_only: state normalisation, catalog parsing, the writer rule and the server plan."""
+"""read_only.plan: state normalisation, catalog parsing, the writer rule and the server plan."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _read_only as ro
+from ansible_collections.procgenie.dbops.plugins.module_utils.read_only import plan as ro
 
 
 @pytest.mark.parametrize('value,expected', [
