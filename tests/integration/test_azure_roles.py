@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.azure_double.fixtures import (  # noqa: F401 pylint: disable=unused-import
-    CLIENT_ID, DEV, DEV_RG, PROD, PROD_RG, SECRET, SUBSCRIPTION, TENANT, checked_double, module_double, new_calls)
+    CLIENT_ID, DEV, DEV_RG, PROD, PROD_RG, SECRET, SUBSCRIPTION, TENANT, checked_double, module_double, new_calls,
+    writes)
 from tests.harness.tree import REPO
 
 
@@ -103,6 +107,36 @@ def test_server_info_role_azure_path_reports_problems(checked_double, play):
     extravars['server_info_require_high_availability'] = True
     run = play(playbook=playbook('server_info.yml'), extravars=extravars, env=checked_double.env)
     assert run.rc != 0 and run.result('Check the findings')['msg'] == 'high availability is not enabled'
+
+
+# Azure check jobs (AWX job templates of type Check, extra variables only): each asks for a change the role would make.
+AZURE_CHECK_JOBS = {
+    'backup.yml': (DEV_RG, DEV, dict(dbops_environment='production', backup_items=[],
+                                     backup_azure_fail_on_unfixable=False)),
+    'tune.yml': (DEV_RG, DEV, dict(dbops_environment='production', tuning_allow_restart=True,
+                                   tuning_maintenance_window=True)),
+    'failover.yml': (PROD_RG, PROD, dict(failover_mode='planned')),
+    'pitr_restore.yml': (PROD_RG, PROD, dict(pitr_restore_target='latest')),
+    'server_info.yml': (PROD_RG, PROD, {}),
+}
+
+
+@pytest.mark.parametrize('name', sorted(AZURE_CHECK_JOBS))
+def test_azure_check_jobs_write_nothing_and_say_what_they_would_do(checked_double, play, name):
+    group, server, extra = AZURE_CHECK_JOBS[name]
+    before = copy.deepcopy(checked_double.state.server(SUBSCRIPTION, group, server))
+    start = len(checked_double.state.requests)
+    extravars = dict(azure_host(checked_double, group, server), target='localhost', **extra)
+    run = play(playbook=playbook(name), extravars=extravars, env=checked_double.env, check=True)
+    assert run.rc == 0, [(r["task"], r["result"].get("msg")) for r in run.results if r["status"] == "failed"]
+    assert writes(checked_double, start) == []
+    assert checked_double.state.server(SUBSCRIPTION, group, server) == before
+    last = run.results[-1]
+    assert last['task'].endswith(' : Summary') and last['status'] == 'ok', last
+    assert '\n' not in last['result']['msg'].strip()
+    if name != 'server_info.yml':
+        assert 'would' in last['result']['msg'], last['result']['msg']
+    assert SECRET not in run.text
 
 
 def test_azure_demo_runs(tmp_path):
