@@ -244,3 +244,31 @@ def test_a_script_with_psql_meta_commands_is_never_run(lab, play, target, workdi
     assert res['commands'] == [] and not os.path.exists(marker)
     assert query(lab, TARGET, "SELECT to_regclass('pwned_t') IS NULL") == [(True,)]
     assert_unchanged(lab, target)
+
+
+def test_sessions_the_login_may_not_end_are_refused_before_any_is_ended(lab, play, artifact, target):
+    """A non-superuser owner of the target with terminate_connections: its own application session could be ended,
+    a superuser's cannot; before, pg_terminate_backend went through the sessions and failed on the superuser's."""
+    role, password = 'rs_owner', 'rs-owner-secret'
+    query(lab, 'postgres', sql.SQL('DROP ROLE IF EXISTS {}').format(sql.Identifier(role)))
+    query(lab, 'postgres', sql.SQL('CREATE ROLE {} LOGIN CREATEDB PASSWORD %s').format(sql.Identifier(role)),
+          [password])
+    query(lab, 'postgres', sql.SQL('ALTER DATABASE {} OWNER TO {}').format(
+        sql.Identifier(TARGET), sql.Identifier(role)))
+    own = psycopg2.connect(**dict(lab.conninfo('primary', TARGET), user=role, password=password))
+    admin = connect(lab, TARGET)
+    try:
+        run = play([dict(name='restore', ignore_errors=True, **{'procgenie.dbops.pg_restore': dict(
+            node_params(lab, db=TARGET, user=role, password=password), path=artifact, terminate_connections=True,
+            recreate_database=True)})])
+        res = run.result('restore')
+        assert_clean_failure(res, 'rs_owner may not end 1 of the other sessions', 'pid %s' % admin.get_backend_pid(),
+                             'nothing was ended')
+        assert not any('pg_terminate_backend' in q or 'DROP' in q for q in res['queries']), res['queries']
+        assert_unchanged(lab, target, (own, own.get_backend_pid()))
+        assert_unchanged(lab, target, (admin, admin.get_backend_pid()))
+    finally:
+        own.close()
+        admin.close()
+        drop(lab, TARGET)
+        query(lab, 'postgres', sql.SQL('DROP ROLE IF EXISTS {}').format(sql.Identifier(role)))

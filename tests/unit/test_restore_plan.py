@@ -96,7 +96,7 @@ def test_restore_options_refusals(kw, fmt, message):
 
 SUPER = dict(rolname='dba', superuser=True, createdb=True, owner=True)
 PLAIN = dict(rolname='app', superuser=False, createdb=False, owner=False)
-SESSION = dict(pid=42, usename='app', application_name='web')
+SESSION = dict(pid=42, usename='app', application_name='web', can_end=True)
 
 
 def test_target_actions():
@@ -118,6 +118,9 @@ def test_target_actions():
     (dict(exists=True, others=[SESSION], rights=SUPER), dict(recreate_database=True),
      r'1 other session\(s\) \(pid 42 app/web\).*terminate_connections=true'),
     (dict(exists=False, others=[], rights=PLAIN), dict(create_database=True), 'creating database app needs'),
+    (dict(exists=True, others=[SESSION, dict(pid=7, usename='postgres', application_name='', can_end=False)],
+          rights=PLAIN), dict(terminate_connections=True),
+     r'app may not end 1 of the other sessions of app \(pid 7 postgres\).*nothing was ended'),
     (dict(exists=True, others=[], rights=dict(PLAIN, createdb=True)), dict(recreate_database=True),
      'only its owner or a superuser'),
     (dict(exists=True, others=[], rights=dict(PLAIN, owner=True)), dict(recreate_database=True),

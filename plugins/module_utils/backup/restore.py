@@ -350,9 +350,17 @@ def restore_argument_spec():
 
 
 def _other_sessions(session, database):
+    """The other sessions of `database`, each with whether this login may end it (can_end: as pg_terminate_backend
+    decides: a superuser ends any; others end no superuser's session nor a background process, and the rest only as
+    a member of the session's role or of pg_signal_backend)."""
     return session.rows(sql.SQL(
-        'SELECT pid, usename, application_name, client_addr::text AS client_addr, state FROM pg_stat_activity '
-        'WHERE datname = %s AND pid <> pg_backend_pid() ORDER BY pid'), [database])
+        'SELECT a.pid, a.usename, a.application_name, a.client_addr::text AS client_addr, a.state, '
+        'COALESCE(me.rolsuper OR (NOT COALESCE(r.rolsuper, true) AND (pg_has_role(a.usesysid, %s) '
+        'OR pg_has_role(%s, %s))), false) AS can_end '
+        'FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid '
+        'CROSS JOIN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) me '
+        'WHERE a.datname = %s AND a.pid <> pg_backend_pid() ORDER BY a.pid'),
+        ['USAGE', 'pg_signal_backend', 'USAGE', database])
 
 
 def _fk_order(params, database, split, log, warn):
@@ -460,6 +468,13 @@ def target_actions(database, target, params):
                              'checklist step 3) or set terminate_connections=true' % (
                                  database, len(others), ', '.join('pid %s %s/%s' % (
                                      o['pid'], o['usename'], o['application_name'] or '-') for o in others)))
+    protected = [o for o in others if o.get('can_end') is False]
+    if protected:
+        raise RestoreFailure('%s may not end %d of the other sessions of %s (%s): only a superuser ends a superuser\'s '
+                             'session, and others need to be a member of the session\'s role or of pg_signal_backend; '
+                             'nothing was ended' % (rights.get('rolname') or 'the login role', len(protected), database,
+                                                    ', '.join('pid %s %s' % (o['pid'], o['usename'] or '(background)')
+                                                              for o in protected)))
     recreate = bool(params.get('recreate_database')) and exists
     if (recreate or not exists) and not (rights.get('superuser') or rights.get('createdb')):
         raise RestoreFailure('%s database %s needs a superuser or a role with CREATEDB; %s has neither' % (
