@@ -10,6 +10,7 @@ Resource Manager endpoint that serves C(/metadata/endpoints) (Azure Stack Hub an
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import time
@@ -440,3 +441,33 @@ def run_operation(module, operation_class, own_errors, what, params=None):
         ctx.azure = azure
         return dict(dict(queries=[], commands=[]), **operation_class(module.params, ctx).run())
     run_module(module, run, what, own_errors, params=params)
+
+
+# server reads ---------------------------------------------------------------------------------------------------
+# How every Azure backend reads the SDK's models (azure-mgmt-postgresqlflexibleservers 3.0 changed the keys of
+# as_dict(), so fields are read as attributes): enums as their values, times as ISO-8601 UTC.
+def text(value):
+    """An SDK enum's value, a str as is, None as None."""
+    if value is None:
+        return None
+    return getattr(value, 'value', value)
+
+
+def iso(value):
+    """An SDK time as ISO-8601 UTC (a naive time is UTC), None as None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(datetime.timezone.utc).isoformat()
+    return str(value)
+
+
+def backup_facts(server):
+    """A server's backup settings: retention_days, geo_redundant_backup, earliest_restore_date."""
+    backup = server.backup
+    if backup is None:
+        return dict(retention_days=None, geo_redundant_backup=None, earliest_restore_date=None)
+    return dict(retention_days=backup.backup_retention_days, geo_redundant_backup=text(backup.geo_redundant_backup),
+                earliest_restore_date=iso(backup.earliest_restore_date))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils.server_info.azure import backup_facts
+from ansible_collections.procgenie.dbops.plugins.module_utils._azure import backup_facts
 
 # The runbook's "Automated Backups (Azure Managed)" table.
 POLICIES = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils.server_info.azure import text
+from ansible_collections.procgenie.dbops.plugins.module_utils._azure import text
 
 FAILOVER_MODES = {'planned': 'PlannedFailover', 'forced': 'ForcedFailover'}
 MAX_POLL_INTERVAL = 10

@@ -18,7 +18,7 @@ import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils.server_info.azure import text
+from ansible_collections.procgenie.dbops.plugins.module_utils._azure import text
 
 # The tags that record where a restored server comes from (Azure tag names may not contain < > % & \ ? /).
 TAG_SOURCE = 'procgenie-dbops-restore-source'

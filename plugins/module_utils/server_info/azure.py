@@ -9,26 +9,7 @@ as_dict()), enums as their values, times as ISO-8601 UTC.
 
 from __future__ import annotations
 
-import datetime
-
-from ansible_collections.procgenie.dbops.plugins.module_utils._azure import AzureOperation
-
-
-def text(value):
-    """An SDK enum's value, a str as is, None as None."""
-    if value is None:
-        return None
-    return getattr(value, 'value', value)
-
-
-def iso(value):
-    if value is None:
-        return None
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.timezone.utc)
-        return value.astimezone(datetime.timezone.utc).isoformat()
-    return str(value)
+from ansible_collections.procgenie.dbops.plugins.module_utils._azure import AzureOperation, backup_facts, iso, text
 
 
 def _int(value):
@@ -50,14 +31,6 @@ def high_availability_facts(server):
     mode = text(ha.mode) if ha is not None else None
     return dict(mode=mode, enabled=mode not in (None, 'Disabled'), state=text(ha.state) if ha is not None else None,
                 standby_availability_zone=ha.standby_availability_zone if ha is not None else None)
-
-
-def backup_facts(server):
-    backup = server.backup
-    if backup is None:
-        return dict(retention_days=None, geo_redundant_backup=None, earliest_restore_date=None)
-    return dict(retention_days=backup.backup_retention_days, geo_redundant_backup=text(backup.geo_redundant_backup),
-                earliest_restore_date=iso(backup.earliest_restore_date))
 
 
 def backup_item(item):
