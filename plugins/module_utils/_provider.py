@@ -31,15 +31,18 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._operation import 
 
 class Provider(object):
     """One row of a provider table. `azure_params(params)` gives the options to connect to Azure with, where a
-    module names an Azure option differently (pg_tune_params: `azure_profile`)."""
+    module names an Azure option differently (pg_tune_params: `azure_profile`). `validate(params)` checks what the
+    argument spec cannot express (Ansible's int has no minimum) before anything is connected or read, raising one
+    of `errors`; the operation's plan() runs the same check, so it stays complete on its own."""
 
-    def __init__(self, operation, what, errors=(), spec=None, azure_params=None, defaults=None):
+    def __init__(self, operation, what, errors=(), spec=None, azure_params=None, defaults=None, validate=None):
         self.operation = operation
         self.what = what
         self.errors = errors
         self.spec = spec if spec is not None else ArgumentSpec()
         self.azure_params = azure_params
         self.defaults = dict(defaults or {})
+        self.validate = validate
 
     @property
     def is_azure(self):
@@ -49,6 +52,12 @@ class Provider(object):
         for name, value in self.defaults.items():  # defaults that differ by provider (timeouts)
             if module.params.get(name) is None:
                 module.params[name] = value
+        if self.validate is not None:
+            own = (self.errors,) if isinstance(self.errors, type) else tuple(self.errors)
+            try:
+                self.validate(module.params)
+            except own as exc:  # pylint: disable=catching-non-exception
+                module.fail_json(msg=str(exc), queries=[], commands=[])
         if self.is_azure:
             params = self.azure_params(module.params) if self.azure_params else None
             _azure.run_operation(module, self.operation, self.errors, self.what, params=params)

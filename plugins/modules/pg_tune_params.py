@@ -406,68 +406,24 @@ commands:
   sample: [[/usr/lib/postgresql/16/bin/pg_ctl, restart, -D, /var/lib/postgresql/16/main, -m, fast, -w, -t, "120"]]
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, QueryLog, connect, postgres_argument_spec)
-from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
-from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import (
-    PROFILES, STORAGE, WORKLOADS, TuningError, input_errors)
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule
+from ansible_collections.procgenie.dbops.plugins.module_utils._provider import Provider, provider_spec, run_provider
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import azure as azure_backend
+from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import options
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import postgres as backend
+from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.recommend import TuningError, check_options
+
+PROVIDERS = dict(
+    postgres=Provider(backend.Tune, 'Tuning', TuningError, spec=backend.argument_spec(), validate=check_options),
+    azure=Provider(azure_backend.Tune, 'Reading or changing the Azure server parameters failed', TuningError,
+                   spec=azure_backend.argument_spec(), azure_params=azure_backend.azure_params,
+                   validate=check_options),
+)
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(client_argument_spec())
-    argument_spec.update(_azure.azure_argument_spec())
-    argument_spec.update(_azure.azure_wait_argument_spec())
-    argument_spec.pop('profile')
-    argument_spec.update(
-        provider=dict(type='str', default='postgres', choices=['postgres', 'azure']),
-        azure_profile=dict(type='str'),
-        mode=dict(type='str', default='apply', choices=['apply', 'recommend']),
-        profile=dict(type='str', default='recommended', choices=PROFILES),
-        memory=dict(type='str'),
-        cpus=dict(type='int'),
-        storage=dict(type='str', default='ssd', choices=STORAGE),
-        workload=dict(type='str', default='mixed', choices=WORKLOADS),
-        max_connections=dict(type='int'),
-        database_size=dict(type='str'),
-        parameters=dict(type='dict', default={}),
-        role_settings=dict(type='list', elements='dict', options=dict(
-            role=dict(type='str'), database=dict(type='str'), settings=dict(type='dict'))),
-        pool=dict(type='dict', options=dict(
-            db_max_connections=dict(type='int'), replicas=dict(type='int', default=1),
-            reserved=dict(type='int', default=0))),
-        allow_restart=dict(type='bool', default=False),
-        restart_command=dict(type='list', elements='str'),
-        pg_ctl=dict(type='path'),
-        data_directory=dict(type='path'),
-        os_user=dict(type='str'),
-        restart_mode=dict(type='str', default='fast', choices=['smart', 'fast', 'immediate']),
-        restart_log=dict(type='path'),
-        restart_timeout=dict(type='int', default=120),
-    )
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
-                            required_if=[('provider', 'azure', ('resource_group', 'server_name'))])
-    errors = input_errors(module.params)
-    if errors:
-        module.fail_json(msg='Invalid options, nothing was read or changed: %s' % '; '.join(errors), queries=[],
-                         commands=[])
-    if module.params['provider'] == 'azure':
-        # the Azure credential profile is azure_profile here: profile is the tuning profile
-        _azure.run_module(module, azure_backend.tune, 'Reading or changing the Azure server parameters failed',
-                          TuningError, params=dict(module.params, profile=module.params['azure_profile']))
-    log = QueryLog()
-    session = connect(module, log=log)
-    commands = []
-    try:
-        with clean_failures(module, log, commands, 'Tuning', TuningError):
-            result = backend.tune(module, session, log, commands)
-    finally:
-        session.close()
-    module.exit_json(queries=log.queries, **result)
+    module = provider_spec(PROVIDERS).merge(options.argument_spec()).create_module(PostgresModule)
+    run_provider(module, PROVIDERS)
 
 
 if __name__ == '__main__':

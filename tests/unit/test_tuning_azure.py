@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import GB, TuningError
+from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.recommend import GB, TuningError
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import azure
 
 

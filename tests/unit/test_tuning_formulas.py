@@ -1,11 +1,11 @@
-"""_tuning: the formulas against known inputs/outputs, the runbook profiles, unit normalization, the pool check."""
+"""tuning.recommend: the formulas against known inputs/outputs, the runbook profiles, unit normalization, the pool check."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _tuning as t
-from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import GB, MB, TuningError
+from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import recommend as t
+from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.recommend import GB, MB, TuningError
 
 # pg_settings rows as PostgreSQL 16 reports them (only the columns normalize() reads)
 SHARED_BUFFERS = dict(name='shared_buffers', vartype='integer', unit='8kB', min_val='16', max_val='1073741823')

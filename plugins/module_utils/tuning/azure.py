@@ -4,7 +4,11 @@
 """pg_tune_params, provider azure: server parameters of an Azure Database for PostgreSQL flexible server through
 the configurations API (Configurations_ListByServer, Configurations_Update), restarts through Servers_Restart.
 
-Each Azure configuration becomes a pg_settings-like row (vartype, unit, min/max, enumvals) so that _tuning's
+`Tune` is an `_azure.AzureOperation`: plan() reads the server and its configurations and validates every wanted value
+together (and that the server is Ready when something is to change) before the first update; apply() only sends
+the planned updates and the opt-in restart.
+
+Each Azure configuration becomes a pg_settings-like row (vartype, unit, min/max, enumvals) so that tuning.recommend's
 normalize/display/same validate and compare values exactly as the postgres provider does (128MB = 16384 pages of
 8KB). Values are written in the configuration's own unit, as plain numbers for integers, the way Azure expects.
 
@@ -20,9 +24,11 @@ from __future__ import annotations
 import re
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils import _tuning as tuning
-from ansible_collections.procgenie.dbops.plugins.module_utils._tuning import GB, TuningError
-from ansible_collections.procgenie.dbops.plugins.module_utils.server_info.azure import text
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import azure_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import recommend as tuning
+from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.options import changes_diff, public
+from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.recommend import GB, TuningError
+from ansible_collections.procgenie.dbops.plugins.module_utils._azure import text
 
 # Azure's unit names -> PostgreSQL's (pg_settings.unit)
 UNITS = {'8kb': '8kB', 'kb': 'kB', 'b': 'B', 'bytes': 'B', 'byte': 'B', 'mb': 'MB', '16mb': '16MB',
@@ -48,6 +54,19 @@ RESET_SOURCE = 'system-default'
 # in Azure's limits table)
 AZURE_RESERVED_CONNECTIONS = 15
 SET_SOURCE = 'user-override'
+
+
+
+def argument_spec():
+    """The options of provider azure: the Azure options and timeout. profile is the tuning profile in this module,
+    so Azure's credential profile is azure_profile (see azure_params)."""
+    return azure_spec(wait=True).remove('profile').add(azure_profile=dict(type='str')).constrain(
+        required_if=[('provider', 'azure', ('resource_group', 'server_name'))])
+
+
+def azure_params(params):
+    """The options to connect to Azure with: azure_profile is Azure's profile option."""
+    return dict(params, profile=params['azure_profile'])
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -219,17 +238,85 @@ def restart_body():
     return {'restartWithFailover': False}
 
 
-# ---------------------------------------------------------------- the run
+def memory_warning(plan, rows, memory):
+    """tuning.memory_warning with the wanted (else configured) max_connections, work_mem and shared_buffers."""
+    after = dict((i['name'], i['_after']) for i in plan)
+    values = {}
+    for name in ('max_connections', 'work_mem', 'shared_buffers'):
+        row = rows.get(name)
+        if row is None or not memory:
+            return None
+        value = after[name] if name in after else configured(row['setting'], row)
+        factor = tuning.SETTING_UNITS[row['unit']][1] // tuning.KB if row['unit'] in tuning.SETTING_UNITS else 1
+        values[name] = int(value) * factor if name != 'max_connections' else int(value)
+    return tuning.memory_warning(values['max_connections'], values['work_mem'], values['shared_buffers'], memory)
 
-class AzureTuner(object):
-    """One run of pg_tune_params against one Azure flexible server."""
 
-    def __init__(self, module, azure):
-        self.module = module
-        self.params = module.params
-        self.azure = azure
+def version_major(version):
+    """The major version of Azure's version text ('16', '17.2'), or None."""
+    match = re.match(r'\d+', version or '')
+    return int(match.group(0)) if match else None
+
+
+def parameter_items(rows, wanted, resets):
+    """The plan of the parameters (pure): every wanted value validated against its row together (TuningError
+    naming every refusal, nothing changed), then one item per parameter with before/after and what to write."""
+    names = sorted(set(wanted) | set(resets))
+    errors, normal = [], {}
+    for name in names:
+        row = rows.get(name)
+        if row is None:
+            errors.append('%s: unknown parameter (not a server parameter of Azure Database for PostgreSQL '
+                          'flexible server)' % name)
+        elif row['read_only']:
+            errors.append('%s: read-only on Azure' % name)
+        elif name in wanted:
+            try:
+                normal[name] = normalize(wanted[name]['value'], row)
+            except TuningError as exc:
+                errors.append(str(exc))
+    if errors:
+        raise TuningError('Invalid parameters, nothing was changed: %s' % '; '.join(errors))
+    plan = []
+    for name in names:
+        row = rows[name]
+        current = configured(row['setting'], row) if row['setting'] not in (None, '') or \
+            row['vartype'] in ('set', 'string') else None
+        item = dict(name=name, _api_name=row['name'], context='dynamic' if row['dynamic'] else 'static',
+                    unit=row['azure_unit'],
+                    vartype=row['vartype'], source=row['source'],
+                    before=display(current, row) if current is not None else None)
+        item['running'] = item['before']
+        if name in wanted:
+            after = normal[name]
+            item.update(value=tuning.value_text(wanted[name]['value']), reason=wanted[name]['reason'],
+                        action='set', changed=current is None or not tuning.same(current, after))
+            item['_write'] = (azure_value(after, row), SET_SOURCE)
+        else:
+            after = configured(row['default'], row) if row['default'] not in (None, '') or \
+                row['vartype'] in ('set', 'string') else current
+            item.update(action='reset', reason='parameters option: null (back to Azure\'s default)',
+                        changed=(current is None or not tuning.same(current, after)) or (
+                            row['source'] not in (None, RESET_SOURCE)))
+            item['_write'] = (row['default'] or '', RESET_SOURCE)
+        item['after'] = display(after, row) if after is not None else None
+        item['_after'] = after
+        item['restart_required'] = not row['dynamic'] and item['changed']
+        plan.append(item)
+    return plan
+
+
+# ---------------------------------------------------------------- the operation
+
+class Tune(_azure.AzureOperation):
+    """pg_tune_params against one Azure flexible server: plan() reads and validates, apply() updates."""
+
+    def __init__(self, params, ctx):
+        super(Tune, self).__init__(params, ctx)
         self.warnings = []
+        self.items = []
 
+    # ------------------------------------------------------------------------------------------ reading
     def read_server(self):
         server = self.azure.client.servers.get(self.azure.resource_group, self.azure.server_name)
         sku = server.sku
@@ -270,51 +357,6 @@ class AzureTuner(object):
                     database_size_source=tuning.SIZE_OPTION if size else None, profile=p['profile'],
                     sku=server['sku'])
 
-    def plan(self, rows, wanted, resets):
-        names = sorted(set(wanted) | set(resets))
-        errors, normal = [], {}
-        for name in names:
-            row = rows.get(name)
-            if row is None:
-                errors.append('%s: unknown parameter (not a server parameter of Azure Database for PostgreSQL '
-                              'flexible server)' % name)
-            elif row['read_only']:
-                errors.append('%s: read-only on Azure' % name)
-            elif name in wanted:
-                try:
-                    normal[name] = normalize(wanted[name]['value'], row)
-                except TuningError as exc:
-                    errors.append(str(exc))
-        if errors:
-            raise TuningError('Invalid parameters, nothing was changed: %s' % '; '.join(errors))
-        plan = []
-        for name in names:
-            row = rows[name]
-            current = configured(row['setting'], row) if row['setting'] not in (None, '') or \
-                row['vartype'] in ('set', 'string') else None
-            item = dict(name=name, _api_name=row['name'], context='dynamic' if row['dynamic'] else 'static',
-                        unit=row['azure_unit'],
-                        vartype=row['vartype'], source=row['source'],
-                        before=display(current, row) if current is not None else None)
-            item['running'] = item['before']
-            if name in wanted:
-                after = normal[name]
-                item.update(value=tuning.value_text(wanted[name]['value']), reason=wanted[name]['reason'],
-                            action='set', changed=current is None or not tuning.same(current, after))
-                item['_write'] = (azure_value(after, row), SET_SOURCE)
-            else:
-                after = configured(row['default'], row) if row['default'] not in (None, '') or \
-                    row['vartype'] in ('set', 'string') else current
-                item.update(action='reset', reason='parameters option: null (back to Azure\'s default)',
-                            changed=(current is None or not tuning.same(current, after)) or (
-                                row['source'] not in (None, RESET_SOURCE)))
-                item['_write'] = (row['default'] or '', RESET_SOURCE)
-            item['after'] = display(after, row) if after is not None else None
-            item['_after'] = after
-            item['restart_required'] = not row['dynamic'] and item['changed']
-            plan.append(item)
-        return plan
-
     def pool(self, plan, rows):
         spec = tuning.pool_spec(self.params['pool'], self.params['profile'])
         if spec is None:
@@ -330,10 +372,85 @@ class AzureTuner(object):
                                  value('max_connections'), value('superuser_reserved_connections'),
                                  value('reserved_connections'), platform_reserved=AZURE_RESERVED_CONNECTIONS)
 
-    def apply(self, plan, deadline_s):
+    # ------------------------------------------------------------------------------------------ plan
+    def plan(self):
+        p = self.params
+        azure = self.azure
+        tuning.check_options(p)
+        if p['role_settings']:
+            raise TuningError('role_settings with provider azure need SQL (ALTER ROLE ... SET), which the Azure '
+                              'configurations API cannot do: run pg_tune_params with provider postgres and the '
+                              'login_* options against the server\'s host name for them; nothing was changed')
+        server = self.read_server()
+        rows = self.read_configurations()
+        inputs = self.inputs(server)
+        resources = sku_resources(server['sku'])
+        memory_bounds(rows, resources[1] if resources else inputs['memory_bytes'])
+        current_max = rows.get('max_connections')
+        current_max = int(configured(current_max['setting'], current_max)) if current_max else None
+        wanted, resets = tuning.wanted_parameters(inputs, p['parameters'], version_major(server['version']),
+                                                  current_max)
+        for name in list(wanted):
+            if wanted[name]['reason'] != 'parameters option':
+                wanted[name] = clamp(wanted[name], rows.get(name))
+        recommendation = dict((k, dict(value=tuning.value_text(v['value']), reason=v['reason']))
+                              for k, v in wanted.items())
+        self.items = plan = parameter_items(rows, wanted, resets)
+        pool = self.pool(plan, rows)
+        tuning.check_pool_fits(pool)
+        warning = memory_warning(plan, rows, inputs['memory_bytes'])
+        if warning:
+            self.warnings.append(warning)
+        recommend_only = p['mode'] == 'recommend'
+        changes = [i for i in plan if i['changed']]
+        if not recommend_only and changes and server['state'] not in (None, 'Ready'):
+            raise TuningError('Server %s is %s, not Ready: Azure changes server parameters only of a Ready server; '
+                              'nothing was changed' % (azure.server_name, server['state']))
+        pending = sorted(i['name'] for i in plan if i['restart_required'] or rows[i['name']]['pending_restart'])
+        would_restart = bool(not recommend_only and pending and p['allow_restart'])
+        for item in plan:
+            item['pending_restart'] = item['name'] in pending
+        for warning in self.warnings:
+            self.warn(warning)
+        return dict(
+            changed=not recommend_only and bool(changes or would_restart), provider='azure',
+            server_name=azure.server_name, resource_group=azure.resource_group,
+            subscription_id=azure.subscription_id, server_state=server['state'], sku=server['sku'],
+            inputs=inputs, recommendation=recommendation,
+            parameters=dict((i['name'], public(i)) for i in plan),
+            changed_parameters=[i['name'] for i in changes], pending_restart=pending, restarted=False,
+            would_restart=would_restart, role_settings=[], pool=pool,
+            diff=changes_diff([], []) if recommend_only else changes_diff(changes, []))
+
+    # ------------------------------------------------------------------------------------------ apply
+    def apply(self, plan):
+        p = self.params
+        if p['mode'] == 'recommend':
+            return plan
+        changes = [i for i in self.items if i['changed']]
+        self.update(changes, p['timeout'])
+        rows = self.read_configurations() if changes else None
+        pending = sorted(i['name'] for i in self.items if rows[i['name']]['pending_restart']) if changes else \
+            plan['pending_restart']
+        restarted = False
+        if pending and p['allow_restart']:
+            self.restart(p['timeout'])
+            restarted = True
+            rows = self.read_configurations()
+            still = sorted(i['name'] for i in self.items if rows[i['name']]['pending_restart'])
+            if still:
+                raise TuningError('Server %s restarted but these parameters still wait for a restart: %s'
+                                  % (self.azure.server_name, ', '.join(still)))
+            pending = still
+        for item in self.items:
+            item['pending_restart'] = item['name'] in pending
+        return dict(plan, changed=bool(changes or restarted), pending_restart=pending, restarted=restarted,
+                    would_restart=False, parameters=dict((i['name'], public(i)) for i in self.items))
+
+    def update(self, changes, deadline_s):
         client, group, name = self.azure.client, self.azure.resource_group, self.azure.server_name
         done = []
-        for item in [i for i in plan if i['changed']]:
+        for item in changes:
             value, source = item['_write']
             what = 'Updating server parameter %s of server %s' % (item['name'], name)
             try:
@@ -353,91 +470,3 @@ class AzureTuner(object):
         poller = self.azure.client.servers.begin_restart(self.azure.resource_group, self.azure.server_name,
                                                          parameters=restart_body())
         _azure.wait(poller, timeout, what)
-
-
-def memory_warning(plan, rows, memory):
-    """tuning.memory_warning with the wanted (else configured) max_connections, work_mem and shared_buffers."""
-    after = dict((i['name'], i['_after']) for i in plan)
-    values = {}
-    for name in ('max_connections', 'work_mem', 'shared_buffers'):
-        row = rows.get(name)
-        if row is None or not memory:
-            return None
-        value = after[name] if name in after else configured(row['setting'], row)
-        factor = tuning.SETTING_UNITS[row['unit']][1] // tuning.KB if row['unit'] in tuning.SETTING_UNITS else 1
-        values[name] = int(value) * factor if name != 'max_connections' else int(value)
-    return tuning.memory_warning(values['max_connections'], values['work_mem'], values['shared_buffers'], memory)
-
-
-def _public(item):
-    return dict((k, v) for k, v in item.items() if not k.startswith('_'))
-
-
-def tune(module, azure):
-    """The whole run against Azure. Returns the result (the postgres provider's keys); raises TuningError,
-    AzureModuleError or an azure-core AzureError."""
-    p = module.params
-    if p['role_settings']:
-        raise TuningError('role_settings with provider azure need SQL (ALTER ROLE ... SET), which the Azure '
-                          'configurations API cannot do: run pg_tune_params with provider postgres and the login_* '
-                          'options against the server\'s host name for them; nothing was changed')
-    tuner = AzureTuner(module, azure)
-    server = tuner.read_server()
-    rows = tuner.read_configurations()
-    inputs = tuner.inputs(server)
-    resources = sku_resources(server['sku'])
-    memory_bounds(rows, resources[1] if resources else inputs['memory_bytes'])
-    major = int(re.match(r'\d+', server['version']).group(0)) if server['version'] and re.match(
-        r'\d+', server['version']) else None
-    current_max = rows.get('max_connections')
-    current_max = int(configured(current_max['setting'], current_max)) if current_max else None
-    wanted, resets = tuning.wanted_parameters(inputs, p['parameters'], major, current_max)
-    for name in list(wanted):
-        if wanted[name]['reason'] != 'parameters option':
-            wanted[name] = clamp(wanted[name], rows.get(name))
-    recommendation = dict((k, dict(value=tuning.value_text(v['value']), reason=v['reason']))
-                          for k, v in wanted.items())
-    plan = tuner.plan(rows, wanted, resets)
-    pool = tuner.pool(plan, rows)
-    tuning.check_pool_fits(pool)
-    warning = memory_warning(plan, rows, inputs['memory_bytes'])
-    if warning:
-        tuner.warnings.append(warning)
-    recommend_only = p['mode'] == 'recommend'
-    changes = [i for i in plan if i['changed']]
-    pending = sorted(i['name'] for i in plan if i['restart_required'] or rows[i['name']]['pending_restart'])
-    restarted = False
-    if not recommend_only and not module.check_mode:
-        if changes and server['state'] not in (None, 'Ready'):
-            raise TuningError('Server %s is %s, not Ready: Azure changes server parameters only of a Ready server; '
-                              'nothing was changed' % (azure.server_name, server['state']))
-        tuner.apply(plan, p['timeout'])
-        rows = tuner.read_configurations() if changes else rows
-        pending = sorted(i['name'] for i in plan if rows[i['name']]['pending_restart'])
-        if pending and p['allow_restart']:
-            tuner.restart(p['timeout'])
-            restarted = True
-            rows = tuner.read_configurations()
-            still = sorted(i['name'] for i in plan if rows[i['name']]['pending_restart'])
-            if still:
-                raise TuningError('Server %s restarted but these parameters still wait for a restart: %s'
-                                  % (azure.server_name, ', '.join(still)))
-            pending = still
-    would_restart = bool(module.check_mode and not recommend_only and pending and p['allow_restart'])
-    changed = not recommend_only and bool(changes or restarted or would_restart)
-    for item in plan:
-        item['pending_restart'] = item['name'] in pending
-    result = dict(
-        changed=changed, provider='azure', server_name=azure.server_name, resource_group=azure.resource_group,
-        subscription_id=azure.subscription_id, server_state=server['state'], sku=server['sku'],
-        inputs=inputs, recommendation=recommendation,
-        parameters=dict((i['name'], _public(i)) for i in plan),
-        changed_parameters=[i['name'] for i in changes], pending_restart=pending, restarted=restarted,
-        would_restart=would_restart, role_settings=[], pool=pool, queries=[], commands=[],
-        diff=dict(before=dict(parameters=dict((i['name'], i['before']) for i in changes), role_settings={}),
-                  after=dict(parameters=dict((i['name'], i['after']) for i in changes), role_settings={})))
-    if recommend_only:
-        result['diff'] = dict(before={}, after={})
-    for warning in tuner.warnings:
-        module.warn(warning)
-    return result

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, ProcGenie platform engineering
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure tuning logic for pg_tune_params: the formulas, the runbook's profiles and unit normalization.
+"""Pure tuning logic for pg_tune_params (both providers): the formulas, the runbook's profiles, unit normalization
+and the checks of the options the argument spec cannot express.
 
 Nothing here talks to a server, so all of it is unit-tested without one.
 
@@ -554,3 +555,10 @@ def input_errors(params):
             except TuningError as exc:
                 errors.append('%s: %s' % (name, exc))
     return errors
+
+
+def check_options(params):
+    """input_errors() as a refusal: raises TuningError naming every wrong option, before anything is read."""
+    errors = input_errors(params)
+    if errors:
+        raise TuningError('Invalid options, nothing was read or changed: %s' % '; '.join(errors))
