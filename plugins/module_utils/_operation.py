@@ -7,8 +7,9 @@ An operation is a subclass of `Operation`, built with one signature, ``Operation
 
 * ``params``: the module's parameters, as AnsibleModule checked them against the argument spec;
 * ``ctx``: a `Context`: ``log`` (the `_connection.QueryLog` behind ``queries``), ``runner`` (the
-  `_clients.ClientRunner` behind ``commands``), ``warn`` (``module.warn``), ``check_mode``, and ``partial`` (a dict
-  of results already true, merged into a failed result: a backup taken before the failure, ...).
+  `_clients.ClientRunner` behind ``commands``), ``warn`` (``module.warn``), ``check_mode``, ``diff`` (diff mode:
+  whether the module returns ``diff``), and ``partial`` (a dict of results already true, merged into a failed
+  result: a backup taken before the failure, ...).
 
 It has two steps, and a module's ``main()`` runs them through `run_operation`:
 
@@ -43,11 +44,12 @@ class Context(object):
     """What an operation works with, besides its parameters: where its SQL and programs are recorded, how it warns,
     whether it only plans."""
 
-    def __init__(self, log=None, runner=None, warn=None, check_mode=False, partial=None):
+    def __init__(self, log=None, runner=None, warn=None, check_mode=False, partial=None, diff=False):
         self.log = log if log is not None else QueryLog()
         self.runner = runner
         self.warn = warn or (lambda msg: None)
         self.check_mode = bool(check_mode)
+        self.diff = bool(diff)
         self.partial = partial if partial is not None else {}
 
     @property
@@ -114,6 +116,7 @@ def run_operation(module, operation_class, errors, what):
         runner = operation_class.make_runner(module.params)
         if runner is not None:
             runner.commands = commands
-        ctx = Context(log=log, runner=runner, warn=module.warn, check_mode=module.check_mode, partial=partial)
+        ctx = Context(log=log, runner=runner, warn=module.warn, check_mode=module.check_mode, partial=partial,
+                      diff=getattr(module, '_diff', False))
         result = operation_class(module.params, ctx).run()
     module.exit_json(queries=log.queries, commands=commands, **result)
