@@ -251,6 +251,9 @@ def test_pg_restore_pitr_cancel_stops_the_restored_server_and_removes_it(lab, pl
     with open(os.path.join(slow_bin, 'cp'), 'w') as handle:
         handle.write('#!/bin/sh\nsleep 3\nexec /bin/cp "$@"\n')
     os.chmod(os.path.join(slow_bin, 'cp'), stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    for folder in (os.path.dirname(dest), dest):  # the server's OS user must reach the data directory
+        os.makedirs(folder, exist_ok=True)
+        os.chmod(folder, 0o755)
     data = os.path.join(dest, 'restored')
     args = dict(node_params(lab, db='postgres'), backup_dir=base_dir, wal_archive=lab.state['archive_dir'],
                 data_directory=data, restore_port=free_port(), target='latest', timeout=300)
@@ -259,7 +262,10 @@ def test_pg_restore_pitr_cancel_stops_the_restored_server_and_removes_it(lab, pl
         'procgenie.dbops.pg_restore_pitr': args})], env=dict(PATH=slow_bin + os.pathsep + os.environ['PATH']))
     module = module_process('pg_restore_pitr')
     pidfile = os.path.join(data, 'postmaster.pid')
-    wait_until(lambda: os.path.isfile(pidfile) and open(pidfile).readline().strip(), 120, 'the restored server')
+    def started():
+        assert thread.is_alive(), 'the module ended first: %s' % outcome['run'].text[-3000:]
+        return os.path.isfile(pidfile) and open(pidfile).readline().strip()
+    wait_until(started, 120, 'the restored server')
     postmaster = psutil.Process(int(open(pidfile).readline()))
     time.sleep(1)
     assert alive(postmaster)
@@ -270,3 +276,4 @@ def test_pg_restore_pitr_cancel_stops_the_restored_server_and_removes_it(lab, pl
     thread.join(120)
     assert outcome['run'].result('pitr').get('failed') is True
     assert not alive(postmaster)
+    assert os.listdir(dest) == []  # the half restore is removed, not only renamed

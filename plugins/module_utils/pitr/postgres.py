@@ -452,8 +452,13 @@ class Restore(object):
             wait_for(lambda: not os.path.exists(pidfile), 10, interval=0.02, first=0.005)  # the server removes it last
         except (OSError, ValueError):
             pass
-        if created:
-            shutil.rmtree(self.dest, ignore_errors=True)
+        if created:  # out of its final name at once, then removed
+            doomed = '%s.dbops-cancelled-%d' % (self.dest, os.getpid())
+            try:
+                os.rename(self.dest, doomed)
+            except OSError:
+                doomed = self.dest
+            shutil.rmtree(doomed, ignore_errors=True)
         elif os.path.isdir(self.dest):  # it was empty before: empty again
             for name in os.listdir(self.dest):
                 art.remove_path(os.path.join(self.dest, name))
