@@ -20,6 +20,11 @@ SCHEMA = (
     'CREATE TABLE tenants (id text PRIMARY KEY, name text NOT NULL); '
     'CREATE TABLE orders (id serial PRIMARY KEY, tenant_id text NOT NULL REFERENCES tenants, note text); '
     'CREATE TABLE canary (x int); INSERT INTO canary VALUES (1); ')
+# a table and a column whose names hold a newline, a CR and a psql meta-command
+ODD_SCHEMA = SCHEMA + (
+    'CREATE TABLE U&"odd\\000A\\\\! touch x" (id serial PRIMARY KEY, tenant_id text REFERENCES tenants, '
+    'U&"n\\000Dote" text); ')
+ODD = 'U&"odd\\000A\\\\! touch x"'
 
 
 def attack(marker):
@@ -130,6 +135,32 @@ def test_a_tenant_value_never_leaves_its_literal(lab, play, source, dest):
             drop_db(lab, name)
 
 
+def test_names_with_line_breaks_stay_quoted_in_a_tenant_script(lab, play, dest):
+    """Table and column names are written so that they never span lines (U&"..."), and restore as themselves."""
+    odd_db, target = 'bk_safety_odd', 'bk_safety_odd_target'
+    fresh_db(lab, odd_db, ODD_SCHEMA)
+    fresh_db(lab, target, ODD_SCHEMA)
+    try:
+        lab.psql('primary', "INSERT INTO tenants VALUES ('t1', 'T'); INSERT INTO %s (tenant_id, U&\"n\\000Dote\") "
+                            "VALUES ('t1', E'a\\nb\\\\! c'), ('t1', 'd')" % ODD, db=odd_db)
+        res = play([task(lab, 'pg_backup', 'tenant', odd_db, dest=dest, kind='tenant', tenant='t1',
+                         tenant_id_type='text')]).result('tenant')
+        assert res.get('failed') is not True, res.get('msg')
+        assert res['row_counts']['public."odd\n\\! touch x"'] == 2
+        with open(res['path']) as handle:
+            text = handle.read()
+        assert 'U&"odd\\000A\\\\! touch x"' in text and 'U&"n\\000Dote"' in text
+        restored = play([task(lab, 'pg_restore', 'restore', target, path=res['path'])]).result('restore')
+        assert restored.get('failed') is not True, restored.get('msg')
+        query = 'SELECT string_agg(U&"n\\000Dote", \'|\' ORDER BY id) FROM %s' % ODD
+        assert lab.psql('primary', query, db=target) == lab.psql('primary', query, db=odd_db)
+        assert lab.psql('primary', "SELECT nextval(pg_get_serial_sequence(%s, 'id'))"
+                        % quote('public."odd\n\\! touch x"'), db=target) == '3'
+    finally:
+        drop_db(lab, odd_db)
+        drop_db(lab, target)
+
+
 def test_tenant_values_with_control_characters_need_the_text_type(lab, play, source, dest):
     run = play([task(lab, 'pg_backup', 'uuid', SRC, dest=dest, kind='tenant', tenant='acme\n\\! id'),
                 task(lab, 'pg_backup', 'int', SRC, dest=dest, kind='tenant', tenant='4\r2', tenant_id_type='int'),
@@ -234,6 +265,7 @@ DAMAGE = {
 
 
 def test_damaged_manifests_are_reported_and_never_block_retention(lab, play, source, dest):
+    drop_db(lab, 'bk_safety_never')
     names = ['good_1', 'good_2'] + sorted(DAMAGE)
     run = play([task(lab, 'pg_backup', n, SRC, dest=dest, name='%s{ext}' % n) for n in names])
     paths = dict((n, run.result(n)['path']) for n in names)
