@@ -19,6 +19,10 @@ description:
     The C(\.) that ends a COPY block is the only backslash command allowed, besides the C(\restrict) and
     C(\unrestrict) pair with which pg_dump makes psql refuse every other one. The check runs in check mode too,
     and a failure is recorded in the manifest. Plain artifacts are restored with C(ON_ERROR_STOP).
+  - The line rule is strict on purpose. A pg_dump plain artifact of a database with an object whose name holds a
+    line break followed by a backslash has such a line inside the quoted name, which psql would not run, and
+    still fails; rename the object or use the custom format. Tenant artifacts write such names as C(U&"...")
+    escapes and always pass.
   - The manifest is validated against the one schema of the collection first; a damaged one (an C(end_time) that
     is not a time, C(files), C(row_counts) or C(rls) that are not objects, C(verifications) that is not a list)
     fails with its path and the field that is wrong.
