@@ -326,51 +326,54 @@ def _list_of(check):
     return lambda v: isinstance(v, list) and all(check(x) for x in v)
 
 
-def _optional(check):
-    return lambda v: v is None or check(v)
-
-
 def _rls_table(value):
     return isinstance(value, dict) and isinstance(value.get('policies', []), list) and \
         all(isinstance(p, dict) and isinstance(p.get('name'), str) for p in value.get('policies', []))
 
 
-_STR = lambda v: isinstance(v, str)  # noqa: E731
-_NAT = lambda v: _is_int(v) and v >= 0  # noqa: E731
-_LSN = lambda v: isinstance(v, str) and bool(LSN_RE.match(v))  # noqa: E731
+def _is_str(value):
+    return isinstance(value, str)
+
+
+def _is_count(value):
+    return _is_int(value) and value >= 0
+
+
+def _is_lsn(value):
+    return isinstance(value, str) and bool(LSN_RE.match(value))
 
 # field -> (required, check, what it must be); None values of optional fields are accepted
 COMMON_FIELDS = (
     ('kind', True, lambda v: v in KINDS, 'one of %s' % ', '.join(KINDS)),
-    ('format', True, _STR, 'a string'),
-    ('series', True, _STR, 'a string'),
+    ('format', True, _is_str, 'a string'),
+    ('series', True, _is_str, 'a string'),
     ('sha256', True, lambda v: isinstance(v, str) and bool(SHA256_RE.match(v)), 'a SHA-256 in hex'),
     ('end_time', True, _is_time, 'an ISO-8601 time'),
     ('start_time', False, _is_time, 'an ISO-8601 time'),
-    ('size_bytes', False, _NAT, 'a whole number of bytes'),
+    ('size_bytes', False, _is_count, 'a whole number of bytes'),
     ('files', False, _dict_of(lambda x: isinstance(x, str) and bool(SHA256_RE.match(x))),
      'an object of file name -> SHA-256'),
     ('verifications', False, _list_of(lambda x: isinstance(x, dict)), 'a list of objects'),
 )
 LOGICAL_FIELDS = (
     ('format', True, lambda v: v in FORMAT_EXT, 'one of %s' % ', '.join(sorted(FORMAT_EXT))),
-    ('database', False, _STR, 'a string'),
-    ('tables', False, _list_of(_STR), 'a list of table names'),
-    ('row_counts', False, _dict_of(lambda x: x is None or _NAT(x)), 'an object of table -> row count'),
+    ('database', False, _is_str, 'a string'),
+    ('tables', False, _list_of(_is_str), 'a list of table names'),
+    ('row_counts', False, _dict_of(lambda x: x is None or _is_count(x)), 'an object of table -> row count'),
     ('rls', False, _dict_of(_rls_table), 'an object of table -> {enabled, forced, policies}'),
     ('tenant', False, lambda v: isinstance(v, (str, int)) and not isinstance(v, bool), 'a string or an integer'),
-    ('tenant_column', False, _STR, 'a string'),
-    ('tenant_filters', False, _dict_of(_STR), 'an object of table -> column'),
+    ('tenant_column', False, _is_str, 'a string'),
+    ('tenant_filters', False, _dict_of(_is_str), 'an object of table -> column'),
     ('jobs', False, lambda v: _is_int(v) and v >= 1, 'a whole number, 1 or more'),
 )
 BASE_FIELDS = (
     ('format', True, lambda v: v in ('tar', 'plain'), 'tar or plain'),
-    ('start_lsn', True, _LSN, 'an LSN such as 0/2000028'),
-    ('end_lsn', True, _LSN, 'an LSN such as 0/2000100'),
+    ('start_lsn', True, _is_lsn, 'an LSN such as 0/2000028'),
+    ('end_lsn', True, _is_lsn, 'an LSN such as 0/2000100'),
     ('timeline', True, lambda v: _is_int(v) and v >= 1, 'a timeline number, 1 or more'),
     ('major', True, lambda v: _is_int(v) and v >= 9, 'a PostgreSQL major version number'),
     ('system_identifier', True, lambda v: isinstance(v, str) and v.isdigit(), 'a system identifier (digits)'),
-    ('server_version_num', False, _NAT, 'a whole number'),
+    ('server_version_num', False, _is_count, 'a whole number'),
     ('verified', False, lambda v: isinstance(v, bool), 'true or false'),
 )
 
