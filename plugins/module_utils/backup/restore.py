@@ -352,15 +352,16 @@ def restore_argument_spec():
 def _other_sessions(session, database):
     """The other sessions of `database`, each with whether this login may end it (can_end: as pg_terminate_backend
     decides: a superuser ends any; others end no superuser's session nor a background process, and the rest only as
-    a member of the session's role or of pg_signal_backend)."""
+    a member of the session's role or of pg_signal_backend). Autovacuum is not a session of the application: it gives
+    way to the restore's locks by itself (and DROP DATABASE ... WITH (FORCE) ends it)."""
     return session.rows(sql.SQL(
         'SELECT a.pid, a.usename, a.application_name, a.client_addr::text AS client_addr, a.state, '
         'COALESCE(me.rolsuper OR (NOT COALESCE(r.rolsuper, true) AND (pg_has_role(a.usesysid, %s) '
         'OR pg_has_role(%s, %s))), false) AS can_end '
         'FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid '
         'CROSS JOIN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) me '
-        'WHERE a.datname = %s AND a.pid <> pg_backend_pid() ORDER BY a.pid'),
-        ['USAGE', 'pg_signal_backend', 'USAGE', database])
+        'WHERE a.datname = %s AND a.pid <> pg_backend_pid() AND a.backend_type IS DISTINCT FROM %s ORDER BY a.pid'),
+        ['USAGE', 'pg_signal_backend', 'USAGE', database, 'autovacuum worker'])
 
 
 def _fk_order(params, database, split, log, warn):
@@ -638,8 +639,9 @@ class Restore(Operation):
         admin = self.admin
         try:
             if steps['terminate']:
-                admin.execute(sql.SQL('SELECT pg_terminate_backend(pid) FROM pg_stat_activity '
-                                      'WHERE datname = %s AND pid <> pg_backend_pid()'), [database])
+                admin.execute(sql.SQL('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s '
+                                      'AND pid <> pg_backend_pid() AND backend_type IS DISTINCT FROM %s'),
+                              [database, 'autovacuum worker'])
             if steps['recreate_database']:
                 drop_database(admin, database)
             if steps['create_database'] or steps['recreate_database']:
