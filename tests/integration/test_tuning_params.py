@@ -295,6 +295,26 @@ def test_alter_system_failing_half_way_sets_back_what_it_wrote(own_lab, play, wr
     assert show(own_lab, 'checkpoint_timeout') == '5min' and show(own_lab, 'bgwriter_delay') == '200ms'
 
 
+def test_the_restart_is_checked_before_any_alter_system(own_lab, play, written_before):
+    # issue 19: a missing pg_ctl or os_user used to fail only after ALTER SYSTEM had written the values
+    before = auto_conf_bytes(own_lab), file_settings(own_lab)
+    params = dict(node_params(own_lab, db='postgres'), profile='none', allow_restart=True,
+                  parameters={'shared_buffers': '384MB', 'bgwriter_delay': '150ms'})
+    run = play([dict(tune_task(params, name='tune', **dict(restart_params(own_lab), os_user='no_such_user_p19')),
+                     ignore_errors=True),
+                dict(tune_task(params, name='pg_ctl', pg_ctl='/nonexistent/bin/pg_ctl', restart_timeout=60),
+                     ignore_errors=True)])
+    for name, text in (('tune', 'os_user no_such_user_p19 does not exist on this host'),
+                       ('pg_ctl', 'Cannot run /nonexistent/bin/pg_ctl: not found or not executable')):
+        result = run.result(name)
+        assert result.get('failed') is True, result
+        assert text in result['msg'] and 'nothing was changed' in result['msg'], result['msg']
+        assert not any(q.upper().startswith('ALTER') for q in result['queries']), result['queries']
+        assert result['commands'] == []
+    assert_untouched(own_lab, run, *before)
+    assert show(own_lab, 'bgwriter_delay') == '200ms'
+
+
 def test_list_values_are_written_element_by_element(own_lab, play, written_before):
     params = dict(node_params(own_lab, db='postgres'), profile='none',
                   parameters={'search_path': '"$user", public, "My Schema"'})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import subprocess
 import tempfile
 import time
@@ -195,7 +196,11 @@ class Tune(Operation):
         role_changes = [i for i in self.role_items if i['changed']]
         pending = [i['name'] for i in self.items if i['restart_required']]
         if pending and p['allow_restart'] and not recommend_only:
-            self.restart = self.plan_restart()
+            try:
+                self.restart = self.plan_restart()
+            except TuningError as exc:
+                raise TuningError('%s; nothing was changed (the restart is checked before the first ALTER SYSTEM)'
+                                  % exc)
         would_restart = bool(not recommend_only and pending and p['allow_restart'])
         for item in self.items:
             item['pending_restart'] = item['name'] in pending
@@ -422,6 +427,8 @@ class Tune(Operation):
                 except ClientError as exc:
                     raise TuningError(str(exc))
             argv, cwd = restart_argv(p, pg_ctl, datadir)
+        if not shutil.which(argv[0]):
+            raise TuningError('Cannot run %s: not found or not executable' % argv[0])
         return argv, cwd, os_user_ids(p['os_user'])
 
     # ------------------------------------------------------------------------------- checks by the server
