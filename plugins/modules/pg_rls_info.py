@@ -150,52 +150,16 @@ commands:
   elements: list
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, QueryLog, connect, postgres_argument_spec)
-from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
-from ansible_collections.procgenie.dbops.plugins.module_utils._rls import RlsError, check_no_nul
-from ansible_collections.procgenie.dbops.plugins.module_utils.rls import audit as auditor
-from ansible_collections.procgenie.dbops.plugins.module_utils.rls import verify as verifier
-
-TEXT_PARAMS = ('schemas', 'schema', 'tenant_column', 'tenant_setting', 'tenant_settings', 'app_roles', 'verify_role',
-               'verify_tenants', 'verify_tables', 'verify_bypass_settings')
-SEQUENCE_WARNING = ('the isolation proof advanced sequences (%s): sequences are not transactional, so a rolled-back '
-                    'insert that runs nextval (a default the verify role may not write, a trigger) keeps its effect')
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, ensure_psycopg2
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import run_operation
+from ansible_collections.procgenie.dbops.plugins.module_utils.rls import info as backend
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(
-        schemas=dict(type='list', elements='str', default=['public']),
-        schema=dict(type='str', default='public'),
-        tenant_column=dict(type='str', default='tenant_id'),
-        tenant_setting=dict(type='str', default='app.current_tenant_id'),
-        tenant_settings=dict(type='list', elements='str'),
-        audit=dict(type='bool', default=True),
-        app_roles=dict(type='list', elements='str', default=[]),
-        verify=dict(type='bool', default=False),
-        verify_role=dict(type='str'),
-        verify_tenants=dict(type='list', elements='str', default=[]),
-        verify_tables=dict(type='list', elements='raw', default=[]),
-        verify_bypass_settings=dict(type='list', elements='str', default=['app.is_superadmin'], no_log=False),
-    )
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
-                            required_if=[('verify', True, ['verify_role'])])
-    params = module.params
-    log = QueryLog()
-    session = connect(module, autocommit=False, log=log)
-    with clean_failures(module, log, [], 'Reading row-level security', (RlsError, verifier.VerifyError), session):
-        check_no_nul(params, TEXT_PARAMS)
-        out = auditor.gather(session, params['schemas'], params['tenant_column'], params['app_roles'],
-                             params['tenant_settings'] or [params['tenant_setting']], params['audit'])
-        session.rollback()
-        if params['verify']:
-            out['verification'] = verifier.prove(session, params)
-    session.close()
-    advanced = out.get('verification', {}).get('sequences_advanced')
-    if advanced:
-        module.warn(SEQUENCE_WARNING % ', '.join(advanced))
-    module.exit_json(changed=bool(advanced), queries=log.queries, commands=[], **out)
+    module = postgres_spec().merge(backend.argument_spec()).create_module(PostgresModule)
+    ensure_psycopg2(module)
+    run_operation(module, backend.Info, backend.ERRORS, 'Reading row-level security')
 
 
 if __name__ == '__main__':

@@ -262,84 +262,16 @@ commands:
   elements: list
 '''
 
-import time
-
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, QueryLog, connect, postgres_argument_spec)
-from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
-from ansible_collections.procgenie.dbops.plugins.module_utils._rls import RlsError
-from ansible_collections.procgenie.dbops.plugins.module_utils.rls import apply as backend
-
-SETTING_WARNING = ('bypass=setting: any session the policy applies to can run SET %s = true and see every '
-                   'tenant; prefer bypass=role or a BYPASSRLS role for migrations and admin scripts')
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, ensure_psycopg2
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import run_operation
+from ansible_collections.procgenie.dbops.plugins.module_utils.rls import policy as backend
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(
-        tables=dict(type='list', elements='raw', default=[]),
-        schemas=dict(type='list', elements='str', default=[]),
-        schema=dict(type='str', default='public'),
-        partitions=dict(type='bool', default=True),
-        state=dict(type='str', default='present', choices=['present', 'absent']),
-        tenant_policy=dict(type='bool', default=True),
-        policy_name=dict(type='str', default='tenant_isolation'),
-        tenant_column=dict(type='str', default='tenant_id'),
-        tenant_type=dict(type='str', default='uuid'),
-        tenant_setting=dict(type='str', default='app.current_tenant_id'),
-        roles=dict(type='list', elements='str'),
-        command=dict(type='str', default='ALL', choices=['ALL', 'SELECT', 'INSERT', 'UPDATE', 'DELETE']),
-        permissive=dict(type='bool', default=True),
-        bypass=dict(type='str', default='none', choices=['none', 'role', 'setting']),
-        bypass_roles=dict(type='list', elements='str', no_log=False),
-        app_roles=dict(type='list', elements='str', default=[]),
-        bypass_setting=dict(type='str', default='app.is_superadmin', no_log=False),
-        bypass_policy_name=dict(type='str'),
-        policies=dict(type='list', elements='dict', default=[], options=dict(
-            name=dict(type='str', required=True),
-            using=dict(type='str'),
-            with_check=dict(type='str'),
-            command=dict(type='str', default='ALL'),
-            roles=dict(type='list', elements='str'),
-            permissive=dict(type='bool', default=True),
-        )),
-        exclusive=dict(type='bool', default=False),
-        force=dict(type='bool', default=True),
-        disable=dict(type='bool', default=False),
-        create_indexes=dict(type='bool', default=False),
-        lock_timeout=dict(type='str'),
-    )
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
-                            required_if=[('bypass', 'role', ['bypass_roles'])])
-    log = QueryLog()
-    started = time.monotonic()
-    if module.params['bypass'] == 'setting' and module.params['state'] == 'present':
-        module.warn(SETTING_WARNING % module.params['bypass_setting'])
-    session = connect(module, autocommit=False, log=log)
-    with clean_failures(module, log, [], 'Changing row-level security', RlsError, session):
-        result = backend.run(session, module.params, module.check_mode)
-        if module.check_mode:
-            session.rollback()
-        else:
-            session.commit()
-    indexes = result['indexes']
-    if indexes and not module.check_mode:
-        session.conn.autocommit = True
-        # the policies are committed: a failed index build reports them (tables) with the error
-        with clean_failures(module, log, [], 'Creating a tenant index', RlsError, session,
-                            partial=dict(tables=result['tables'])):
-            backend.create_indexes(session, indexes)
-    session.close()
-    diff = result.pop('diff')
-    changed = bool(result['tables'] or indexes)
-    result.pop('statements')
-    out = dict(changed=changed, queries=log.queries, commands=[], duration_s=round(time.monotonic() - started, 3),
-               **result)
-    if module._diff:
-        out['diff'] = diff
-    if module.params['bypass'] == 'setting' and module.params['state'] == 'present':
-        out['bypass_warning'] = SETTING_WARNING % module.params['bypass_setting']
-    module.exit_json(**out)
+    module = postgres_spec().merge(backend.argument_spec()).create_module(PostgresModule)
+    ensure_psycopg2(module)
+    run_operation(module, backend.Policy, backend.RlsError, 'Changing row-level security')
 
 
 if __name__ == '__main__':

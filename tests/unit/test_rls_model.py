@@ -1,10 +1,10 @@
-"""_rls: the wanted policy model, input checks and the comparison with catalog rows."""
+"""rls.model: the wanted policy model, input checks and the comparison with catalog rows."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _rls
+from ansible_collections.procgenie.dbops.plugins.module_utils.rls import model as _rls
 
 PARAMS = dict(tenant_column='tenant_id', tenant_setting='app.current_tenant_id', tenant_type='uuid',
               policy_name='tenant_isolation', command='ALL', roles=None, permissive=True, tenant_policy=True,

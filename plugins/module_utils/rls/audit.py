@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _rls
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import catalog
+from ansible_collections.procgenie.dbops.plugins.module_utils.rls import model as _rls
 
 TABLES_SQL = """
 SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, c.relispartition AS is_partition,

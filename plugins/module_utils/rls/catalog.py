@@ -5,38 +5,9 @@
 
 from __future__ import annotations
 
+from ansible_collections.procgenie.dbops.plugins.module_utils import _catalog
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import sql
-from ansible_collections.procgenie.dbops.plugins.module_utils._rls import CMD_LETTERS
-
-TABLES_SQL = """
-WITH RECURSIVE req AS (
-    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      JOIN unnest(%(schemas)s::text[], %(names)s::text[]) AS r(s, t) ON n.nspname = r.s AND c.relname = r.t
-    UNION
-    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = ANY(%(discover)s::text[]) AND c.relkind IN ('r', 'p')
-       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = %(column)s
-                   AND a.attnum > 0 AND NOT a.attisdropped)
-), tree AS (
-    SELECT oid FROM req
-    UNION
-    SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid WHERE %(partitions)s
-)
-SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
-       c.relispartition AS is_partition,
-       c.relrowsecurity AS rowsecurity, c.relforcerowsecurity AS forcerowsecurity,
-       pg_get_userbyid(c.relowner) AS owner, a.attnum IS NOT NULL AS has_tenant_column,
-       format_type(a.atttypid, a.atttypmod) AS tenant_type,
-       EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND a.attnum IS NOT NULL
-               AND x.indkey[0] = a.attnum AND x.indisvalid) AS has_tenant_index,
-       ARRAY(SELECT k.attname FROM pg_index x JOIN pg_attribute k ON k.attrelid = x.indrelid
-             AND k.attnum = ANY(x.indkey) WHERE x.indrelid = c.oid AND x.indisprimary
-             ORDER BY array_position(x.indkey::int2[], k.attnum))::text[] AS primary_key
-  FROM tree JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = %(column)s AND a.attnum > 0 AND NOT a.attisdropped
- WHERE c.relkind IN ('r', 'p')
- ORDER BY n.nspname, c.relname
-"""
+from ansible_collections.procgenie.dbops.plugins.module_utils.rls.model import CMD_LETTERS
 
 POLICIES_SQL = """
 SELECT p.polrelid::bigint AS oid, n.nspname AS schema, c.relname AS table, p.polname AS name,
@@ -50,12 +21,13 @@ SELECT p.polrelid::bigint AS oid, n.nspname AS schema, c.relname AS table, p.pol
 """
 
 
-def resolve_tables(session, requested, discover, column, partitions=True):
-    """Tables asked for by name, plus every table of the `discover` schemas with the tenant column, plus
-    (with partitions) all their partitions. One query."""
-    return session.rows(TABLES_SQL, dict(
-        schemas=[s for s, _t in requested], names=[t for _s, t in requested], discover=list(discover or []),
-        column=column, partitions=bool(partitions)))
+def managed_tables(session, requested, discover, column, partitions=True):
+    """Tables asked for by (schema, name), taken literally, plus every table of the `discover` schemas with the
+    tenant column, plus (with partitions) all their partitions and inheritance children, by name, with the RLS
+    flags, owner, primary key and the tenant column's type and index. One query (_catalog.resolve_tables); a name
+    that is no table is left out (the callers name what is missing)."""
+    return _catalog.resolve_tables(session, requested, discover=discover, column=column, partitions=partitions,
+                                   inheritance=partitions, details=True, order='name', missing_ok=True)
 
 
 def _policy_row(row):
@@ -102,10 +74,6 @@ def existing_roles(session, names):
         return set()
     return set(r['rolname'] for r in session.rows(
         "SELECT rolname FROM pg_roles WHERE rolname = ANY(%(names)s::text[])", dict(names=names)))
-
-
-def qualified(schema, name):
-    return sql.SQL('.').join([sql.Identifier(schema), sql.Identifier(name)])
 
 
 def roles_sql(roles):

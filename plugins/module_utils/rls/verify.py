@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
+from ansible_collections.procgenie.dbops.plugins.module_utils._catalog import qualified
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import psycopg2, sql
-from ansible_collections.procgenie.dbops.plugins.module_utils import _rls
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import catalog
+from ansible_collections.procgenie.dbops.plugins.module_utils.rls import model as _rls
 
 RLS_VIOLATION = '42501'
 INTEGRITY = '23'  # integrity constraint violations
@@ -88,9 +89,9 @@ def run(session, params):
         return report
 
     requested = [_rls.parse_table(t, params['schema']) for t in params['verify_tables'] or []]
-    tables = catalog.resolve_tables(session, requested, [] if requested else params['schemas'], column,
+    tables = catalog.managed_tables(session, requested, [] if requested else params['schemas'], column,
                                     partitions=True)
-    missing = ['%s.%s' % r for r in requested if r not in set((t['schema'], t['name']) for t in tables)]
+    missing = _rls.missing_tables(requested, tables)
     if missing:
         raise VerifyError('tables not found: %s' % ', '.join(missing))
     tables = [t for t in tables if t['has_tenant_column']]
@@ -105,7 +106,7 @@ def run(session, params):
             columns.setdefault(r['oid'], []).append(r['name'])
 
     tenants = [str(t) for t in params['verify_tenants'] or []]
-    first = catalog.qualified(tables[0]['schema'], tables[0]['name'])
+    first = qualified(tables[0]['schema'], tables[0]['name'])
     if not tenants:
         tenants = [r['t'] for r in session.rows(sql.SQL(
             'SELECT DISTINCT {}::text AS t FROM {} ORDER BY 1 LIMIT 3').format(sql.Identifier(column), first))]
@@ -123,7 +124,7 @@ def run(session, params):
     expected = {}
     for t in tables:
         rows = session.rows(sql.SQL('SELECT {}::text AS t, count(*)::int AS n FROM {} WHERE {}::text = ANY(%(ts)s)'
-                                    ' GROUP BY 1').format(col, catalog.qualified(t['schema'], t['name']), col),
+                                    ' GROUP BY 1').format(col, qualified(t['schema'], t['name']), col),
                             dict(ts=tenants))
         expected[t['oid']] = dict((r['t'], r['n']) for r in rows)
 
@@ -144,7 +145,7 @@ def run(session, params):
             _reset(session, setting)
         for t in tables:
             key = '%s.%s' % (t['schema'], t['name'])
-            got, err = visible(catalog.qualified(t['schema'], t['name']))
+            got, err = visible(qualified(t['schema'], t['name']))
             entry = per_table.setdefault(key, dict(tenants={}))
             entry['no_tenant_' + label] = dict(visible=got['visible'] if got else 0,
                                                error=err[1] if err else None)
@@ -157,7 +158,7 @@ def run(session, params):
         _set(session, setting, tenant)
         for t in tables:
             key = '%s.%s' % (t['schema'], t['name'])
-            target = catalog.qualified(t['schema'], t['name'])
+            target = qualified(t['schema'], t['name'])
             got, err = visible(target, tenant)
             res = dict(expected=expected[t['oid']].get(tenant, 0), visible=got['visible'] if got else 0,
                        foreign=got['foreign'] if got else 0, error=err[1] if err else None)

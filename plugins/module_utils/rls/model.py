@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+
+from ansible_collections.procgenie.dbops.plugins.module_utils._catalog import CatalogError, literal_table_name
 
 COMMANDS = ('ALL', 'SELECT', 'INSERT', 'UPDATE', 'DELETE')
 # pg_policy.polcmd letters
@@ -250,17 +253,18 @@ def wanted_policies(params, tenant_expr=None):
 
 
 def parse_table(entry, default_schema='public'):
-    """'schema.table', 'table' or {schema:, name:} -> (schema, table); names are taken literally (case kept)."""
-    if isinstance(entry, dict):
-        schema, name = entry.get('schema') or default_schema, entry.get('name')
-    elif isinstance(entry, str) and '.' in entry:
-        schema, name = entry.split('.', 1)
-    else:
-        schema, name = default_schema, entry
-    for part in (schema, name):
-        if not isinstance(part, str) or not part or '\x00' in part:
-            raise RlsError('invalid table %r' % (entry,))
-    return schema, name
+    """'schema.table', 'table' or {schema:, name:} -> (schema, table); names are taken literally (case kept), as
+    the modules document (_catalog.literal_table_name)."""
+    try:
+        return literal_table_name(entry, default_schema)
+    except CatalogError as exc:
+        raise RlsError(str(exc))
+
+
+def missing_tables(requested, tables):
+    """The requested (schema, name) pairs that no table row answers, as schema.name."""
+    found = set((t['schema'], t['name']) for t in tables)
+    return ['%s.%s' % r for r in requested if r not in found]
 
 
 def signature(columns, policy):
@@ -335,7 +339,6 @@ def index_name(table, column):
     base = '%s_%s_rls_idx' % (table, column)
     if len(base.encode('utf-8')) <= 63:
         return base
-    import hashlib
     digest = hashlib.sha1(base.encode('utf-8')).hexdigest()[:8]
     cut = base.encode('utf-8')[:50].decode('utf-8', 'ignore')
     return '%s_%s_idx' % (cut, digest)
