@@ -56,7 +56,6 @@ AZURE_RESERVED_CONNECTIONS = 15
 SET_SOURCE = 'user-override'
 
 
-
 def argument_spec():
     """The options of provider azure: the Azure options and timeout. profile is the tuning profile in this module,
     so Azure's credential profile is azure_profile (see azure_params)."""
