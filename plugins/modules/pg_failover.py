@@ -351,65 +351,24 @@ commands:
   elements: list
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, QueryLog, ensure_psycopg2, postgres_argument_spec)
-from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import azure_spec, client_spec, postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule
+from ansible_collections.procgenie.dbops.plugins.module_utils._provider import Provider, provider_spec, run_provider
+from ansible_collections.procgenie.dbops.plugins.module_utils._server import ServerError
 from ansible_collections.procgenie.dbops.plugins.module_utils.failover import azure as azure_backend
 from ansible_collections.procgenie.dbops.plugins.module_utils.failover import postgres as backend
 
-NODE_SPEC = dict(host=dict(type='str', required=True), port=dict(type='int', default=5432),
-                 data_directory=dict(type='path'))
-
-
-DEFAULT_TIMEOUT = dict(postgres=60, azure=1800)
+PROVIDERS = dict(
+    postgres=Provider(backend.Failover, 'The failover', (backend.FailoverError, ServerError),
+                      spec=backend.argument_spec(), defaults=dict(timeout=60)),
+    azure=Provider(azure_backend.Failover, 'Reading the Azure flexible server failed',
+                   azure_backend.AzureFailoverError, spec=azure_backend.argument_spec(), defaults=dict(timeout=1800)),
+)
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(client_argument_spec())
-    argument_spec.update(_azure.azure_argument_spec())
-    argument_spec.update(
-        provider=dict(type='str', default='postgres', choices=['postgres', 'azure']),
-        mode=dict(type='str', default='status', choices=['status', 'planned', 'forced']),
-        primary=dict(type='dict', options=NODE_SPEC),
-        candidate=dict(type='dict', options=NODE_SPEC),
-        max_lag_bytes=dict(type='int', default=16777216),
-        force=dict(type='bool', default=False),
-        timeout=dict(type='int'),
-        connect_timeout=dict(type='int', default=5),
-        old_primary_action=dict(type='str', default='fence', choices=['fence', 'rejoin']),
-        old_primary_slot=dict(type='str'),
-        rewind=dict(type='str', default='auto', choices=['auto', 'always', 'never']),
-        replication_user=dict(type='str'),
-        replication_password=dict(type='str', no_log=True),
-        application_name=dict(type='str'),
-        os_user=dict(type='str'),
-    )
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
-                            required_if=[('provider', 'azure', ('resource_group', 'server_name')),
-                                         ('provider', 'postgres', ('primary',))])
-    params = module.params
-    if params['timeout'] is None:
-        params['timeout'] = DEFAULT_TIMEOUT[params['provider']]
-    if params['provider'] == 'azure':
-        _azure.run_module(module, azure_backend.run, 'Reading the Azure flexible server failed',
-                          azure_backend.AzureFailoverError)
-    if params['mode'] != 'status' and not params['candidate']:
-        module.fail_json(msg='mode is %s but all of the following are missing: candidate' % params['mode'],
-                         queries=[], commands=[])
-    ensure_psycopg2(module)
-    if params['candidate'] and (params['candidate']['host'], params['candidate']['port']) == (
-            params['primary']['host'], params['primary']['port']):
-        module.fail_json(msg='primary and candidate are the same server', queries=[], commands=[])
-    if params['timeout'] < 1 or params['max_lag_bytes'] < 0:
-        module.fail_json(msg='timeout must be positive and max_lag_bytes not negative', queries=[], commands=[])
-    log = QueryLog()
-    commands = []
-    with clean_failures(module, log, commands, 'The failover', backend.FailoverError):
-        result = backend.run(module, log, commands)
-    module.exit_json(queries=log.queries, **result)
+    module = provider_spec(PROVIDERS).merge(postgres_spec(), client_spec(), azure_spec()).create_module(PostgresModule)
+    run_provider(module, PROVIDERS)
 
 
 if __name__ == '__main__':

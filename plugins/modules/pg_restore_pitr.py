@@ -326,41 +326,24 @@ commands:
   elements: list
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, QueryLog, ensure_psycopg2, postgres_argument_spec)
-from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
-from ansible_collections.procgenie.dbops.plugins.module_utils.failover.postgres import FailoverError
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import azure_spec, client_spec, postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule
+from ansible_collections.procgenie.dbops.plugins.module_utils._provider import Provider, provider_spec, run_provider
+from ansible_collections.procgenie.dbops.plugins.module_utils._server import ServerError
 from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import azure as azure_backend
 from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import postgres as backend
 
-DEFAULT_TIMEOUT = dict(postgres=300, azure=3600)
+PROVIDERS = dict(
+    postgres=Provider(backend.Restore, 'The point-in-time restore', (backend.PitrError, ServerError),
+                      spec=backend.argument_spec(), defaults=dict(timeout=300)),
+    azure=Provider(azure_backend.Restore, 'The Azure restore failed', azure_backend.AzurePitrError,
+                   spec=azure_backend.argument_spec(), defaults=dict(timeout=3600)),
+)
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(client_argument_spec())
-    argument_spec.update(_azure.azure_argument_spec())
-    argument_spec.update(backend.argument_spec())
-    argument_spec.update(azure_backend.argument_spec())
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
-                            mutually_exclusive=[('backup_dir', 'base_backup')],
-                            required_if=[('provider', 'postgres', ('wal_archive', 'data_directory', 'restore_port')),
-                                         ('provider', 'postgres', ('backup_dir', 'base_backup'), True),
-                                         ('provider', 'azure', ('resource_group', 'server_name', 'source_server'))])
-    if module.params['timeout'] is None:
-        module.params['timeout'] = DEFAULT_TIMEOUT[module.params['provider']]
-    if module.params['provider'] == 'azure':
-        _azure.run_module(module, azure_backend.run, 'The Azure restore failed', azure_backend.AzurePitrError)
-    ensure_psycopg2(module)
-    if module.params['timeout'] < 1 or not 0 < module.params['restore_port'] < 65536:
-        module.fail_json(msg='timeout must be positive and restore_port a TCP port', queries=[], commands=[])
-    log = QueryLog()
-    commands = []
-    with clean_failures(module, log, commands, 'The point-in-time restore', (backend.PitrError, FailoverError)):
-        result = backend.run(module.params, log, commands, check_mode=module.check_mode)
-    module.exit_json(queries=log.queries, commands=commands, provider='postgres', **result)
+    module = provider_spec(PROVIDERS).merge(postgres_spec(), client_spec(), azure_spec()).create_module(PostgresModule)
+    run_provider(module, PROVIDERS)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,10 @@ from __future__ import annotations
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils._azure import text
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
+from ansible_collections.procgenie.dbops.plugins.module_utils._azure import AzureOperation, text
+from ansible_collections.procgenie.dbops.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.procgenie.dbops.plugins.module_utils.failover.options import shared_spec
 
 FAILOVER_MODES = {'planned': 'PlannedFailover', 'forced': 'ForcedFailover'}
 MAX_POLL_INTERVAL = 10
@@ -26,6 +29,11 @@ class AzureFailoverError(Exception):
     def __init__(self, message, result=None):
         super(AzureFailoverError, self).__init__(message)
         self.result = result or {}
+
+
+def argument_spec():
+    """The options of provider azure (besides the Azure options)."""
+    return shared_spec().merge(ArgumentSpec(required_if=[('provider', 'azure', ('resource_group', 'server_name'))]))
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -103,51 +111,73 @@ def wait_settled(azure, deadline, read=None, sleep=time.sleep, clock=time.monoto
         interval = min(interval * 2, MAX_POLL_INTERVAL)
 
 
-def run(module, azure):
-    """Status, or a planned/forced failover. Returns the result; raises AzureFailoverError, AzureModuleError or
-    an azure-core AzureError."""
-    params = module.params
-    mode = params['mode']
-    name = azure.server_name
-    before = _read(azure)
-    result = dict(changed=False, provider='azure', mode=mode, server_name=name, resource_group=azure.resource_group,
-                  subscription_id=azure.subscription_id, server_state=before['state'],
-                  high_availability=high_availability(before), primary_zone_before=before['primary_zone'],
-                  primary_zone_after=before['primary_zone'], queries=[], commands=[])
-    if mode == 'status':
+def zones_diff(before, after):
+    """The diff of a failover: the primary's and the standby's zone."""
+    tracker = DifferenceTracker()
+    tracker.add('primary_zone', before['primary_zone'], after['primary_zone'])
+    tracker.add('standby_zone', before['standby_zone'], after['standby_zone'])
+    return tracker.diff()
+
+
+class Failover(AzureOperation):
+    """Status, or a planned/forced failover. plan() reads the server and refuses (AzureFailoverError) what the
+    safety checks block; apply() restarts with failover and waits until the server has settled. Raises
+    AzureFailoverError, AzureModuleError or an azure-core AzureError."""
+
+    def __init__(self, params, ctx):
+        super(Failover, self).__init__(params, ctx)
+        self.before = None
+
+    def plan(self):
+        params = self.params
+        azure = self.azure
+        mode = params['mode']
+        name = azure.server_name
+        self.before = before = _read(azure)
+        result = dict(changed=False, provider='azure', mode=mode, server_name=name,
+                      resource_group=azure.resource_group, subscription_id=azure.subscription_id,
+                      server_state=before['state'], high_availability=high_availability(before),
+                      primary_zone_before=before['primary_zone'], primary_zone_after=before['primary_zone'])
+        if mode == 'status':
+            return result
+        checks = safety_checks(before, params['force'])
+        failover_mode = FAILOVER_MODES[mode]
+        plan = ['restart server %s with failover (%s): the standby in zone %s becomes the primary'
+                % (name, failover_mode, before['standby_zone']),
+                'wait until the server is Ready and high availability Healthy again']
+        result.update(checks=checks, plan=plan, failover_mode=failover_mode)
+        message = refusal(name, checks)
+        if message:
+            raise AzureFailoverError(message, result)
+        swapped = dict(primary_zone=before['standby_zone'], standby_zone=before['primary_zone'])
+        result.update(changed=True, diff=zones_diff(before, swapped))
         return result
-    checks = safety_checks(before, params['force'])
-    failover_mode = FAILOVER_MODES[mode]
-    plan = ['restart server %s with failover (%s): the standby in zone %s becomes the primary'
-            % (name, failover_mode, before['standby_zone']),
-            'wait until the server is Ready and high availability Healthy again']
-    result.update(checks=checks, plan=plan, failover_mode=failover_mode)
-    message = refusal(name, checks)
-    if message:
-        raise AzureFailoverError(message, result)
-    zones_before = dict(primary_zone=before['primary_zone'], standby_zone=before['standby_zone'])
-    if module.check_mode:
-        result.update(changed=True, diff=dict(before=zones_before, after=dict(primary_zone=before['standby_zone'],
-                                                                              standby_zone=before['primary_zone'])))
+
+    def apply(self, plan):
+        if not plan['changed']:
+            return plan
+        result = dict(plan, changed=False)
+        result.pop('diff', None)
+        params = self.params
+        azure = self.azure
+        name = azure.server_name
+        started = time.monotonic()
+        deadline = started + params['timeout']
+        what = 'Restart with failover (%s) of server %s' % (plan['failover_mode'], name)
+        try:
+            poller = azure.client.servers.begin_restart(azure.resource_group, name,
+                                                        parameters=restart_parameters(params['mode']))
+        except _azure.AzureError as exc:
+            raise AzureFailoverError('%s was refused: %s' % (what, _azure.error_message(exc, azure.secrets)), result)
+        result['changed'] = True  # Azure accepted the restart: the server may have failed over whatever comes next
+        try:
+            _azure.wait(poller, max(1, int(deadline - time.monotonic())), what, budget=params['timeout'])
+            after = wait_settled(azure, deadline)
+        except _azure.AzureModuleError as exc:
+            raise AzureFailoverError(azure.scrub(str(exc)), result)
+        except _azure.AzureError as exc:
+            raise AzureFailoverError('%s failed: %s' % (what, _azure.error_message(exc, azure.secrets)), result)
+        result.update(changed=True, duration_s=round(time.monotonic() - started, 3), server_state=after['state'],
+                      high_availability_after=high_availability(after), primary_zone_after=after['primary_zone'],
+                      diff=zones_diff(self.before, after))
         return result
-    started = time.monotonic()
-    deadline = started + params['timeout']
-    what = 'Restart with failover (%s) of server %s' % (failover_mode, name)
-    try:
-        poller = azure.client.servers.begin_restart(azure.resource_group, name,
-                                                    parameters=restart_parameters(mode))
-    except _azure.AzureError as exc:
-        raise AzureFailoverError('%s was refused: %s' % (what, _azure.error_message(exc, azure.secrets)), result)
-    result['changed'] = True  # Azure accepted the restart: the server may have failed over whatever comes next
-    try:
-        _azure.wait(poller, max(1, int(deadline - time.monotonic())), what, budget=params['timeout'])
-        after = wait_settled(azure, deadline)
-    except _azure.AzureModuleError as exc:
-        raise AzureFailoverError(azure.scrub(str(exc)), result)
-    except _azure.AzureError as exc:
-        raise AzureFailoverError('%s failed: %s' % (what, _azure.error_message(exc, azure.secrets)), result)
-    result.update(changed=True, duration_s=round(time.monotonic() - started, 3), server_state=after['state'],
-                  high_availability_after=high_availability(after), primary_zone_after=after['primary_zone'],
-                  diff=dict(before=zones_before, after=dict(primary_zone=after['primary_zone'],
-                                                            standby_zone=after['standby_zone'])))
-    return result

@@ -11,71 +11,91 @@ pg_rewind through _clients.ClientRunner, run as the data directory's OS user.
 from __future__ import annotations
 
 import os
-import pwd
-import re
 import time
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, ClientRunner, find_program
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (  # noqa: F401 conninfo_quote
-    ConnectionFailure, conninfo, conninfo_quote, open_session, psycopg2, sql)
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientRunner
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
+    ConnectionFailure, conninfo, open_session, psycopg2, sql)
+from ansible_collections.procgenie.dbops.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
+from ansible_collections.procgenie.dbops.plugins.module_utils._server import (
+    ServerError, ServerTools, conf_quote, wait_for)
+from ansible_collections.procgenie.dbops.plugins.module_utils._wal import parse_lsn
+from ansible_collections.procgenie.dbops.plugins.module_utils.failover.options import shared_spec
 
 DEFAULT_CONNECT_TIMEOUT = 5
-REJOIN_KEYS = ('primary_conninfo', 'primary_slot_name')
+NODE_SPEC = dict(host=dict(type='str', required=True), port=dict(type='int', default=5432),
+                 data_directory=dict(type='path'))
 
 
 class FailoverError(Exception):
-    """The operation stopped; the message says why and what state the nodes are in."""
+    """The operation stopped; the message says why and what state the nodes are in. `result` holds what is known
+    (checks, plan, nodes) when the safety checks refused."""
+
+    def __init__(self, message, result=None):
+        super(FailoverError, self).__init__(message)
+        self.result = result or {}
+
+
+def argument_spec():
+    """The options of provider postgres (besides the connection and client-program options)."""
+    return shared_spec().merge(ArgumentSpec(dict(
+        primary=dict(type='dict', options=NODE_SPEC),
+        candidate=dict(type='dict', options=NODE_SPEC),
+        max_lag_bytes=dict(type='int', default=16777216),
+        connect_timeout=dict(type='int', default=5),
+        old_primary_action=dict(type='str', default='fence', choices=['fence', 'rejoin']),
+        old_primary_slot=dict(type='str'),
+        rewind=dict(type='str', default='auto', choices=['auto', 'always', 'never']),
+        replication_user=dict(type='str'),
+        replication_password=dict(type='str', no_log=True),
+        application_name=dict(type='str'),
+        os_user=dict(type='str'),
+    ), required_if=[('provider', 'postgres', ('primary',))]))
 
 
 # ---------------------------------------------------------------- pure helpers
-
-def lsn_int(lsn):
-    """'16/B374D848' -> integer byte position; None stays None."""
-    if lsn is None:
-        return None
-    high, low = str(lsn).strip().split('/')
-    return (int(high, 16) << 32) | int(low, 16)
-
 
 def lsn_diff(newer, older):
     """Bytes from `older` to `newer` (never negative), or None when either is unknown."""
     if newer is None or older is None:
         return None
-    return max(0, lsn_int(newer) - lsn_int(older))
+    return max(0, parse_lsn(newer) - parse_lsn(older))
 
 
-def parse_controldata(text):
-    """pg_controldata output as a dict of its 'Name: value' lines."""
-    facts = {}
-    for line in (text or '').splitlines():
-        key, sep, value = line.partition(':')
-        if sep:
-            facts[key.strip()] = value.strip()
-    return facts
+def check_options(params):
+    """What the argument spec cannot say: a switch needs a candidate other than the primary, a positive timeout and
+    a max_lag_bytes not negative. Raises FailoverError."""
+    if params['mode'] != 'status' and not params['candidate']:
+        raise FailoverError('mode is %s but all of the following are missing: candidate' % params['mode'])
+    if params['candidate'] and (params['candidate']['host'], params['candidate']['port']) == (
+            params['primary']['host'], params['primary']['port']):
+        raise FailoverError('primary and candidate are the same server')
+    if params['timeout'] < 1 or params['max_lag_bytes'] < 0:
+        raise FailoverError('timeout must be positive and max_lag_bytes not negative')
 
 
-def conf_quote(value):
-    """A postgresql.conf (and postgresql.auto.conf) string value that the server's configuration lexer reads back as
-    exactly `value`: single-quoted, a single quote doubled, and a backslash doubled because the lexer processes
-    backslash escapes (\\b, \\n, octal, any other \\x is x). A newline cannot stand inside a quoted value and a
-    carriage return or tab would not survive editors: they are written as \\n, \\r, \\t. NUL is refused."""
-    text = str(value)
-    if '\0' in text:
-        raise ValueError('a configuration value cannot hold a NUL character')
-    text = text.replace('\\', '\\\\').replace("'", "''")
-    text = text.replace('\n', '\\n').replace('\r', '\\r').replace('\t', '\\t')
-    return "'%s'" % text
+def fence_of(mode, primary_facts, data_dir):
+    """How the old primary is kept from taking writes: 'stop' (pg_ctl stop), 'sql' (read-only by SQL, when its data
+    directory is not known) or 'none' (unreachable in a forced failover)."""
+    if mode == 'planned':
+        return 'stop'
+    if primary_facts.get('reachable') and not primary_facts.get('in_recovery'):
+        return 'stop' if data_dir else 'sql'
+    return 'none'
 
 
-def rewrite_auto_conf(text, settings):
-    """postgresql.auto.conf text with `settings` (name -> value or None to remove) replacing earlier lines."""
-    names = set(settings)
-    kept = [line for line in (text or '').splitlines()
-            if not re.match(r'^\s*(%s)\s*=' % '|'.join(re.escape(n) for n in names), line)]
-    for name, value in settings.items():
-        if value is not None:
-            kept.append('%s = %s' % (name, conf_quote(value)))
-    return '\n'.join(kept) + '\n'
+def rewinds(params):
+    return params['rewind'] == 'always' or (params['rewind'] == 'auto' and params['mode'] == 'forced')
+
+
+def refusal(failed):
+    """The message of failed safety checks, or None."""
+    if not failed:
+        return None
+    return 'Safety checks failed, nothing was changed: %s' % '; '.join(
+        '%s (%s)' % (c['name'], c['detail']) for c in failed)
 
 
 def check(name, ok, detail, blocking=True):
@@ -227,132 +247,7 @@ def report(primary, candidate):
     return nodes, current
 
 
-# ---------------------------------------------------------------- server programs
-
-class ServerTools(object):
-    """pg_ctl, pg_controldata and pg_rewind of a data directory's major version, run as its OS user."""
-
-    def __init__(self, params, data_directory, os_user=None, commands=None):
-        self.data_directory = data_directory
-        if not data_directory or not os.path.isfile(os.path.join(data_directory, 'PG_VERSION')):
-            raise FailoverError('%s is not a PostgreSQL data directory on this host' % data_directory)
-        with open(os.path.join(data_directory, 'PG_VERSION')) as handle:
-            self.major = int(handle.read().strip().split('.')[0])
-        self.os_user = os_user or pwd.getpwuid(os.stat(data_directory).st_uid).pw_name
-        self.pg_bindir = params.get('pg_bindir') or self._debian_bindir()
-        base = dict(connect_params={}, pg_bindir=self.pg_bindir)
-        self.runner = ClientRunner(base, pg_bindir=self.pg_bindir)
-        if commands is not None:
-            self.runner.commands = commands
-        self.commands = self.runner.commands
-
-    def _debian_bindir(self):
-        path = '/usr/lib/postgresql/%d/bin' % self.major
-        return path if os.path.isfile(os.path.join(path, 'pg_ctl')) else None
-
-    def program(self, name):
-        try:
-            path, version = find_program(name, self.pg_bindir, self.major)
-        except ClientError as exc:
-            raise FailoverError(str(exc))
-        if int(version.split('.')[0]) != self.major:
-            raise FailoverError('%s is of PostgreSQL %s but the data directory is of %s: set pg_bindir' % (
-                path, version, self.major))
-        return path
-
-    def _prefix(self):
-        if os.geteuid() == 0 and self.os_user != 'root':
-            return ['runuser', '-u', self.os_user, '--']
-        if pwd.getpwuid(os.geteuid()).pw_name != self.os_user:
-            raise FailoverError('The data directory belongs to %s: run the module as root or as %s' % (
-                self.os_user, self.os_user))
-        return []
-
-    def run(self, argv, runner=None, **kwargs):
-        runner = runner or self.runner
-        try:
-            return runner.run(self._prefix() + argv, cwd='/', env_extra={'LC_ALL': 'C'}, **kwargs)
-        except ClientError as exc:
-            raise FailoverError(str(exc))
-
-    def controldata(self):
-        return parse_controldata(self.run([self.program('pg_controldata'), '-D', self.data_directory])[1])
-
-    def log_file(self):
-        logdir = os.path.join(self.data_directory, 'log')
-        return os.path.join(logdir if os.path.isdir(logdir) else self.data_directory, 'pg_ctl.log')
-
-    def stop(self, timeout, mode='fast'):
-        self.run([self.program('pg_ctl'), 'stop', '-D', self.data_directory, '-m', mode, '-w', '-t', str(timeout)],
-                 timeout=timeout + 30)
-
-    def start(self, timeout):
-        self.run([self.program('pg_ctl'), 'start', '-D', self.data_directory, '-w', '-t', str(timeout),
-                  '-l', self.log_file()], timeout=timeout + 30)
-
-    def running(self):
-        return self.run([self.program('pg_ctl'), 'status', '-D', self.data_directory], check=False,
-                        record=False)[0] == 0
-
-    def rewind(self, source_params, timeout):
-        """pg_rewind against the new primary; the password reaches it through PGPASSWORD, never argv."""
-        runner = ClientRunner(source_params, pg_bindir=self.pg_bindir)
-        runner.commands = self.commands
-        source = conninfo(host=source_params['login_host'], port=source_params['login_port'],
-                          user=source_params['login_user'], dbname='postgres')
-        # pg_rewind copies the source's configuration files over the target's: keep the target's own (its port,
-        # its listen address, its pg_hba.conf), the *.conf files at the top of the data directory.
-        kept = {}
-        for name in os.listdir(self.data_directory):
-            path = os.path.join(self.data_directory, name)
-            if name.endswith('.conf') and os.path.isfile(path):
-                with open(path) as handle:
-                    kept[path] = (handle.read(), os.stat(path).st_mode & 0o777)
-        self.run([self.program('pg_rewind'), '--target-pgdata', self.data_directory, '--source-server', source,
-                  '--progress'], runner=runner, timeout=timeout)
-        for path, (text, mode) in kept.items():
-            self.write_file(path, text, mode)
-
-    def write_file(self, path, text, mode=0o600):
-        uid = pwd.getpwnam(self.os_user).pw_uid
-        gid = pwd.getpwnam(self.os_user).pw_gid
-        tmp = path + '.dbops-tmp'
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(text)
-        if os.geteuid() == 0:
-            os.chown(tmp, uid, gid)
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-
-    def configure_standby(self, settings):
-        """standby.signal plus primary_conninfo/primary_slot_name in postgresql.auto.conf (mode 0600), while the
-        server is stopped; the password stays in that file and out of `queries`."""
-        auto = os.path.join(self.data_directory, 'postgresql.auto.conf')
-        text = ''
-        if os.path.exists(auto):
-            with open(auto) as handle:
-                text = handle.read()
-        self.write_file(auto, rewrite_auto_conf(text, settings))
-        self.write_file(os.path.join(self.data_directory, 'standby.signal'), '')
-
-
 # ---------------------------------------------------------------- operations
-
-def wait_for(predicate, timeout, interval=0.05, first=None):
-    """Call predicate until it returns something true or timeout passes; the pause grows from `first` to
-    `interval`."""
-    deadline = time.monotonic() + timeout
-    pause = first or interval
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return value
-        time.sleep(pause)
-        pause = min(interval, pause * 2)
-
 
 def write_probe(session):
     """True when the server commits a transaction that needs a transaction ID (a real write)."""
@@ -410,176 +305,15 @@ def standby_settings(params, new_primary_spec):
     return settings
 
 
-def rejoin(ctx, tools, new_primary, rewind):
-    """Turn the stopped old primary into a streaming standby of the new primary and wait until it streams."""
-    params = ctx['params']
-    timeout = params['timeout']
-    if tools.running():
-        tools.stop(timeout)
-    slot = params['old_primary_slot']
-    if slot:
-        new_primary.session.scalar(sql.SQL(
-            "SELECT count(*) FROM (SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
-            "(SELECT FROM pg_replication_slots WHERE slot_name = %s)) s"), (slot, slot))
-    source = dict(new_primary.params)
-    source['login_user'] = params['replication_user'] or params['login_user']
-    source['login_password'] = params['replication_password'] or params['login_password']
-    if rewind:
-        # pg_rewind reads the source's timeline from its control file, which a promoted standby updates only at its
-        # next checkpoint: without this it may find "no rewind required" and leave the old primary diverged.
-        new_primary.session.execute(sql.SQL('CHECKPOINT'))
-        tools.rewind(source, timeout * 10)
-    tools.configure_standby(standby_settings(params, new_primary.spec))
-    tools.start(timeout)
-    old = Node('old_primary', ctx['primary_spec'], params, ctx['log'])
-
-    def streaming():
-        facts = old.refresh()
-        return facts.get('in_recovery') and (facts.get('wal_receiver') or {}).get('status') == 'streaming'
-    ok = wait_for(streaming, timeout, interval=0.2)
-    facts = old.facts
-    old.close()
-    if not ok:
-        raise FailoverError('The old primary was started as a standby of the new primary but does not stream '
-                            'within %s seconds (%s); see %s. It may need pg_rewind (rewind: always).' % (
-                                timeout, facts.get('wal_receiver') or facts.get('error'), tools.log_file()))
-    return facts
-
-
-def run(module, log, commands):
-    """The module's work for provider postgres; returns the result dict (without queries/commands)."""
-    params = module.params
-    mode = params['mode']
-    primary_spec = params['primary']
-    candidate_spec = params['candidate']
-    ctx = dict(params=params, log=log, primary_spec=primary_spec, commands=commands)
-    primary = Node('primary', primary_spec, params, log)
-    candidate = Node('candidate', candidate_spec, params, log) if candidate_spec else None
-    result = dict(provider='postgres', mode=mode, changed=False, checks=[], plan=[], commands=ctx['commands'])
-    try:
-        primary.refresh()
-        if candidate is not None:
-            candidate.refresh()
-            add_lag(primary.facts, candidate.facts)
-        result['nodes'], current = report(primary, candidate)
-        result['current_primary'] = current[0] if len(current) == 1 else None
-        if len(current) > 1:
-            module.warn('Both nodes accept writes (split brain): %s' % ', '.join(current))
-        if mode == 'status':
-            return result
-        return switch(module, ctx, primary, candidate, result)
-    finally:
-        primary.close()
-        if candidate is not None:
-            candidate.close()
-
-
 def already_done(primary, candidate):
     return candidate.facts.get('reachable') and not candidate.facts.get('in_recovery') and (
         not primary.facts.get('reachable') or primary.facts.get('in_recovery'))
 
 
-def switch(module, ctx, primary, candidate, result):
-    params = ctx['params']
-    mode = params['mode']
-    timeout = params['timeout']
-    result.update(old_primary=address(primary.spec), new_primary=address(candidate.spec),
-                  timeline_before=primary.facts.get('timeline') or candidate.facts.get('timeline'))
-    if already_done(primary, candidate):
-        result['plan'] = ['nothing to do: the candidate is already the primary']
-        result['new_timeline'] = candidate.facts.get('timeline')
-        return result
-    if mode == 'planned':
-        result['checks'] = planned_checks(primary.facts, candidate.facts, primary.spec, params['max_lag_bytes'],
-                                          params['force'])
-    else:
-        result['checks'] = forced_checks(primary.facts, candidate.facts, params['max_lag_bytes'], params['force'])
-    failed = [c for c in result['checks'] if c['blocking'] and not c['ok']]
-    tools = None
-    data_dir = primary.spec.get('data_directory')
-    fence = 'none'
-    if mode == 'planned':
-        fence = 'stop'
-    elif primary.facts.get('reachable') and not primary.facts.get('in_recovery'):
-        fence = 'stop' if data_dir else 'sql'
-    if not failed and (fence == 'stop' or params['old_primary_action'] == 'rejoin'):
-        try:
-            tools = ServerTools(params, data_dir, params['os_user'], ctx['commands'])
-        except FailoverError as exc:
-            failed.append(check('server programs for the old primary', False, str(exc)))
-            result['checks'].append(failed[-1])
-    if not failed and params['old_primary_action'] == 'rejoin':
-        try:
-            standby_settings(params, candidate.spec)
-        except ValueError as exc:
-            failed.append(check('primary_conninfo of the rejoined old primary', False, str(exc)))
-            result['checks'].append(failed[-1])
-    rewind = params['rewind'] == 'always' or (params['rewind'] == 'auto' and mode == 'forced')
-    result['plan'] = plan_steps(mode, fence, params, rewind, primary, candidate)
-    if failed:
-        module.fail_json(msg='Safety checks failed, nothing was changed: %s' % '; '.join(
-            '%s (%s)' % (c['name'], c['detail']) for c in failed), **dict(result, queries=ctx['log'].queries))
-    if mode == 'forced' and not primary.facts.get('reachable'):
-        module.warn('The old primary is not reachable and was not fenced: make sure it cannot come back as a '
-                    'primary (%s)' % primary.facts.get('error'))
-    result['changed'] = True
-    result['diff'] = dict(before=dict(primary='%(host)s:%(port)s' % primary.spec),
-                          after=dict(primary='%(host)s:%(port)s' % candidate.spec))
-    if module.check_mode:
-        return result
-    started = time.monotonic()
-    if fence == 'stop':
-        primary.close()
-        tools.stop(timeout)
-        result['fenced'] = 'stopped'
-    elif fence == 'sql':
-        fence_with_sql(primary)
-        result['fenced'] = 'read-only'
-        module.warn('The old primary was fenced with default_transaction_read_only and its sessions ended; '
-                    'a session can still override that: stop it as soon as possible')
-    else:
-        result['fenced'] = None
-    if mode == 'planned':
-        control = tools.controldata()
-        target = control.get('Latest checkpoint location')
-        if control.get('Database cluster state') != 'shut down' or not target:
-            restart(tools, timeout)
-            raise FailoverError('The old primary did not shut down cleanly (%s); it was started again, nothing was '
-                                'promoted' % control.get('Database cluster state'))
-
-        def caught_up():
-            facts = candidate.refresh()
-            return facts.get('replay_lsn') and lsn_int(facts['replay_lsn']) > lsn_int(target)
-        if not wait_for(caught_up, timeout):
-            restart(tools, timeout)
-            raise FailoverError('The candidate did not replay the old primary\'s shutdown checkpoint %s within %s '
-                                'seconds (replayed %s); the old primary was started again, nothing was promoted' % (
-                                    target, timeout, candidate.facts.get('replay_lsn')))
-        result['old_primary_final_lsn'] = target
-    else:
-        candidate.refresh()
-    result['lag_at_promotion'] = dict(
-        bytes=lsn_diff(result.get('old_primary_final_lsn') or primary.facts.get('current_lsn')
-                       or candidate.facts.get('receive_lsn'), candidate.facts.get('replay_lsn')),
-        seconds=candidate.facts.get('lag_seconds'), replay_lsn=candidate.facts.get('replay_lsn'))
-    result['new_timeline'] = promote(candidate, timeout)
-    result['duration_s'] = round(time.monotonic() - started, 3)
-    result['rejoined'] = False
-    if params['old_primary_action'] == 'rejoin':
-        facts = rejoin(ctx, tools, candidate, rewind)
-        result['rejoined'] = True
-        result['rewound'] = rewind
-        result['old_primary_status'] = dict(in_recovery=facts.get('in_recovery'), timeline=facts.get('timeline'),
-                                            wal_receiver=facts.get('wal_receiver'))
-    result['nodes'], current = report(primary, candidate)
-    result['current_primary'] = 'candidate'
-    return result
-
-
 def restart(tools, timeout):
     try:
         tools.start(timeout)
-    except FailoverError:
+    except ServerError:
         pass
 
 
@@ -603,3 +337,194 @@ def plan_steps(mode, fence, params, rewind, primary, candidate):
                      'streams' % ('pg_rewind, then ' if rewind else '', old, new,
                                   ', slot %s' % params['old_primary_slot'] if params['old_primary_slot'] else ''))
     return steps
+
+
+# ---------------------------------------------------------------- the operation
+
+class Failover(Operation):
+    """pg_failover, provider postgres. plan() reads both nodes and, for a switch, runs every safety check (the old
+    primary's server programs found, the rejoined old primary's primary_conninfo built) and returns the steps;
+    apply() fences, waits, promotes and (optionally) rejoins."""
+
+    def __init__(self, params, ctx):
+        super(Failover, self).__init__(params, ctx)
+        self.primary = None
+        self.candidate = None
+        self.tools = None
+        self.fence = 'none'
+
+    @classmethod
+    def make_runner(cls, params):
+        """Only the server programs run (ServerTools, as the data directory's OS user): this runner holds the
+        `commands` they are recorded in."""
+        return ClientRunner(dict(connect_params={}), pg_bindir=params.get('pg_bindir'))
+
+    def close(self):
+        for node in (self.primary, self.candidate):
+            if node is not None:
+                node.close()
+
+    # -------------------------------------------------------- plan
+    def plan(self):
+        params = self.params
+        check_options(params)
+        mode = params['mode']
+        self.primary = Node('primary', params['primary'], params, self.log)
+        self.candidate = Node('candidate', params['candidate'], params, self.log) if params['candidate'] else None
+        primary, candidate = self.primary, self.candidate
+        result = dict(provider='postgres', mode=mode, changed=False, checks=[], plan=[])
+        primary.refresh()
+        if candidate is not None:
+            candidate.refresh()
+            add_lag(primary.facts, candidate.facts)
+        result['nodes'], current = report(primary, candidate)
+        result['current_primary'] = current[0] if len(current) == 1 else None
+        if len(current) > 1:
+            self.warn('Both nodes accept writes (split brain): %s' % ', '.join(current))
+        if mode == 'status':
+            return result
+        return self.plan_switch(result)
+
+    def plan_switch(self, result):
+        params = self.params
+        mode = params['mode']
+        primary, candidate = self.primary, self.candidate
+        result.update(old_primary=address(primary.spec), new_primary=address(candidate.spec),
+                      timeline_before=primary.facts.get('timeline') or candidate.facts.get('timeline'))
+        if already_done(primary, candidate):
+            result['plan'] = ['nothing to do: the candidate is already the primary']
+            result['new_timeline'] = candidate.facts.get('timeline')
+            return result
+        if mode == 'planned':
+            result['checks'] = planned_checks(primary.facts, candidate.facts, primary.spec, params['max_lag_bytes'],
+                                              params['force'])
+        else:
+            result['checks'] = forced_checks(primary.facts, candidate.facts, params['max_lag_bytes'],
+                                             params['force'])
+        failed = [c for c in result['checks'] if c['blocking'] and not c['ok']]
+        data_dir = primary.spec.get('data_directory')
+        self.fence = fence_of(mode, primary.facts, data_dir)
+        if not failed and (self.fence == 'stop' or params['old_primary_action'] == 'rejoin'):
+            try:
+                self.tools = ServerTools(params, data_dir, params['os_user'], self.runner.commands)
+            except ServerError as exc:
+                failed.append(check('server programs for the old primary', False, str(exc)))
+                result['checks'].append(failed[-1])
+        if not failed and params['old_primary_action'] == 'rejoin':
+            try:
+                standby_settings(params, candidate.spec)
+            except ValueError as exc:
+                failed.append(check('primary_conninfo of the rejoined old primary', False, str(exc)))
+                result['checks'].append(failed[-1])
+        result['plan'] = plan_steps(mode, self.fence, params, rewinds(params), primary, candidate)
+        if failed:
+            raise FailoverError(refusal(failed), result)
+        if mode == 'forced' and not primary.facts.get('reachable'):
+            self.warn('The old primary is not reachable and was not fenced: make sure it cannot come back as a '
+                      'primary (%s)' % primary.facts.get('error'))
+        tracker = DifferenceTracker().add('primary', before='%(host)s:%(port)s' % primary.spec,
+                                          after='%(host)s:%(port)s' % candidate.spec)
+        result['changed'] = True
+        result['diff'] = tracker.diff()
+        return result
+
+    # -------------------------------------------------------- apply
+    def apply(self, plan):
+        if not plan['changed']:
+            return plan
+        result = dict(plan)
+        params = self.params
+        timeout = params['timeout']
+        primary, candidate, tools = self.primary, self.candidate, self.tools
+        started = time.monotonic()
+        if self.fence == 'stop':
+            primary.close()
+            tools.stop(timeout)
+            result['fenced'] = 'stopped'
+        elif self.fence == 'sql':
+            fence_with_sql(primary)
+            result['fenced'] = 'read-only'
+            self.warn('The old primary was fenced with default_transaction_read_only and its sessions ended; '
+                      'a session can still override that: stop it as soon as possible')
+        else:
+            result['fenced'] = None
+        if params['mode'] == 'planned':
+            result['old_primary_final_lsn'] = self.wait_caught_up(tools, timeout)
+        else:
+            candidate.refresh()
+        result['lag_at_promotion'] = dict(
+            bytes=lsn_diff(result.get('old_primary_final_lsn') or primary.facts.get('current_lsn')
+                           or candidate.facts.get('receive_lsn'), candidate.facts.get('replay_lsn')),
+            seconds=candidate.facts.get('lag_seconds'), replay_lsn=candidate.facts.get('replay_lsn'))
+        result['new_timeline'] = promote(candidate, timeout)
+        result['duration_s'] = round(time.monotonic() - started, 3)
+        result['rejoined'] = False
+        if params['old_primary_action'] == 'rejoin':
+            rewind = rewinds(params)
+            facts = self.rejoin(rewind)
+            result['rejoined'] = True
+            result['rewound'] = rewind
+            result['old_primary_status'] = dict(in_recovery=facts.get('in_recovery'), timeline=facts.get('timeline'),
+                                                wal_receiver=facts.get('wal_receiver'))
+        result['nodes'], _current = report(primary, candidate)
+        result['current_primary'] = 'candidate'
+        return result
+
+    def wait_caught_up(self, tools, timeout):
+        """The stopped old primary's shutdown checkpoint, once the candidate has replayed past it; else the old
+        primary is started again and FailoverError says nothing was promoted."""
+        control = tools.controldata()
+        target = control.get('Latest checkpoint location')
+        if control.get('Database cluster state') != 'shut down' or not target:
+            restart(tools, timeout)
+            raise FailoverError('The old primary did not shut down cleanly (%s); it was started again, nothing was '
+                                'promoted' % control.get('Database cluster state'))
+
+        def caught_up():
+            facts = self.candidate.refresh()
+            return facts.get('replay_lsn') and parse_lsn(facts['replay_lsn']) > parse_lsn(target)
+        if not wait_for(caught_up, timeout):
+            restart(tools, timeout)
+            raise FailoverError('The candidate did not replay the old primary\'s shutdown checkpoint %s within %s '
+                                'seconds (replayed %s); the old primary was started again, nothing was promoted' % (
+                                    target, timeout, self.candidate.facts.get('replay_lsn')))
+        return target
+
+    def rejoin(self, rewind):
+        """Turn the stopped old primary into a streaming standby of the new primary and wait until it streams."""
+        params = self.params
+        tools, new_primary = self.tools, self.candidate
+        timeout = params['timeout']
+        if tools.running():
+            tools.stop(timeout)
+        slot = params['old_primary_slot']
+        if slot:
+            new_primary.session.scalar(sql.SQL(
+                "SELECT count(*) FROM (SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
+                "(SELECT FROM pg_replication_slots WHERE slot_name = %s)) s"), (slot, slot))
+        source = dict(new_primary.params)
+        source['login_user'] = params['replication_user'] or params['login_user']
+        source['login_password'] = params['replication_password'] or params['login_password']
+        if rewind:
+            # pg_rewind reads the source's timeline from its control file, which a promoted standby updates only at
+            # its next checkpoint: without this it may find "no rewind required" and leave the old primary diverged.
+            new_primary.session.execute(sql.SQL('CHECKPOINT'))
+            tools.rewind(source, timeout * 10)
+        # standby.signal plus primary_conninfo/primary_slot_name in postgresql.auto.conf (mode 0600), while the
+        # server is stopped; the password stays in that file and out of `queries`.
+        tools.update_auto_conf(standby_settings(params, new_primary.spec))
+        tools.write_signal('standby.signal')
+        tools.start(timeout)
+        old = Node('old_primary', params['primary'], params, self.log)
+
+        def streaming():
+            facts = old.refresh()
+            return facts.get('in_recovery') and (facts.get('wal_receiver') or {}).get('status') == 'streaming'
+        ok = wait_for(streaming, timeout, interval=0.2)
+        facts = old.facts
+        old.close()
+        if not ok:
+            raise FailoverError('The old primary was started as a standby of the new primary but does not stream '
+                                'within %s seconds (%s); see %s. It may need pg_rewind (rewind: always).' % (
+                                    timeout, facts.get('wal_receiver') or facts.get('error'), tools.log_file()))
+        return facts

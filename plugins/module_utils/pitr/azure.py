@@ -18,7 +18,10 @@ import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils._azure import text
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
+from ansible_collections.procgenie.dbops.plugins.module_utils._azure import AzureOperation, text
+from ansible_collections.procgenie.dbops.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.procgenie.dbops.plugins.module_utils.pitr.options import target_spec
 
 # The tags that record where a restored server comes from (Azure tag names may not contain < > % & \ ? /).
 TAG_SOURCE = 'procgenie-dbops-restore-source'
@@ -34,15 +37,15 @@ UNSUPPORTED_TARGETS = ('target_lsn', 'target_xid', 'target_name')
 
 
 def argument_spec():
-    """The options only the Azure provider uses (besides the Azure options of _azure)."""
-    return dict(
+    """The options of provider azure (besides the Azure options of _azure)."""
+    return target_spec().merge(ArgumentSpec(dict(
         source_server=dict(type='str'),
         source_resource_group=dict(type='str'),
         restore_mode=dict(type='str', default='point_in_time', choices=list(CREATE_MODES)),
         location=dict(type='str'),
         availability_zone=dict(type='str'),
         tags=dict(type='dict'),
-    )
+    ), required_if=[('provider', 'azure', ('resource_group', 'server_name', 'source_server'))]))
 
 
 class AzurePitrError(Exception):
@@ -202,19 +205,37 @@ def wait_ready(azure, group, name, deadline, sleep=time.sleep, clock=time.monoto
         interval = min(interval * 2, MAX_POLL_INTERVAL)
 
 
-class Restore(object):
-    """One run of the Azure restore: validate, look for the server, create, wait."""
+def restore_diff(after):
+    """The diff of a restore: a new server (nothing before it)."""
+    tracker = DifferenceTracker()
+    for name, value in after.items():
+        tracker.add(name, before=None, after=value)
+    return dict(tracker.diff(), before={})  # the server does not exist before the restore: no value to show
 
-    def __init__(self, module, azure):
-        self.module = module
-        self.params = module.params
-        self.azure = azure
-        self.mode = self.params['restore_mode']
-        self.group = azure.resource_group
-        self.name = azure.server_name
 
-    def run(self):
-        started = time.monotonic()
+class Restore(AzureOperation):
+    """The Azure restore. plan() validates the target, reads the source and looks for a server of the new name (ours:
+    nothing to do; another: refused); apply() sends the one PUT and waits for it and until the server is Ready (or
+    waits for our server still restoring)."""
+
+    def __init__(self, params, ctx):
+        super(Restore, self).__init__(params, ctx)
+        self.mode = params['restore_mode']
+        self.existing = None  # our server of an earlier run
+        self.known = None  # what is known of the restore before that server is described
+        self.body = None
+        self.what = None
+
+    @property
+    def group(self):
+        return self.azure.resource_group
+
+    @property
+    def name(self):
+        return self.azure.server_name
+
+    # -------------------------------------------------------- plan
+    def plan(self):
         params = self.params
         target = restore_target(params)
         sub, src_group, src_name, source_id = source_reference(
@@ -227,7 +248,7 @@ class Restore(object):
                                  'another name' % self.name)
         result = dict(changed=False, provider='azure', restore_mode=self.mode, source_server_id=source_id,
                       server_name=self.name, resource_group=self.group, subscription_id=self.azure.subscription_id,
-                      target=dict(kind=target['kind'], value=target['text']), queries=[], commands=[])
+                      target=dict(kind=target['kind'], value=target['text']))
         source = _get(self.azure, src_group, src_name)
         if source is None:
             raise AzurePitrError('Source server %s not found in resource group %s' % (src_name, src_group), result)
@@ -243,13 +264,14 @@ class Restore(object):
         problems = self.validate(source, target, earliest, now, location)
         existing = _get(self.azure, self.group, self.name)
         if existing is not None:
-            return self.already(existing, source_id, target, result, started)
+            return self.already(existing, source_id, target, result)
         if problems:
             raise AzurePitrError('Nothing was restored: %s' % '; '.join(problems), result)
         moment = target['value'] if target['kind'] == 'time' else now
         tags = restore_tags(source_id, moment, self.mode, params['tags'])
-        body = create_body(location, source_id, moment, self.mode, tags, params['availability_zone'])
-        result.update(restore_time=wire_time(moment), location=location, request=body,
+        self.body = create_body(location, source_id, moment, self.mode, tags, params['availability_zone'])
+        self.what = '%s of %s into the new server %s' % (CREATE_MODES[self.mode], src_name, self.name)
+        result.update(restore_time=wire_time(moment), location=location, request=self.body,
                       warning=WARNING % (self.name, src_name),
                       plan=['create server %s in %s (%s) from %s %s' % (
                           self.name, location, CREATE_MODES[self.mode], src_name,
@@ -258,17 +280,23 @@ class Restore(object):
                           'wait for the operation and until server %s is Ready' % self.name,
                           'update the applications\' connection strings to the new server (not done by the '
                           'module)'])
-        result['diff'] = dict(before={}, after=dict(server=self.name, resource_group=self.group, location=location,
-                                                    restore_mode=CREATE_MODES[self.mode], source=source_id,
-                                                    restore_time=wire_time(moment)))
-        if self.module.check_mode:
-            result['changed'] = True
-            result['duration_s'] = round(time.monotonic() - started, 3)
-            return result
-        deadline = started + params['timeout']
-        what = '%s of %s into the new server %s' % (CREATE_MODES[self.mode], src_name, self.name)
+        result['diff'] = restore_diff(dict(server=self.name, resource_group=self.group, location=location,
+                                           restore_mode=CREATE_MODES[self.mode], source=source_id,
+                                           restore_time=wire_time(moment)))
+        result.update(changed=True, duration_s=self.elapsed())
+        return result
+
+    # -------------------------------------------------------- apply
+    def apply(self, plan):
+        if self.existing is not None:
+            return self.wait_existing(plan)
+        params = self.params
+        result = dict(plan, changed=False)
+        result.pop('duration_s', None)
+        deadline = self.started + params['timeout']
+        what = self.what
         try:
-            poller = self.azure.client.servers.begin_create_or_update(self.group, self.name, parameters=body)
+            poller = self.azure.client.servers.begin_create_or_update(self.group, self.name, parameters=self.body)
         except _azure.AzureError as exc:
             raise AzurePitrError('%s was refused: %s' % (what, _azure.error_message(exc, self.azure.secrets)), result)
         result['changed'] = True
@@ -282,9 +310,8 @@ class Restore(object):
             raise AzurePitrError('%s failed: %s%s' % (what, _azure.error_message(exc, self.azure.secrets),
                                                       self._left_behind()), result)
         result.update(server=server_summary(server, self.group), fqdn=server.fully_qualified_domain_name,
-                      id=server.id, connection=connection_of(server),
-                      duration_s=round(time.monotonic() - started, 3))
-        self.module.warn(result['warning'])
+                      id=server.id, connection=connection_of(server), duration_s=self.elapsed())
+        self.warn(result['warning'])
         return result
 
     def validate(self, source, target, earliest, now, location):
@@ -313,8 +340,9 @@ class Restore(object):
                                 'restore_mode=point_in_time in the same region' % source.location)
         return problems
 
-    def already(self, server, source_id, target, result, started):
-        """A server of the new name exists: ours (tags match) is unchanged (waited for when still restoring)."""
+    def already(self, server, source_id, target, result):
+        """A server of the new name exists: ours (tags match) is unchanged (apply waits for it when it is still
+        restoring); any other is refused."""
         tags = dict(server.tags or {})
         moment = target['value'] if target['kind'] == 'time' else None
         if not matches(tags, source_id, moment, self.mode):
@@ -325,18 +353,30 @@ class Restore(object):
                     self.name, self.group, 'it was restored from %s at %s (%s)' % (where, tags.get(TAG_TIME),
                                                                                    tags.get(TAG_MODE))
                     if where else 'it carries no restore tags of procgenie.dbops'), result)
-        if text(server.state) != 'Ready' and not self.module.check_mode:
-            try:
-                server = wait_ready(self.azure, self.group, self.name, started + self.params['timeout'])
-            except _azure.AzureModuleError as exc:
-                raise AzurePitrError(self.azure.scrub(str(exc)), result)
-        result.update(server=server_summary(server, self.group), fqdn=server.fully_qualified_domain_name,
-                      id=server.id, connection=connection_of(server), location=server.location,
-                      restore_time=tags.get(TAG_TIME),
+        self.existing = server
+        self.known = dict(result)
+        result.update(self.server_result(server), location=server.location, restore_time=tags.get(TAG_TIME),
                       warning=WARNING % (self.name, source_id.rsplit('/', 1)[-1]),
                       plan=['server %s already restored from %s at %s: nothing to do' % (
                           self.name, source_id.rsplit('/', 1)[-1], tags.get(TAG_TIME))],
-                      duration_s=round(time.monotonic() - started, 3))
+                      duration_s=self.elapsed())
+        return result
+
+    def server_result(self, server):
+        return dict(server=server_summary(server, self.group), fqdn=server.fully_qualified_domain_name, id=server.id,
+                    connection=connection_of(server))
+
+    def wait_existing(self, plan):
+        """Our server of an earlier run: waited for until Ready when it is still restoring."""
+        result = dict(plan)
+        server = self.existing
+        if text(server.state) != 'Ready':
+            try:
+                server = wait_ready(self.azure, self.group, self.name, self.started + self.params['timeout'])
+            except _azure.AzureModuleError as exc:
+                raise AzurePitrError(self.azure.scrub(str(exc)), self.known)
+            result.update(self.server_result(server), location=server.location)
+        result['duration_s'] = self.elapsed()
         return result
 
     def _left_behind(self):
@@ -348,7 +388,3 @@ class Restore(object):
             return ' No server %s was left behind.' % self.name
         return (' Server %s exists in state %s: check it in Azure; a run of the module with the same options waits for '
                 'it, or delete it before retrying.' % (self.name, text(server.state)))
-
-
-def run(module, azure):
-    return Restore(module, azure).run()

@@ -22,16 +22,19 @@ import shutil
 import signal
 import socket
 import tarfile
-import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art
 from ansible_collections.procgenie.dbops.plugins.module_utils import _wal as wal
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, ClientRunner, find_program
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     ConnectionFailure, open_session, psycopg2)
-from ansible_collections.procgenie.dbops.plugins.module_utils.failover.postgres import (
-    FailoverError, ServerTools, rewrite_auto_conf, wait_for)
+from ansible_collections.procgenie.dbops.plugins.module_utils._diff import text_diff
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
+from ansible_collections.procgenie.dbops.plugins.module_utils._server import (
+    ServerError, ServerTools, debian_bindir, wait_for)
 from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import base_backup as bb
+from ansible_collections.procgenie.dbops.plugins.module_utils.pitr.options import target_spec
 
 MARKER = 'dbops_pitr.json'
 TARGET_KEYS = ('target_time', 'target_lsn', 'target_xid', 'target_name')
@@ -42,22 +45,24 @@ class PitrError(Exception):
 
 
 def argument_spec():
-    return dict(
-        provider=dict(type='str', default='postgres', choices=['postgres', 'azure']),
+    """The options of provider postgres (besides the connection and client-program options)."""
+    return target_spec().merge(ArgumentSpec(dict(
         backup_dir=dict(type='path'),
         base_backup=dict(type='path'),
         wal_archive=dict(type='path'),
         data_directory=dict(type='path'),
         restore_port=dict(type='int'),
-        target=dict(type='str', choices=['immediate', 'latest']),
-        target_time=dict(type='str', aliases=['restore_time']),
-        target_lsn=dict(type='str'),
-        target_xid=dict(type='int'),
-        target_name=dict(type='str'),
         target_inclusive=dict(type='bool', default=True),
         os_user=dict(type='str'),
-        timeout=dict(type='int'),
-    )
+    ), mutually_exclusive=[('backup_dir', 'base_backup')],
+        required_if=[('provider', 'postgres', ('wal_archive', 'data_directory', 'restore_port')),
+                     ('provider', 'postgres', ('backup_dir', 'base_backup'), True)]))
+
+
+def check_options(params):
+    """What the argument spec cannot say: a positive timeout, restore_port a TCP port. Raises PitrError."""
+    if params['timeout'] < 1 or not 0 < params['restore_port'] < 65536:
+        raise PitrError('timeout must be positive and restore_port a TCP port')
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -159,17 +164,25 @@ def port_in_use(port, host='127.0.0.1'):
 
 
 # ---------------------------------------------------------------- the restore
-class Restore(object):
-    def __init__(self, params, log, commands, check_mode=False):
-        self.params = params
-        self.log = log
-        self.check_mode = check_mode
-        self.runner = ClientRunner(dict(connect_params={}), pg_bindir=params.get('pg_bindir'))
-        self.runner.commands = commands
+class Restore(Operation):
+    """pg_restore_pitr, provider postgres. plan() checks everything (target, destination and an earlier restore's
+    marker, base backups, the WAL archive and where recovery will stop, OS user, binaries, port) and changes
+    nothing; apply() copies the base backup, writes the recovery settings, starts the server and waits until it
+    has left recovery. A cancel (SIGTERM) during apply stops that server and removes what was restored."""
+
+    def __init__(self, params, ctx):
+        super(Restore, self).__init__(params, ctx)
         self.archive = os.path.abspath(params['wal_archive'])
         self.dest = os.path.abspath(params['data_directory'])
         self.port = params['restore_port']
         self.scans = {}
+        self.done = False  # the destination holds this restore, finished by an earlier run
+        self.recovery = self.user = self.bindir = self.key = None
+
+    @classmethod
+    def make_runner(cls, params):
+        """pg_waldump (and, through ServerTools, pg_ctl) run without any connection option."""
+        return ClientRunner(dict(connect_params={}), pg_bindir=params.get('pg_bindir'))
 
     # -------------------------------------------------------- inputs
     def backups(self):
@@ -225,13 +238,9 @@ class Restore(object):
 
     def waldump(self, major):
         try:
-            return find_program('pg_waldump', self.params.get('pg_bindir') or self._bindir(major), major)[0]
+            return find_program('pg_waldump', self.params.get('pg_bindir') or debian_bindir(major), major)[0]
         except ClientError as exc:
             raise PitrError(str(exc))
-
-    def _bindir(self, major):
-        path = '/usr/lib/postgresql/%d/bin' % major
-        return path if os.path.isdir(path) else None
 
     def scan(self, manifest, names):
         """pg_waldump summary of the contiguous archived WAL from the backup's start (cached per backup)."""
@@ -288,8 +297,10 @@ class Restore(object):
         return 'restorable window: earliest %s (end of the oldest base backup), latest %s (last commit in the ' \
                'archived WAL)' % (earliest, latest)
 
-    # -------------------------------------------------------- plan
-    def plan(self):
+    # -------------------------------------------------------- where recovery stops
+    def recovery_plan(self):
+        """The base backup, the timeline and where recovery stops; PitrError (with the restorable window) when the
+        backups and the archived WAL cannot reach the target."""
         params = self.params
         target = parse_target(params)
         inclusive = params.get('target_inclusive', True)
@@ -383,7 +394,7 @@ class Restore(object):
         return user
 
     def check_binaries(self, major):
-        bindir = self.params.get('pg_bindir') or self._bindir(major)
+        bindir = self.params.get('pg_bindir') or debian_bindir(major)
         for name in ('pg_ctl', 'postgres'):
             try:
                 path, version = find_program(name, bindir, major)
@@ -394,50 +405,57 @@ class Restore(object):
                                 'binaries of major version %d' % (path, version, major, major))
         return bindir
 
-    # -------------------------------------------------------- run
-    def run(self):
-        started = time.monotonic()
+    # -------------------------------------------------------- plan
+    def plan(self):
+        try:
+            return self._plan()
+        except wal.WalError as exc:
+            raise PitrError('Cannot read the WAL archive: %s' % exc)
+
+    def _plan(self):
+        check_options(self.params)
         target = parse_target(self.params)
         marker = self.existing_marker()
-        plan = self.plan() if marker is None else None
         if marker is not None:
-            return self.already_done(marker, target, started)
-        user = self.os_user()
-        bindir = self.check_binaries(plan['major'])
+            self.done = True
+            return self.already_done(marker, target)
+        recovery = self.recovery = self.recovery_plan()
+        self.user = self.os_user()
+        self.bindir = self.check_binaries(recovery['major'])
         if port_in_use(self.port):
             raise PitrError('Port %d is in use on this host: choose a free restore_port' % self.port)
-        key = request_key(plan['target'], plan['inclusive'], plan['base_backup'])
-        result = self.result_base(plan, key)
-        result['plan'] = self.plan_steps(plan, user)
-        if self.check_mode:
-            result['diff'] = dict(before='', after=self.describe(plan))
-            result['duration_s'] = round(time.monotonic() - started, 3)
-            return result
+        self.key = request_key(recovery['target'], recovery['inclusive'], recovery['base_backup'])
+        result = self.result_base(recovery, self.key)
+        result['plan'] = self.plan_steps(recovery, self.user)
+        result['diff'] = text_diff([], [self.describe(recovery)])
+        result['duration_s'] = self.elapsed()
+        return result
+
+    # -------------------------------------------------------- apply
+    def apply(self, plan):
+        if self.done:
+            return plan
+        recovery, user, key = self.recovery, self.user, self.key
         created = not os.path.lexists(self.dest)
         try:
-            self.extract(plan, user)
-            tools = ServerTools(dict(pg_bindir=bindir), self.dest, os_user=user, commands=self.runner.commands)
-            settings = recovery_settings(plan['target'], plan['inclusive'], self.archive, self.port, plan['timeline'])
-            auto = os.path.join(self.dest, 'postgresql.auto.conf')
-            text = ''
-            if os.path.exists(auto):
-                with open(auto) as handle:
-                    text = handle.read()
-            tools.write_file(auto, rewrite_auto_conf(text, settings))
-            tools.write_file(os.path.join(self.dest, 'recovery.signal'), '')
+            self.extract(recovery, user)
+            tools = ServerTools(dict(pg_bindir=self.bindir), self.dest, os_user=user, commands=self.runner.commands)
+            tools.update_auto_conf(recovery_settings(recovery['target'], recovery['inclusive'], self.archive,
+                                                     self.port, recovery['timeline']))
+            tools.write_signal('recovery.signal')
             self.write_marker(tools, dict(key, status='restoring', started=art.iso(art.utc_now())))
             try:
                 tools.start(self.params['timeout'])
-            except FailoverError as exc:
+            except ServerError as exc:
                 raise PitrError('The restored server did not start: %s%s' % (exc, self.log_tail()))
             facts = self.wait_promoted(tools)
         except (SystemExit, KeyboardInterrupt):  # cancelled (SIGTERM): nothing of the restore outlives the module
             self.abandon(created)
             raise
+        result = dict(plan)
         result.update(facts)
         self.write_marker(tools, dict(key, status='done', finished=art.iso(art.utc_now()), **facts))
-        result['diff'] = dict(before='', after=self.describe(plan))
-        result['duration_s'] = round(time.monotonic() - started, 3)
+        result['duration_s'] = self.elapsed()
         return result
 
     def abandon(self, created):
@@ -463,7 +481,7 @@ class Restore(object):
             for name in os.listdir(self.dest):
                 art.remove_path(os.path.join(self.dest, name))
 
-    def already_done(self, marker, target, started):
+    def already_done(self, marker, target):
         if marker.get('status') != 'done':
             raise PitrError('%s holds an unfinished restore (status %s): remove the folder and run again' % (
                 self.dest, marker.get('status')))
@@ -481,8 +499,8 @@ class Restore(object):
                       target=dict(kind=marker.get('target'), value=marker.get('value'),
                                   inclusive=marker.get('inclusive')),
                       reached_lsn=marker.get('reached_lsn'), timeline=marker.get('timeline'),
-                      running=running, plan=[], window=None, stop=None)
-        result['duration_s'] = round(time.monotonic() - started, 3)
+                      running=running, plan=[], window=None, stop=None, provider='postgres')
+        result['duration_s'] = self.elapsed()
         return result
 
     def connection(self):
@@ -491,16 +509,17 @@ class Restore(object):
 
     def result_base(self, plan, key):
         stop = plan['stop']
-        return dict(changed=True, data_directory=self.dest, restore_port=self.port, connection=self.connection(),
+        return dict(changed=True, provider='postgres', data_directory=self.dest, restore_port=self.port,
+                    connection=self.connection(),
                     base_backup=plan['base_backup'],
                     target=dict(kind=key['target'], value=key['value'], inclusive=key['inclusive']),
                     stop=dict(kind=stop['kind'], lsn=wal.format_lsn(stop['lsn']) if stop.get('lsn') is not None
                               else None, xid=stop.get('xid'), time=art.iso(stop.get('time')), name=stop.get('name')),
                     window=dict(earliest=plan['window'][0], latest=plan['window'][1]),
-                    timeline=plan['timeline'], reached_lsn=None, running=not self.check_mode)
+                    timeline=plan['timeline'], reached_lsn=None, running=not self.ctx.check_mode)
 
     def describe(self, plan):
-        return 'restore %s to %s %s into %s (port %d)\n' % (
+        return 'restore %s to %s %s into %s (port %d)' % (
             plan['base_backup'], plan['target']['kind'], plan['target']['text'] or '', self.dest, self.port)
 
     def plan_steps(self, plan, user):
@@ -591,10 +610,3 @@ class Restore(object):
                 'is running but' if alive else 'stopped and', self.params['timeout'],
                 '' if alive else ' (see its log)', self.log_tail()))
         return facts
-
-
-def run(params, log, commands, check_mode=False):
-    try:
-        return Restore(params, log, commands, check_mode=check_mode).run()
-    except wal.WalError as exc:
-        raise PitrError('Cannot read the WAL archive: %s' % exc)
