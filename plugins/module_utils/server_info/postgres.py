@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import server_major
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import open_session, sql
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
 
@@ -30,7 +31,7 @@ def version_facts(session):
     row = session.row(sql.SQL("SELECT current_setting('server_version') AS server_version, "
                               "current_setting('server_version_num')::int AS server_version_num, version() AS full"))
     num = row['server_version_num']
-    return dict(server_version=row['server_version'], server_version_num=num, major=num // 10000,
+    return dict(server_version=row['server_version'], server_version_num=num, major=server_major(num),
                 minor=num % 100, full=row['full'])
 
 
