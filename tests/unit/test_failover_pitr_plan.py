@@ -156,8 +156,9 @@ def test_azure_restore_plans_nothing_for_its_own_earlier_server():
                            version='16', availability_zone='1',
                            tags=pitr_azure.restore_tags(rid, moment, 'point_in_time'))
     ctx = Context(check_mode=False)
-    ctx.azure = SimpleNamespace(resource_group='rg', server_name='psql-new', subscription_id='sub', client=SimpleNamespace(
-        servers=SimpleNamespace(get=lambda group, name: source if name == 'psql' else ours)))
+    servers = SimpleNamespace(get=lambda group, name: source if name == 'psql' else ours)
+    ctx.azure = SimpleNamespace(resource_group='rg', server_name='psql-new', subscription_id='sub',
+                                client=SimpleNamespace(servers=servers))
     operation = pitr_azure.Restore(dict(restore_mode='point_in_time', source_server='psql', source_resource_group=None,
                                         target_time='2026-02-08T12:00:00Z', location=None, tags=None,
                                         availability_zone=None, timeout=60), ctx)

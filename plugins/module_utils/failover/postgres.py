@@ -120,8 +120,9 @@ def planned_checks(primary, candidate, primary_spec, max_lag_bytes, force):
     checks.append(check('candidate replays WAL', not candidate.get('replay_paused'),
                         'replay is paused (pg_wal_replay_resume())' if candidate.get('replay_paused') else 'running'))
     data_dir = primary_spec.get('data_directory')
+    reported = primary.get('data_directory') or ''
     checks.append(check('old primary data directory known',
-                        data_dir and os.path.realpath(data_dir) == os.path.realpath(primary.get('data_directory') or ''),
+                        data_dir and os.path.realpath(data_dir) == os.path.realpath(reported),
                         'given %s, server reports %s' % (data_dir, primary.get('data_directory'))))
     lag = candidate.get('lag_bytes')
     checks.append(check('lag within max_lag_bytes', force or lag is None or lag <= max_lag_bytes,

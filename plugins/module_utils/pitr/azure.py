@@ -199,8 +199,8 @@ def wait_ready(azure, group, name, deadline, sleep=time.sleep, clock=time.monoto
             return server
         left = deadline - clock()
         if left <= 0:
-            raise _azure.AzureModuleError('Server %s is not Ready within the timeout (state %s); the restore goes on in '
-                                          'Azure: run the module again to wait for it.' % (name, state or 'absent'))
+            raise _azure.AzureModuleError('Server %s is not Ready within the timeout (state %s); the restore goes on '
+                                          'in Azure: run the module again to wait for it.' % (name, state or 'absent'))
         sleep(min(interval, left))
         interval = min(interval * 2, MAX_POLL_INTERVAL)
 
