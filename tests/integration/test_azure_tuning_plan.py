@@ -27,3 +27,14 @@ def test_a_server_that_is_not_ready_is_refused_in_check_mode_too(checked_double,
     out = fixtures.clean_failure(result, 'tune')
     assert 'is Stopped, not Ready' in out['msg'] and 'nothing was changed' in out['msg'], out['msg']
     assert [c for c in new_calls(checked_double, start) if c.get('operation_id') in WRITES] == []
+
+
+def test_recommend_returns_an_empty_diff(checked_double, play):
+    start = len(checked_double.state.requests)
+    result = play([task(options(checked_double, mode='recommend', profile='none', parameters=dict(work_mem='24MB')))],
+                  env=checked_double.env, diff=True)
+    assert result.rc == 0, result.text
+    out = result.result('tune')
+    assert out['changed'] is False and out['parameters']['work_mem']['changed'] is True
+    assert out['diff'] == {'before': {}, 'after': {}}
+    assert [c for c in new_calls(checked_double, start) if c.get('operation_id') in WRITES] == []

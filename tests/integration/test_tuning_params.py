@@ -77,6 +77,15 @@ def test_recommend_for_a_machine_changes_nothing(own_lab, play):
     assert result['commands'] == [] and result['queries']
 
 
+def test_recommend_returns_an_empty_diff(own_lab, play):
+    run = play([tune_task(node_params(own_lab, db='postgres'), mode='recommend', profile='none',
+                          parameters={'work_mem': '12MB'})], diff=True)
+    assert run.rc == 0, run
+    result = run.result('tune')
+    assert result['changed'] is False and result['parameters']['work_mem']['changed'] is True
+    assert result['diff'] == {'before': {}, 'after': {}}
+
+
 def test_check_mode_shows_the_diff_and_changes_nothing(own_lab, play):
     run = play([tune_task(node_params(own_lab, db='postgres'), profile='none',
                           parameters={'work_mem': '8MB', 'shared_buffers': '256MB'})], check=True, diff=True)

@@ -96,6 +96,8 @@ def test_the_diff_holds_the_changes_only_and_is_empty_without_them():
     assert options.changes_diff(same, [])['after']['parameters'] == {'work_mem': '4MB'}
     assert options.changes_diff([], []) == dict(before=dict(parameters={}, role_settings={}),
                                                 after=dict(parameters={}, role_settings={}))
+    # mode=recommend changes nothing: an empty diff
+    assert options.changes_diff(params, roles, recommend_only=True) == dict(before={}, after={})
 
 
 def test_public_items_hide_the_operations_own_keys():

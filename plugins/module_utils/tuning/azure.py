@@ -419,7 +419,7 @@ class Tune(_azure.AzureOperation):
             parameters=dict((i['name'], public(i)) for i in plan),
             changed_parameters=[i['name'] for i in changes], pending_restart=pending, restarted=False,
             would_restart=would_restart, role_settings=[], pool=pool,
-            diff=changes_diff([], []) if recommend_only else changes_diff(changes, []))
+            diff=changes_diff(changes, [], recommend_only))
 
     # ------------------------------------------------------------------------------------------ apply
     def apply(self, plan):

@@ -45,8 +45,11 @@ def label(role, database):
     return ' '.join(x for x in ('role %s' % role if role else '', 'database %s' % database if database else '') if x)
 
 
-def changes_diff(param_changes, role_changes):
-    """The module's diff: the changed parameters and session settings (planned items), before and after."""
+def changes_diff(param_changes, role_changes, recommend_only=False):
+    """The module's diff: the changed parameters and session settings (planned items), before and after; nothing at
+    all when only recommending."""
+    if recommend_only:
+        return DifferenceTracker().diff()
     parameters, role_settings = DifferenceTracker(), DifferenceTracker()
     for item in param_changes:
         parameters.add(item['name'], item['before'], item['after'])

@@ -218,7 +218,7 @@ class Tune(Operation):
             would_restart=would_restart,
             role_settings=[public(i) for i in self.role_items],
             pool=pool,
-            diff=changes_diff([], []) if recommend_only else changes_diff(param_changes, role_changes),
+            diff=changes_diff(param_changes, role_changes, recommend_only),
         )
 
     # ------------------------------------------------------------------------------------------ reading
