@@ -130,11 +130,7 @@ def stale_partials(folder, host=None, alive=pid_alive):
     """Temporary artifacts that a killed run on this host left behind in folder (its process is gone)."""
     host = host or re.sub(r'[^A-Za-z0-9_.]', '_', socket.gethostname())
     found = []
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return found
-    for name in sorted(names):
+    for name in _sorted_names(folder):
         parsed = parse_partial(name)
         if parsed and parsed[0] == host and not alive(parsed[1]):
             found.append(os.path.join(folder, name))
@@ -191,6 +187,57 @@ def check_writable_folder(folder):
         raise ArtifactError('%s is not a folder' % folder)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ArtifactError('The backup folder %s is not writable by this user' % folder)
+
+
+def option_problem(params, what='backup'):
+    """Pure: what is wrong with the options the backup modules share (keep_last, max_age_days, timeout, dest), or
+    None; `what` names the artifact the newest of which retention always keeps."""
+    if params.get('keep_last') is not None and params['keep_last'] < 1:
+        return 'keep_last must be 1 or more (the newest %s is always kept)' % what
+    if params.get('max_age_days') is not None and params['max_age_days'] < 0:
+        return 'max_age_days must not be negative'
+    if params.get('timeout') is not None and params['timeout'] < 1:
+        return 'timeout must be 1 second or more (it was %s)' % params['timeout']
+    if 'dest' in params and not str(params.get('dest') or '').strip():
+        return 'dest must name the backup folder; an empty dest would write into the current directory'
+    return None
+
+
+def _sorted_names(folder):
+    """The names in folder, sorted; none when it cannot be read (missing, not a folder)."""
+    try:
+        return sorted(os.listdir(folder))
+    except OSError:
+        return []
+
+
+def check_folder_can_be_written(folder):
+    """The read-only half of check_writable_folder, for a plan step: raise ArtifactError unless folder is a writable
+    folder, or the nearest existing folder above it is one (so it can be made). Creates nothing."""
+    if not folder or not str(folder).strip():
+        raise ArtifactError('The backup folder must not be empty (an empty dest would mean the current directory)')
+    path = os.path.abspath(folder)
+    if os.path.lexists(path):
+        if not os.path.isdir(path):
+            raise ArtifactError('%s is not a folder' % folder)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ArtifactError('The backup folder %s is not writable by this user' % folder)
+        return
+    parent = os.path.dirname(path)
+    while parent and not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ArtifactError('Cannot create the backup folder %s: %s' % (folder, os.strerror(errno.ENOTDIR)))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ArtifactError('Cannot create the backup folder %s: %s' % (folder, os.strerror(errno.EACCES)))
+
+
+def prepare_folder(folder):
+    """Before an artifact is written: the folder made (check_writable_folder) and the temporary artifacts of killed
+    runs removed from it. Raises ArtifactError."""
+    check_writable_folder(folder)
+    for stale in stale_partials(folder):
+        remove_path(stale)
 
 
 @contextlib.contextmanager
@@ -342,6 +389,7 @@ def _is_count(value):
 def _is_lsn(value):
     return isinstance(value, str) and bool(LSN_RE.match(value))
 
+
 # field -> (required, check, what it must be); None values of optional fields are accepted
 COMMON_FIELDS = (
     ('kind', True, lambda v: v in KINDS, 'one of %s' % ', '.join(KINDS)),
@@ -449,11 +497,7 @@ def list_manifests(folder, skipped=None, kind=None):
     A foreign or damaged manifest never stops the others from being listed: it is left out, and when skipped is
     a list, (manifest path, reason) is appended to it. kind: see validate_manifest()."""
     found = []
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return found
-    for name in sorted(names):
+    for name in _sorted_names(folder):
         if not name.endswith(MANIFEST_SUFFIX) or name.startswith('.'):
             continue
         path = os.path.join(folder, name)

@@ -397,3 +397,65 @@ class ClientRunner(object):
                 os.path.basename(argv[0]), proc.returncode, err.strip() or '(no error output)'),
                 command=argv, rc=proc.returncode, stderr=err)
         return proc.returncode, out, err
+
+
+# ---------------------------------------------------------------- the client programs' commands (pure)
+# One home for the argv of pg_dump, pg_restore and psql, whichever module runs them (pg_backup and pg_restore's
+# backup of the target; pg_restore and pg_backup_verify's restores). Connection options and the password come from
+# the environment (`libpq_environment`); a database named on argv goes through `dbname_conninfo`.
+DUMP_FORMAT_FLAG = {'custom': 'c', 'directory': 'd', 'plain': 'p'}
+
+
+def pg_dump_argv(pg_dump, fmt, out, snapshot, compress=None, jobs=1, schema_only=False, patterns=()):
+    """Pure: the pg_dump command (the database comes from PGDATABASE, the password from PGPASSWORD)."""
+    argv = [pg_dump, '--format=%s' % DUMP_FORMAT_FLAG[fmt], '--file=%s' % out, '--no-password']
+    if snapshot:
+        argv.append('--snapshot=%s' % snapshot)
+    if compress is not None:
+        argv.append('--compress=%d' % compress)
+    if jobs and jobs > 1:
+        argv.append('--jobs=%d' % jobs)
+    if schema_only:
+        argv.append('--schema-only')
+    argv += ['--table=%s' % p for p in patterns]
+    return argv
+
+
+def pg_restore_argv(pg_restore, path, database, jobs=1, clean=False, data_only=False, tables=(),
+                    single_transaction=False, no_owner=False, use_list=None, exit_on_error=True,
+                    disable_triggers=False, schemas=()):
+    """Pure: the pg_restore command for a custom or directory artifact (connection options come from the env; the
+    database as a quoted connection string, which libpq cannot expand into other connection options)."""
+    argv = [pg_restore, '--dbname=%s' % dbname_conninfo(database), '--no-password']
+    if exit_on_error:
+        argv.append('--exit-on-error')
+    if clean:
+        argv += ['--clean', '--if-exists']
+    if data_only:
+        argv.append('--data-only')
+    if disable_triggers:
+        argv.append('--disable-triggers')
+    if no_owner:
+        argv += ['--no-owner', '--no-privileges']
+    if single_transaction:
+        argv.append('--single-transaction')
+    elif jobs and jobs > 1:
+        argv.append('--jobs=%d' % jobs)
+    for schema in schemas:
+        argv.append('--schema=%s' % schema)
+    for table in tables:
+        argv.append('--table=%s' % table)
+    if use_list:
+        argv.append('--use-list=%s' % use_list)
+    argv.append(path)
+    return argv
+
+
+def psql_argv(psql, path, database, single_transaction=False):
+    """Pure: psql running a SQL script file, stopping at the first error, reading no psqlrc (the database quoted as
+    for pg_restore)."""
+    argv = [psql, '--no-psqlrc', '--quiet', '--no-password', '--set=ON_ERROR_STOP=1',
+            '--dbname=%s' % dbname_conninfo(database)]
+    if single_transaction:
+        argv.append('--single-transaction')
+    return argv + ['--file=%s' % path]

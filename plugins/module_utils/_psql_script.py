@@ -60,12 +60,7 @@ def _u_escape(text, quote):
 
 def ident(name):
     """An SQL identifier for a script: "name" (quotes doubled), or U&"..." when it holds a control character."""
-    text = str(name)
-    if '\x00' in text:
-        raise ValueError('an identifier cannot hold a NUL character')
-    if _unsafe(text):
-        return 'U&"%s"' % _u_escape(text, '"')
-    return '"%s"' % text.replace('"', '""')
+    return _quoted(name, '"', 'an identifier')
 
 
 def qualified(schema, name):
@@ -75,12 +70,17 @@ def qualified(schema, name):
 def literal(value):
     """An SQL string literal for a script with standard_conforming_strings=on: 'text' (quotes doubled), or
     U&'...' when it holds a control character, so that it never spans lines."""
+    return _quoted(value, "'", 'a string literal')
+
+
+def _quoted(value, quote, what):
+    """value between quotes (a quote in it doubled), with U& escapes when it holds a control character."""
     text = str(value)
     if '\x00' in text:
-        raise ValueError('a string literal cannot hold a NUL character')
+        raise ValueError('%s cannot hold a NUL character' % what)
     if _unsafe(text):
-        return "U&'%s'" % _u_escape(text, "'")
-    return "'%s'" % text.replace("'", "''")
+        return 'U&%s%s%s' % (quote, _u_escape(text, quote), quote)
+    return '%s%s%s' % (quote, text.replace(quote, quote * 2), quote)
 
 
 class _Scanner(object):
@@ -146,12 +146,12 @@ class _Scanner(object):
         while i < n:
             ch = text[i]
             state = self.state
-            if state == "'":
-                end = text.find("'", i)
+            if state in ("'", '"'):  # a string or a quoted identifier: a doubled quote is one, the next one ends it
+                end = text.find(state, i)
                 if end < 0:
                     self.statement.append(text[i:])
                     return self._after(lineno, enter_copy)
-                if text[end + 1:end + 2] == "'":
+                if text[end + 1:end + 2] == state:
                     self.statement.append(text[i:end + 2])
                     i = end + 2
                     continue
@@ -172,18 +172,6 @@ class _Scanner(object):
                 else:
                     self.statement.append(ch)
                     i += 1
-            elif state == '"':
-                end = text.find('"', i)
-                if end < 0:
-                    self.statement.append(text[i:])
-                    return self._after(lineno, enter_copy)
-                if text[end + 1:end + 2] == '"':
-                    self.statement.append(text[i:end + 2])
-                    i = end + 2
-                    continue
-                self.statement.append(text[i:end + 1])
-                self.state = None
-                i = end + 1
             elif state == '$':
                 end = text.find(self.tag, i)
                 if end < 0:

@@ -171,31 +171,18 @@ commands:
   elements: list
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, postgres_argument_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule
+from ansible_collections.procgenie.dbops.plugins.module_utils._provider import Provider
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import azure_policy as backend
+
+# one provider: the policy is checked (validate) before Azure is connected, then planned and applied
+POLICY = Provider(backend.BackupPolicy, 'Reading the Azure flexible server failed', backend.PolicyError,
+                  validate=backend.validate)
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(_azure.azure_argument_spec())
-    argument_spec.update(_azure.azure_wait_argument_spec())
-    argument_spec.update(
-        environment=dict(type='str', choices=['development', 'production']),
-        retention_days=dict(type='int'),
-        geo_redundant_backup=dict(type='bool'),
-        fail_on_unfixable=dict(type='bool', default=True),
-        resource_group=dict(type='str', required=True),
-        server_name=dict(type='str', required=True),
-    )
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
-                            required_one_of=[('environment', 'retention_days', 'geo_redundant_backup')])
-    params = module.params
-    try:
-        backend.desired_policy(params['environment'], params['retention_days'], params['geo_redundant_backup'])
-    except backend.PolicyError as exc:
-        module.fail_json(msg=str(exc), queries=[], commands=[])
-    _azure.run_module(module, backend.run, 'Reading the Azure flexible server failed', backend.PolicyError)
+    module = backend.argument_spec().create_module(PostgresModule)
+    POLICY.run(module)
 
 
 if __name__ == '__main__':

@@ -265,26 +265,16 @@ commands:
   elements: list
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
-    ClientRunner, client_argument_spec, exit_on_sigterm)
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, QueryLog, ensure_psycopg2, postgres_argument_spec)
-from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import client_spec, postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, ensure_psycopg2
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import run_operation
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import dump
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(client_argument_spec())
-    argument_spec.update(dump.backup_argument_spec())
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = postgres_spec().merge(client_spec(), dump.argument_spec()).create_module(PostgresModule)
     ensure_psycopg2(module)
-    exit_on_sigterm('pg_backup')  # so the temporary artifact is removed on the way out
-    log = QueryLog()
-    runner = ClientRunner(module.params)
-    with clean_failures(module, log, runner.commands, 'The backup', dump.BackupFailure):
-        result = dump.make_backup(module.params, runner, log, check_mode=module.check_mode, warn=module.warn)
-    module.exit_json(queries=log.queries, commands=runner.commands, **result)
+    run_operation(module, dump.Backup, dump.BackupFailure, 'The backup')
 
 
 if __name__ == '__main__':

@@ -182,31 +182,16 @@ commands:
   elements: list
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
-    ClientRunner, client_argument_spec, exit_on_sigterm)
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, QueryLog, ensure_psycopg2, postgres_argument_spec)
-from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import client_spec, postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, ensure_psycopg2
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import run_operation
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import verify
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(client_argument_spec())
-    argument_spec.update(verify.verify_argument_spec())
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
-                            required_one_of=[('path', 'dest')], mutually_exclusive=[('path', 'dest')])
+    module = postgres_spec().merge(client_spec(), verify.argument_spec()).create_module(PostgresModule)
     ensure_psycopg2(module)
-    exit_on_sigterm('pg_backup_verify')  # so the scratch database is dropped on the way out
-    log = QueryLog()
-    runner = ClientRunner(module.params)
-    with clean_failures(module, log, runner.commands, 'The verification', verify.VerifyFailure):
-        result = verify.verify(module.params, runner, log, check_mode=module.check_mode, warn=module.warn)
-    if not result['passed'] and module.params['fail_on_mismatch'] and not module.check_mode:
-        problems = result['mismatches'] + result['rls_problems']
-        module.fail_json(msg='Verification of %s failed: %s' % (result['path'], '; '.join(problems)),
-                         queries=log.queries, commands=runner.commands, **result)
-    module.exit_json(queries=log.queries, commands=runner.commands, **result)
+    run_operation(module, verify.Verify, verify.VerifyFailure, 'The verification')
 
 
 if __name__ == '__main__':

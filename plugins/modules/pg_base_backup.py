@@ -204,25 +204,16 @@ commands:
   elements: list
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientRunner, client_argument_spec
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, QueryLog, ensure_psycopg2, postgres_argument_spec)
-from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import client_spec, postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, ensure_psycopg2
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import run_operation
 from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import base_backup
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(client_argument_spec())
-    argument_spec.update(base_backup.argument_spec())
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = postgres_spec().merge(client_spec(), base_backup.argument_spec()).create_module(PostgresModule)
     ensure_psycopg2(module)
-    log = QueryLog()
-    runner = ClientRunner(module.params)
-    with clean_failures(module, log, runner.commands, 'The base backup', base_backup.BaseBackupFailure):
-        result = base_backup.make_base_backup(module.params, runner, log, check_mode=module.check_mode,
-                                              warn=module.warn)
-    module.exit_json(queries=log.queries, commands=runner.commands, **result)
+    run_operation(module, base_backup.BaseBackup, base_backup.BaseBackupFailure, 'The base backup')
 
 
 if __name__ == '__main__':

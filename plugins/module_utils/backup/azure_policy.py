@@ -13,7 +13,9 @@ from __future__ import annotations
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
-from ansible_collections.procgenie.dbops.plugins.module_utils._azure import backup_facts
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec, azure_spec, postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._azure import AzureOperation, backup_facts
+from ansible_collections.procgenie.dbops.plugins.module_utils._diff import DifferenceTracker
 
 # The runbook's "Automated Backups (Azure Managed)" table.
 POLICIES = {
@@ -24,6 +26,20 @@ POLICIES = {
 MIN_RETENTION_DAYS = 7
 MAX_RETENTION_DAYS = 35
 FIXABLE = ('retention_days',)
+
+
+def argument_spec():
+    """pg_azure_backup_policy's options and constraints: the connection options (its documentation fragments),
+    Azure's with the wait timeout, and the policy's."""
+    return postgres_spec().merge(azure_spec(wait=True), ArgumentSpec(dict(
+        environment=dict(type='str', choices=['development', 'production']),
+        retention_days=dict(type='int'),
+        geo_redundant_backup=dict(type='bool'),
+        fail_on_unfixable=dict(type='bool', default=True),
+    ), required_one_of=[('environment', 'retention_days', 'geo_redundant_backup')])).add(
+        # this module always names the server (Azure's options leave them optional for modules that do not)
+        resource_group=dict(type='str', required=True),
+        server_name=dict(type='str', required=True))
 
 
 class PolicyError(Exception):
@@ -87,47 +103,76 @@ def unfixable_message(server_name, unfixable, fixed):
     return text
 
 
-def _settings(facts):
-    return dict(retention_days=facts['retention_days'], geo_redundant_backup=facts['geo_redundant_backup'])
+def validate(params):
+    """The policy asked for is one Azure can keep (checked before anything is connected). Raises PolicyError."""
+    desired_policy(params['environment'], params['retention_days'], params['geo_redundant_backup'])
 
 
-def run(module, azure):
-    """Compare the server's backup settings with the policy, fix the retention, report the rest."""
-    params = module.params
-    wanted = desired_policy(params['environment'], params['retention_days'], params['geo_redundant_backup'])
-    client = azure.client
-    before = backup_facts(client.servers.get(azure.resource_group, azure.server_name))
+def policy_plan(before, wanted):
+    """Pure: what enforcing the policy on a server with the backup settings `before` does: dict(drift, body (the
+    PATCH, None when nothing is fixable), after (the settings once the PATCH is applied), fixable, unfixable)."""
     drift = compare(before, wanted)
     body = patch_body(drift)
-    result = dict(changed=False, server_name=azure.server_name, resource_group=azure.resource_group,
-                  subscription_id=azure.subscription_id, environment=params['environment'], desired=wanted,
-                  backup=before, drift=drift, queries=[], commands=[])
-    after = before
-    if body is not None:
-        result['changed'] = True
-        result['patch'] = body
-        if not module.check_mode:
-            started = time.monotonic()
-            what = 'Update of the backup retention of server %s' % azure.server_name
-            try:
-                server = _azure.wait(client.servers.begin_update(azure.resource_group, azure.server_name, body),
-                                     params['timeout'], what)
-            except _azure.AzureModuleError as exc:
-                raise PolicyError(azure.scrub(str(exc)), result)
-            except _azure.AzureError as exc:
-                raise PolicyError('%s failed: %s' % (what, _azure.error_message(exc, azure.secrets)), result)
-            after = backup_facts(server)
-            result['duration_s'] = round(time.monotonic() - started, 3)
-        else:
-            after = dict(before, retention_days=body['properties']['backup']['backupRetentionDays'])
-        result['backup'] = after
-        result['diff'] = dict(before=_settings(before), after=_settings(after))
-    fixed = [dict(d, fixed=not module.check_mode) for d in drift if d['fixable']]
-    unfixable = [dict(d, fixed=False) for d in drift if not d['fixable']]
-    result['drift'] = fixed + unfixable
-    result['unfixable'] = [d['setting'] for d in unfixable]
-    result['compliant'] = not drift
-    if unfixable and params['fail_on_unfixable']:
-        raise PolicyError(unfixable_message(azure.server_name, unfixable, fixed if not module.check_mode else []),
-                          result)
-    return result
+    after = dict(before, retention_days=body['properties']['backup']['backupRetentionDays']) if body else before
+    return dict(drift=drift, body=body, after=after, fixable=[d for d in drift if d['fixable']],
+                unfixable=[d for d in drift if not d['fixable']])
+
+
+def settings_diff(before, after):
+    tracker = DifferenceTracker()
+    for setting in ('retention_days', 'geo_redundant_backup'):
+        tracker.add(setting, before=before[setting], after=after[setting])
+    return tracker.diff()
+
+
+class BackupPolicy(AzureOperation):
+    """pg_azure_backup_policy. plan() reads the server, compares its backup settings with the policy and computes the
+    PATCH; apply() sends it. Drift that cannot be fixed in place fails the module (unless fail_on_unfixable=false)
+    once the fixable drift is fixed; when there is nothing to fix (or in check mode) the plan fails at once."""
+
+    def __init__(self, params, ctx):
+        super(BackupPolicy, self).__init__(params, ctx)
+        self.before = None
+        self.decided = None
+
+    def plan(self):
+        params, azure = self.params, self.azure
+        wanted = desired_policy(params['environment'], params['retention_days'], params['geo_redundant_backup'])
+        before = backup_facts(azure.client.servers.get(azure.resource_group, azure.server_name))
+        decided = policy_plan(before, wanted)
+        self.before, self.decided = before, decided
+        result = dict(changed=decided['body'] is not None, server_name=azure.server_name,
+                      resource_group=azure.resource_group, subscription_id=azure.subscription_id,
+                      environment=params['environment'], desired=wanted, backup=before,
+                      drift=[dict(d, fixed=False) for d in decided['fixable'] + decided['unfixable']],
+                      unfixable=[d['setting'] for d in decided['unfixable']], compliant=not decided['drift'])
+        if decided['body'] is not None:
+            result.update(patch=decided['body'], backup=decided['after'],
+                          diff=settings_diff(before, decided['after']))
+        if decided['unfixable'] and params['fail_on_unfixable'] and (decided['body'] is None or self.ctx.check_mode):
+            raise PolicyError(unfixable_message(azure.server_name, decided['unfixable'], []), result)
+        return result
+
+    def apply(self, plan):
+        params, azure, decided = self.params, self.azure, self.decided
+        if decided['body'] is None:
+            return plan
+        result = dict(plan, backup=self.before)  # as it is until the update succeeds
+        what = 'Update of the backup retention of server %s' % azure.server_name
+        started = time.monotonic()
+        try:
+            server = _azure.wait(azure.client.servers.begin_update(azure.resource_group, azure.server_name,
+                                                                   decided['body']),
+                                 params['timeout'], what)
+        except _azure.AzureModuleError as exc:
+            raise PolicyError(azure.scrub(str(exc)), result)
+        except _azure.AzureError as exc:
+            raise PolicyError('%s failed: %s' % (what, _azure.error_message(exc, azure.secrets)), result)
+        after = backup_facts(server)
+        fixed = [dict(d, fixed=True) for d in decided['fixable']]
+        result.update(backup=after, diff=settings_diff(self.before, after),
+                      drift=fixed + [dict(d, fixed=False) for d in decided['unfixable']],
+                      duration_s=round(time.monotonic() - started, 3))
+        if decided['unfixable'] and params['fail_on_unfixable']:
+            raise PolicyError(unfixable_message(azure.server_name, decided['unfixable'], fixed), result)
+        return result

@@ -3,24 +3,21 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the backup modules read from the catalogs: tables, row counts, RLS state, tenant tables in FK order.
 
-Identifiers go into SQL only through sql.Identifier, values only as parameters; table names a user gives are
-resolved by the server (to_regclass, a parameter), never pasted into SQL or into pg_dump's patterns unquoted."""
+Tables named by a user, foreign keys and their order come from the shared catalog module (`_catalog`: one home for
+every concern); this module adds what only backups read. Identifiers go into SQL only through sql.Identifier, values
+only as parameters; table names a user gives are resolved by the server, never pasted into SQL or into pg_dump's
+patterns unquoted."""
 
 from __future__ import annotations
 
 import re
 import uuid
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import database_error_message, psycopg2, sql
+from ansible_collections.procgenie.dbops.plugins.module_utils._catalog import CatalogError, fk_order, foreign_keys
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import sql
 
 TENANT_ID_TYPES = ('uuid', 'int', 'text')
 UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\Z')
-# schemas whose tables are never user data
-SYSTEM_SCHEMAS = ('pg_catalog', 'information_schema', 'pg_toast')
-
-
-class CatalogError(Exception):
-    """Bad input found against the catalogs (a missing table, an invalid tenant id, ...)."""
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -52,28 +49,6 @@ def dump_pattern(schema, name):
     return '"%s"."%s"' % (schema.replace('"', '""'), name.replace('"', '""'))
 
 
-def fk_order(tables, edges):
-    """Order tables so that every referenced table comes before the tables referencing it.
-
-    tables: names in a stable order; edges: (referencing, referenced) pairs. Self references are ignored.
-    Returns (ordered, cyclic) where cyclic lists the tables in a reference cycle (appended in input order)."""
-    parents = dict((t, set()) for t in tables)
-    for child, parent in edges:
-        if child in parents and parent in parents and child != parent:
-            parents[child].add(parent)
-    ordered, placed = [], set()
-    progress = True
-    while progress:
-        progress = False
-        for table in tables:
-            if table not in placed and parents[table] <= placed:
-                ordered.append(table)
-                placed.add(table)
-                progress = True
-    cyclic = [t for t in tables if t not in placed]
-    return ordered + cyclic, cyclic
-
-
 # ---------------------------------------------------------------- catalog reads
 TABLE_SELECT = (
     "SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, "
@@ -94,36 +69,6 @@ def user_tables(session):
         "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid "
         "AND d.deptype = 'e') "
         "ORDER BY n.nspname, c.relname"))
-
-
-def resolve_tables(session, names):
-    """Tables by the names a user gave (requisitions, public.vendors, or a quoted name), each with its
-    partitions when it is partitioned. Raises CatalogError naming the first table that does not exist."""
-    found, seen = [], set()
-    for name in names:
-        text = str(name or '').strip()
-        if not text:
-            raise CatalogError('an empty table name was given')
-        try:
-            oid = session.scalar(sql.SQL('SELECT to_regclass(%s)::oid::bigint'), [text])
-        except psycopg2.Error as exc:
-            raise CatalogError('%s is not a valid table name: %s' % (text, database_error_message(exc)))
-        if oid is None:
-            raise CatalogError('table %s does not exist (or is not visible on the search_path; qualify it with '
-                               'its schema)' % text)
-        row = session.row(table_query('WHERE c.oid = %s'), [oid])
-        if row['relkind'] not in ('r', 'p'):
-            raise CatalogError('%s is not a table (relkind %s)' % (text, row['relkind']))
-        rows = [row]
-        if row['relkind'] == 'p':
-            rows += session.rows(table_query(
-                'WHERE c.oid IN (SELECT relid FROM pg_partition_tree(%s::regclass) WHERE relid <> %s::regclass) '
-                'ORDER BY n.nspname, c.relname'), [oid, oid])
-        for item in rows:
-            if item['oid'] not in seen:
-                seen.add(item['oid'])
-                found.append(item)
-    return found
 
 
 def count_rows(session, tables, where_column=None, where_value=None):
@@ -219,10 +164,7 @@ def tenant_tables(session, column, root_table=None, root_key='id'):
             root['filter_column'] = root_key
             tables.insert(0, root)
     by_oid = dict((t['oid'], t) for t in tables)
-    edges = session.rows(sql.SQL(
-        "SELECT conrelid::bigint AS child, confrelid::bigint AS parent FROM pg_constraint "
-        "WHERE contype = 'f' AND conrelid = ANY(%s::oid[])"), [list(by_oid)])
-    ordered, cyclic = fk_order([t['oid'] for t in tables], [(e['child'], e['parent']) for e in edges])
+    ordered, cyclic = fk_order([t['oid'] for t in tables], foreign_keys(session, tables))
     return [by_oid[o] for o in ordered], [by_oid[o]['qname'] for o in cyclic], [root_note] if root_note else []
 
 

@@ -20,27 +20,30 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art
+from ansible_collections.procgenie.dbops.plugins.module_utils import _catalog
 from ansible_collections.procgenie.dbops.plugins.module_utils import _psql_script as script
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, server_major
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, pg_dump_argv, server_major
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     ConnectionFailure, database_error_message, open_session, psycopg2, sql)
+from ansible_collections.procgenie.dbops.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Context, Operation
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import catalog
 
 KINDS = ('full', 'schema_only', 'tables', 'tenant')
 FORMATS = ('custom', 'directory', 'plain')
-FORMAT_FLAG = {'custom': 'c', 'directory': 'd', 'plain': 'p'}
 
 
 class BackupFailure(Exception):
     """The backup failed; the message says why (pg_dump's stderr, the missing table, ...)."""
 
 
-def backup_argument_spec():
-    """The pg_backup options (also used by pg_restore's pre-restore backup)."""
-    return dict(
+def argument_spec():
+    """pg_backup's own options (the connection and client options: _argspec.postgres_spec(), client_spec()); what
+    they mean together is checked by validate() (Ansible's int has no minimum, and the pairs depend on kind)."""
+    return ArgumentSpec(dict(
         kind=dict(type='str', default='full', choices=list(KINDS)),
         format=dict(type='str', choices=list(FORMATS)),
         compress=dict(type='int'),
@@ -57,7 +60,7 @@ def backup_argument_spec():
         max_age_days=dict(type='float'),
         timeout=dict(type='int'),
         prune_only=dict(type='bool', default=False),
-    )
+    ))
 
 
 def default_format(kind):
@@ -89,30 +92,10 @@ def validate(params):
             raise BackupFailure('compress must be between 0 and 9')
         if fmt == 'plain':
             raise BackupFailure('compress applies to the custom and directory formats only')
-    if params.get('keep_last') is not None and params['keep_last'] < 1:
-        raise BackupFailure('keep_last must be 1 or more (the newest backup is always kept)')
-    if params.get('max_age_days') is not None and params['max_age_days'] < 0:
-        raise BackupFailure('max_age_days must not be negative')
-    if params.get('timeout') is not None and params['timeout'] < 1:
-        raise BackupFailure('timeout must be 1 second or more (it was %s)' % params['timeout'])
-    if 'dest' in params and not str(params.get('dest') or '').strip():
-        raise BackupFailure('dest must name the backup folder; an empty dest would write into the current directory')
+    problem = art.option_problem(params, 'backup')
+    if problem:
+        raise BackupFailure(problem)
     return kind, fmt
-
-
-def pg_dump_argv(pg_dump, fmt, out, snapshot, compress=None, jobs=1, schema_only=False, patterns=()):
-    """Pure: the pg_dump command (the database comes from PGDATABASE, the password from PGPASSWORD)."""
-    argv = [pg_dump, '--format=%s' % FORMAT_FLAG[fmt], '--file=%s' % out, '--no-password']
-    if snapshot:
-        argv.append('--snapshot=%s' % snapshot)
-    if compress is not None:
-        argv.append('--compress=%d' % compress)
-    if jobs and jobs > 1:
-        argv.append('--jobs=%d' % jobs)
-    if schema_only:
-        argv.append('--schema-only')
-    argv += ['--table=%s' % p for p in patterns]
-    return argv
 
 
 def describe_failure(error):
@@ -227,26 +210,10 @@ def check_script(path):
                             'published: %s' % '; '.join(problems))
 
 
-def make_backup(params, runner, log, check_mode=False, warn=None):
-    """Run one backup with the module's params; returns the result fields. Raises BackupFailure.
-
-    Folders it creates are 0700, the artifact and its manifest 0600 (pg_dump runs with umask 077, so not even the
-    temporary artifact is readable by others)."""
-    with art.private_files():
-        return _make_backup(params, runner, log, check_mode, warn)
-
-
-def _warn_skipped(skipped, warn):
-    for message in art.skipped_messages(skipped):
-        warn('retention left alone a manifest it cannot use: %s' % message)
-
-
-def _make_backup(params, runner, log, check_mode=False, warn=None):
-    warn = warn or (lambda msg: None)
-    kind, fmt = validate(params)
-    started = time.monotonic()
-    start = art.utc_now()
-    dest = os.path.abspath(params['dest'])
+# ---------------------------------------------------------------- the plan's pure decisions
+def backup_target(params, kind, fmt, start):
+    """Pure: where the backup goes and of what: dict(dest (absolute), database, tenant (canonical, or None), name,
+    final (the artifact's path)). Raises BackupFailure for a tenant or a name template that is not valid."""
     database = params.get('login_db') or 'postgres'
     tenant = None
     if kind == 'tenant':
@@ -259,22 +226,93 @@ def _make_backup(params, runner, log, check_mode=False, warn=None):
                                  tenant=str(tenant) if tenant is not None else '')
     except art.ArtifactError as exc:
         raise BackupFailure(str(exc))
-    final = os.path.join(dest, name)
-    if not check_mode and not params.get('prune_only'):
-        try:
-            art.check_writable_folder(dest)
-        except art.ArtifactError as exc:
-            raise BackupFailure(str(exc))
-        if os.path.lexists(final):
-            raise BackupFailure('%s already exists; set a name template that makes unique names' % final)
+    dest = os.path.abspath(params['dest'])
+    return dict(dest=dest, database=database, tenant=tenant, name=name, final=os.path.join(dest, name))
 
-    try:
-        session = open_session(params, database=database, autocommit=False, log=log)
-    except ConnectionFailure as exc:
-        raise BackupFailure(str(exc))
-    tmp = None
-    workers = []
-    try:
+
+def plan_result(kind, fmt, tables, final, delete, skipped, prune_only=False):
+    """Pure: what a backup reports before it runs (check mode's result, and the start of apply's): the artifact it
+    makes (none when pruning), what retention deletes, the manifests retention skipped; `changed` is true when an
+    artifact is made or one is deleted."""
+    tracker = DifferenceTracker()
+    if prune_only:
+        tracker.add('artifacts', before=delete, after=[])
+    else:
+        tracker.add('artifacts', before=[], after=[final])
+        tracker.add('deleted', before=[], after=delete)
+    return dict(changed=tracker.has_difference(), path=None if prune_only else final,
+                manifest=None if prune_only else art.manifest_path(final), size_bytes=None, sha256=None,
+                row_counts={}, deleted=list(delete), skipped_manifests=[p for p, _r in skipped],
+                tables=[t['qname'] for t in tables], kind=kind, format=fmt, diff=tracker.diff())
+
+
+# ---------------------------------------------------------------- the operation
+class Backup(Operation):
+    """pg_backup. plan() checks the options, the name and the folder, opens the snapshot, reads the tables (and their
+    partitions, RLS state), finds pg_dump (not older than the server) and plans retention (damaged manifests skipped
+    and reported); apply() dumps into a temporary name (umask 077), counts the rows in the same snapshot, scans a
+    tenant script, publishes the artifact with its manifest and deletes what retention planned.
+
+    A cancel (SIGTERM) while pg_dump and the count query run kills pg_dump and cancels the query; the temporary
+    artifact is removed on the way out."""
+
+    def __init__(self, params, ctx):
+        super(Backup, self).__init__(params, ctx)
+        self.session = None
+        self.facts = {}
+
+    def close(self):
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    # ------------------------------------------------------------ plan: read and check everything, change nothing
+    def plan(self):
+        params = self.params
+        kind, fmt = validate(params)
+        start = art.utc_now()
+        target = backup_target(params, kind, fmt, start)
+        prune_only = bool(params.get('prune_only'))
+        keep_last, max_age = params.get('keep_last'), params.get('max_age_days')
+        if prune_only and keep_last is None and max_age is None:
+            raise BackupFailure('prune_only needs keep_last and/or max_age_days')
+        if not prune_only:
+            try:
+                art.check_folder_can_be_written(target['dest'])
+            except art.ArtifactError as exc:
+                raise BackupFailure(str(exc))
+            if os.path.lexists(target['final']):
+                raise BackupFailure('%s already exists; set a name template that makes unique names' % target['final'])
+        snapshot = self.open_snapshot(target['database'])
+        tables, rls = self.read_tables(kind, target['database'])
+        pg_dump = None
+        if not prune_only and kind != 'tenant':
+            try:
+                pg_dump = self.runner.find('pg_dump', min_major=snapshot['major'])
+            except ClientError as exc:
+                raise BackupFailure(str(exc))
+        series = art.series_key(target['database'], kind,
+                                [t['qname'] for t in tables] if kind == 'tables' else None, target['tenant'], fmt)
+        # retention is planned before anything is written: a manifest it cannot read is skipped and reported
+        skipped = []
+        delete, _keep = retention_plan(target['dest'], series, start, keep_last, max_age,
+                                       new_path=None if prune_only else target['final'], skipped=skipped)
+        for message in art.skipped_messages(skipped):
+            self.warn('retention left alone a manifest it cannot use: %s' % message)
+        self.facts = dict(target, kind=kind, format=fmt, start=start, tables=tables, rls=rls, series=series,
+                          pg_dump=pg_dump, **snapshot)
+        result = plan_result(kind, fmt, tables, target['final'], delete, skipped, prune_only)
+        result['duration_s'] = self.elapsed()
+        return result
+
+    def open_snapshot(self, database):
+        """The REPEATABLE READ, READ ONLY transaction whose exported snapshot pg_dump reads and the counts count in;
+        dict(snapshot, server_version, major)."""
+        try:
+            self.session = open_session(self.params, database=database, autocommit=False, log=self.log)
+        except ConnectionFailure as exc:
+            raise BackupFailure(str(exc))
+        session = self.session
         try:
             session.execute(sql.SQL('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY'))
             session.execute(sql.SQL('SET LOCAL row_security = off'))
@@ -284,89 +322,110 @@ def _make_backup(params, runner, log, check_mode=False, warn=None):
             session.execute(sql.SQL('SET LOCAL extra_float_digits = 3'))
             snapshot = session.scalar(sql.SQL('SELECT pg_export_snapshot()'))
             server_version = session.scalar(sql.SQL("SELECT current_setting('server_version')"))
-            major = server_major(session.server_version_num)
-            cyclic = []
+        except psycopg2.Error as exc:
+            raise BackupFailure('Reading the catalogs of %s failed: %s' % (database, database_error_message(exc)))
+        return dict(snapshot=snapshot, server_version=server_version, major=server_major(session.server_version_num))
+
+    def read_tables(self, kind, database):
+        """The tables the backup holds (a tenant's in foreign-key order, named ones with their partitions, else every
+        user table) and their RLS state, read in the snapshot."""
+        params, session = self.params, self.session
+        try:
             if kind == 'tenant':
                 tables, cyclic, notes = catalog.tenant_tables(
                     session, params.get('tenant_column') or 'tenant_id', params.get('tenant_table') or None,
                     params.get('tenant_table_key') or 'id')
                 for note in notes:
-                    warn(note)
+                    self.warn(note)
                 if cyclic:
-                    warn('tables in a foreign-key cycle are restored in name order: %s' % ', '.join(cyclic))
+                    self.warn('tables in a foreign-key cycle are restored in name order: %s' % ', '.join(cyclic))
             elif kind == 'tables':
-                tables = catalog.resolve_tables(session, params['tables'])
+                tables = _catalog.resolve_tables(session, params['tables'])
             else:
                 tables = catalog.user_tables(session)
-            rls = catalog.rls_state(session, tables)
+            return tables, catalog.rls_state(session, tables)
         except catalog.CatalogError as exc:
             raise BackupFailure(str(exc))
         except psycopg2.Error as exc:
             raise BackupFailure('Reading the catalogs of %s failed: %s' % (database, database_error_message(exc)))
 
-        series = art.series_key(database, kind, [t['qname'] for t in tables] if kind == 'tables' else None,
-                                tenant, fmt)
-        keep_last, max_age = params.get('keep_last'), params.get('max_age_days')
-        skipped = []
-        if params.get('prune_only'):
-            if keep_last is None and max_age is None:
-                raise BackupFailure('prune_only needs keep_last and/or max_age_days')
-            delete, _keep = retention_plan(dest, series, start, keep_last, max_age, skipped=skipped)
-            _warn_skipped(skipped, warn)
-            if not check_mode:
-                for path in delete:
+    # ------------------------------------------------------------ apply: the validated plan
+    def apply(self, plan):
+        """Folders it creates are 0700, the artifact and its manifest 0600 (pg_dump runs with umask 077, so not even
+        the temporary artifact is readable by others)."""
+        with art.private_files():
+            if self.params.get('prune_only'):
+                for path in plan['deleted']:
                     art.delete_artifact(path)
-            return dict(changed=bool(delete), path=None, manifest=None, size_bytes=None, sha256=None,
-                        duration_s=round(time.monotonic() - started, 3), row_counts={}, deleted=delete,
-                        skipped_manifests=[p for p, _r in skipped],
-                        tables=[t['qname'] for t in tables], kind=kind, format=fmt,
-                        diff=dict(before=dict(artifacts=delete), after=dict(artifacts=[])))
-        pg_dump = None
-        if kind != 'tenant':
-            try:
-                pg_dump = runner.find('pg_dump', min_major=major)
-            except ClientError as exc:
-                raise BackupFailure(str(exc))
-        # retention is planned before anything is written: a manifest it cannot read is skipped and reported
-        delete, _keep = retention_plan(dest, series, start, keep_last, max_age, new_path=final, skipped=skipped)
-        _warn_skipped(skipped, warn)
-        if check_mode:
-            return dict(changed=True, path=final, manifest=art.manifest_path(final), size_bytes=None, sha256=None,
-                        duration_s=round(time.monotonic() - started, 3), row_counts={}, deleted=delete,
-                        skipped_manifests=[p for p, _r in skipped],
-                        tables=[t['qname'] for t in tables], kind=kind, format=fmt,
-                        diff=dict(before=dict(artifacts=[]), after=dict(artifacts=[final], deleted=delete)))
+                return dict(plan, duration_s=self.elapsed())
+            result = dict(plan, **self.publish(self.dump()))
+            deleted = []
+            for path in plan['deleted']:
+                art.delete_artifact(path)
+                deleted.append(path)
+            tracker = DifferenceTracker()
+            tracker.add('artifacts', before=[], after=[result['path']])
+            tracker.add('deleted', before=[], after=deleted)
+            result.update(deleted=deleted, diff=tracker.diff())
+            return result
 
-        for stale in art.stale_partials(dest):
-            art.remove_path(stale)
-        tmp = art.temp_path(final)
+    def dump(self):
+        """Write the artifact under its temporary name; (temporary path, row counts). The temporary artifact is
+        removed when this fails or is interrupted."""
+        facts = self.facts
         try:
-            if kind == 'tenant':
-                counts = {}
-                for table in tables:
-                    counts.update(catalog.count_rows(session, [table], table['filter_column'], tenant))
-                _write_tenant_script(session, tmp, tables, tenant)
-                check_script(tmp)
+            art.prepare_folder(facts['dest'])
+        except art.ArtifactError as exc:
+            raise BackupFailure(str(exc))
+        tmp = art.temp_path(facts['final'])
+        try:
+            if facts['kind'] == 'tenant':
+                counts = self.write_tenant(tmp)
             else:
-                patterns = [catalog.dump_pattern(t['schema'], t['name']) for t in tables] if kind == 'tables' else []
-                argv = pg_dump_argv(pg_dump, fmt, tmp, snapshot, params.get('compress'), params.get('jobs') or 1,
-                                    kind == 'schema_only', patterns)
-                workers = [_Worker('pg_dump', lambda: runner.run(argv, database=database,
-                                                                 timeout=params.get('timeout')))]
-                if kind != 'schema_only':
-                    workers.append(_Worker('row counts', lambda: catalog.count_rows(session, tables)))
-                    runner.on_cancel(session.conn.cancel)  # SIGTERM: the count query ends with pg_dump
-                for worker in workers:
-                    worker.start()
-                counts = workers[1].outcome() if len(workers) > 1 else dict((t['qname'], 0) for t in tables)
-                try:
-                    workers[0].outcome()
-                except ClientError as exc:
-                    raise BackupFailure(describe_failure(exc))
+                counts = self.run_pg_dump(tmp)
+            self.session.rollback()
         except psycopg2.Error as exc:
-            raise BackupFailure('Reading the data of %s failed: %s' % (database, database_error_message(exc)))
+            art.remove_path(tmp)
+            raise BackupFailure('Reading the data of %s failed: %s' % (facts['database'], database_error_message(exc)))
         except OSError as exc:
+            art.remove_path(tmp)
             raise BackupFailure('Writing %s failed: %s' % (tmp, exc))
+        except BaseException:
+            art.remove_path(tmp)
+            raise
+        return tmp, counts
+
+    def write_tenant(self, tmp):
+        facts, session = self.facts, self.session
+        counts = {}
+        for table in facts['tables']:
+            counts.update(catalog.count_rows(session, [table], table['filter_column'], facts['tenant']))
+        _write_tenant_script(session, tmp, facts['tables'], facts['tenant'])
+        check_script(tmp)
+        return counts
+
+    def run_pg_dump(self, tmp):
+        """pg_dump of the snapshot and the row counts in it, both in workers while this thread only waits (so a
+        SIGTERM is handled at once); a failure or a cancel ends pg_dump and the count query."""
+        facts, params, runner, session = self.facts, self.params, self.runner, self.session
+        kind = facts['kind']
+        patterns = [catalog.dump_pattern(t['schema'], t['name']) for t in facts['tables']] if kind == 'tables' else []
+        argv = pg_dump_argv(facts['pg_dump'], facts['format'], tmp, facts['snapshot'], params.get('compress'),
+                            params.get('jobs') or 1, kind == 'schema_only', patterns)
+        workers = [_Worker('pg_dump', lambda: runner.run(argv, database=facts['database'],
+                                                         timeout=params.get('timeout')))]
+        if kind != 'schema_only':
+            workers.append(_Worker('row counts', lambda: catalog.count_rows(session, facts['tables'])))
+            runner.on_cancel(session.conn.cancel)  # SIGTERM: the count query ends with pg_dump
+        try:
+            for worker in workers:
+                worker.start()
+            counts = workers[1].outcome() if len(workers) > 1 else dict((t['qname'], 0) for t in facts['tables'])
+            try:
+                workers[0].outcome()
+            except ClientError as exc:
+                raise BackupFailure(describe_failure(exc))
+            return counts
         finally:
             # failed or cancelled (SIGTERM) while they run: pg_dump and the count query must not outlive the module
             if any(w.is_alive() for w in workers):
@@ -375,38 +434,41 @@ def _make_backup(params, runner, log, check_mode=False, warn=None):
                     session.conn.cancel()
                 for worker in workers:
                     worker.join(timeout=30)
-        session.rollback()
+
+    def publish(self, dumped):
+        """Checksum, manifest, rename to the final name; the result fields of the artifact."""
+        facts, params = self.facts, self.params
+        tmp, counts = dumped
         end = art.utc_now()
+        kind, tables = facts['kind'], facts['tables']
+        duration = self.elapsed()
         try:
             digest, files, size = art.checksum(tmp)
             manifest = dict(
-                tool=art.MANIFEST_TOOL, manifest_version=art.MANIFEST_VERSION, artifact=name, series=series,
-                database=database, host=params.get('login_unix_socket') or params.get('login_host'),
-                port=params.get('login_port'), server_version=server_version,
-                pg_dump_version=runner.versions.get('pg_dump'), kind=kind, format=fmt,
-                compress=params.get('compress'), jobs=params.get('jobs') or 1,
-                tables=[t['qname'] for t in tables], tenant=tenant,
+                tool=art.MANIFEST_TOOL, manifest_version=art.MANIFEST_VERSION, artifact=facts['name'],
+                series=facts['series'], database=facts['database'],
+                host=params.get('login_unix_socket') or params.get('login_host'), port=params.get('login_port'),
+                server_version=facts['server_version'], pg_dump_version=self.runner.versions.get('pg_dump'),
+                kind=kind, format=facts['format'], compress=params.get('compress'), jobs=params.get('jobs') or 1,
+                tables=[t['qname'] for t in tables], tenant=facts['tenant'],
                 tenant_column=params.get('tenant_column') if kind == 'tenant' else None,
                 tenant_filters=dict((t['qname'], t['filter_column']) for t in tables) if kind == 'tenant' else None,
-                method='copy-in-snapshot' if kind == 'tenant' else 'pg_dump', snapshot=snapshot,
-                start_time=art.iso(start), end_time=art.iso(end), duration_s=round(time.monotonic() - started, 3),
-                size_bytes=size, sha256=digest, files=files, row_counts=counts, rls=rls, verifications=[])
-            art.publish(tmp, final, manifest)
+                method='copy-in-snapshot' if kind == 'tenant' else 'pg_dump', snapshot=facts['snapshot'],
+                start_time=art.iso(facts['start']), end_time=art.iso(end), duration_s=duration,
+                size_bytes=size, sha256=digest, files=files, row_counts=counts, rls=facts['rls'], verifications=[])
+            art.publish(tmp, facts['final'], manifest)
         except (OSError, art.ArtifactError) as exc:
-            raise BackupFailure('Publishing the backup %s failed: %s' % (final, exc))
-        tmp = None
-        deleted = []
-        delete, _keep = retention_plan(dest, series, end, keep_last, max_age)
-        for path in delete:
-            art.delete_artifact(path)
-            deleted.append(path)
-        return dict(changed=True, path=final, manifest=art.manifest_path(final), size_bytes=size, sha256=digest,
-                    duration_s=manifest['duration_s'], row_counts=counts, deleted=deleted,
-                    skipped_manifests=[p for p, _r in skipped],
-                    tables=manifest['tables'], kind=kind, format=fmt, start_time=manifest['start_time'],
-                    end_time=manifest['end_time'],
-                    diff=dict(before=dict(artifacts=[]), after=dict(artifacts=[final], deleted=deleted)))
-    finally:
-        if tmp is not None:
             art.remove_path(tmp)
-        session.close()
+            raise BackupFailure('Publishing the backup %s failed: %s' % (facts['final'], exc))
+        except BaseException:
+            art.remove_path(tmp)
+            raise
+        return dict(path=facts['final'], manifest=art.manifest_path(facts['final']), size_bytes=size, sha256=digest,
+                    duration_s=duration, row_counts=counts, tables=manifest['tables'],
+                    start_time=manifest['start_time'], end_time=manifest['end_time'])
+
+
+def make_backup(params, runner, log, warn=None):
+    """A backup as one step of another operation (pg_restore's backup of its target): the Backup operation,
+    planned and applied with that operation's runner and query log. Returns its result; raises BackupFailure."""
+    return Backup(params, Context(log=log, runner=runner, warn=warn)).run()

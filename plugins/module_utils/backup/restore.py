@@ -13,7 +13,9 @@ import tempfile
 import uuid
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art, _psql_script as script
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, dbname_conninfo, server_major
+from ansible_collections.procgenie.dbops.plugins.module_utils._catalog import CatalogError, fk_order, parse_table_name
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
+    ClientError, pg_restore_argv, psql_argv, server_major)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     ConnectionFailure, database_error_message, open_session, psycopg2, sql)
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
@@ -31,45 +33,6 @@ def uses_pg_restore(fmt):
     return fmt in ('custom', 'directory')
 
 
-def pg_restore_argv(pg_restore, path, database, jobs=1, clean=False, data_only=False, tables=(),
-                    single_transaction=False, no_owner=False, use_list=None, exit_on_error=True,
-                    disable_triggers=False, schemas=()):
-    """Pure: the pg_restore command for a custom or directory artifact (connection options come from the env; the
-    database as a quoted connection string, which libpq cannot expand into other connection options)."""
-    argv = [pg_restore, '--dbname=%s' % dbname_conninfo(database), '--no-password']
-    if exit_on_error:
-        argv.append('--exit-on-error')
-    if clean:
-        argv += ['--clean', '--if-exists']
-    if data_only:
-        argv.append('--data-only')
-    if disable_triggers:
-        argv.append('--disable-triggers')
-    if no_owner:
-        argv += ['--no-owner', '--no-privileges']
-    if single_transaction:
-        argv.append('--single-transaction')
-    elif jobs and jobs > 1:
-        argv.append('--jobs=%d' % jobs)
-    for schema in schemas:
-        argv.append('--schema=%s' % schema)
-    for table in tables:
-        argv.append('--table=%s' % table)
-    if use_list:
-        argv.append('--use-list=%s' % use_list)
-    argv.append(path)
-    return argv
-
-
-def psql_argv(psql, path, database, single_transaction=False):
-    """Pure: psql running a plain SQL artifact, stopping at the first error (the database quoted as for pg_restore)."""
-    argv = [psql, '--no-psqlrc', '--quiet', '--no-password', '--set=ON_ERROR_STOP=1',
-            '--dbname=%s' % dbname_conninfo(database)]
-    if single_transaction:
-        argv.append('--single-transaction')
-    return argv + ['--file=%s' % path]
-
-
 def without_fk_constraints(listing):
     """Pure: a pg_restore -l listing without its FK CONSTRAINT entries (commented out)."""
     lines = []
@@ -78,25 +41,6 @@ def without_fk_constraints(listing):
             line = ';' + line
         lines.append(line)
     return '\n'.join(lines) + '\n'
-
-
-def fk_order(tables, edges):
-    """Pure: `tables` ((schema, name) pairs) ordered so that referenced tables come before the tables whose foreign
-    keys point at them; `edges` are (referencing, referenced) pairs. Ties keep the given order. Returns (order,
-    cyclic): tables in a foreign-key cycle come last, in the given order."""
-    wanted = list(dict.fromkeys(tables))
-    parents = dict((t, set()) for t in wanted)
-    for child, parent in edges:
-        if child in parents and parent in parents and child != parent:
-            parents[child].add(parent)
-    order = []
-    while True:
-        ready = [t for t in wanted if t not in order and not parents[t] - set(order)]
-        if not ready:
-            break
-        order.append(ready[0])
-    cyclic = [t for t in wanted if t not in order]
-    return order + cyclic, cyclic
 
 
 def ordered_listing(listing, order):
@@ -283,39 +227,12 @@ def create_scratch(session, name, now=None):
 
 # ---------------------------------------------------------------- pg_restore (the module)
 def split_table_name(name):
-    """Pure: (schema or None, table) of a SQL name: unquoted parts fold to lower case, quoted ones keep their case
-    and their doubled quotes become one. Raises RestoreFailure for a malformed name."""
-    parts, current, i = [], '', 0
-    text = str(name or '').strip()
-    while i < len(text):
-        char = text[i]
-        if char == '"':
-            end = i + 1
-            value = ''
-            while True:
-                if end >= len(text):
-                    raise RestoreFailure('table name %r has an unterminated quote' % name)
-                if text[end] == '"':
-                    if end + 1 < len(text) and text[end + 1] == '"':
-                        value += '"'
-                        end += 2
-                        continue
-                    break
-                value += text[end]
-                end += 1
-            current += value
-            i = end + 1
-        elif char == '.':
-            parts.append(current)
-            current = ''
-            i += 1
-        else:
-            current += char.lower()
-            i += 1
-    parts.append(current)
-    if len(parts) > 2 or not all(parts):
-        raise RestoreFailure('%r is not a table name (table or schema.table)' % name)
-    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+    """Pure: (schema or None, table) of a SQL name (`_catalog.parse_table_name`: unquoted parts fold to lower case,
+    quoted ones keep their case and their doubled quotes become one). Raises RestoreFailure for a malformed name."""
+    try:
+        return parse_table_name(name)
+    except CatalogError as exc:
+        raise RestoreFailure(str(exc))
 
 
 def detect_format(path):

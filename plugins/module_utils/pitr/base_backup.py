@@ -14,13 +14,15 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art
 from ansible_collections.procgenie.dbops.plugins.module_utils import _wal as wal
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, server_major
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     ConnectionFailure, database_error_message, open_session, psycopg2)
+from ansible_collections.procgenie.dbops.plugins.module_utils._diff import text_diff
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
 
 KIND = 'base'
 FORMATS = ('tar', 'plain')
@@ -32,7 +34,9 @@ class BaseBackupFailure(Exception):
 
 
 def argument_spec():
-    return dict(
+    """pg_base_backup's own options (the connection and client options: _argspec.postgres_spec(), client_spec());
+    what they mean together is checked by validate()."""
+    return ArgumentSpec(dict(
         dest=dict(type='path', required=True),
         format=dict(type='str', default='tar', choices=list(FORMATS)),
         compress=dict(type='int'),
@@ -43,25 +47,20 @@ def argument_spec():
         keep_last=dict(type='int'),
         max_age_days=dict(type='float'),
         timeout=dict(type='int'),
-    )
+    ))
 
 
 def validate(params):
+    """The options checked together (what the argument spec cannot say). Raises BaseBackupFailure."""
     compress = params.get('compress')
     if compress is not None:
         if not 0 <= compress <= 9:
             raise BaseBackupFailure('compress must be between 0 and 9 (gzip level)')
         if params.get('format') == 'plain' and compress:
             raise BaseBackupFailure('compress applies to format=tar only (a plain backup is a data directory)')
-    if params.get('keep_last') is not None and params['keep_last'] < 1:
-        raise BaseBackupFailure('keep_last must be 1 or more (the newest base backup is always kept)')
-    if params.get('max_age_days') is not None and params['max_age_days'] < 0:
-        raise BaseBackupFailure('max_age_days must not be negative')
-    if params.get('timeout') is not None and params['timeout'] < 1:
-        raise BaseBackupFailure('timeout must be 1 second or more (it was %s)' % params['timeout'])
-    if 'dest' in params and not str(params.get('dest') or '').strip():
-        raise BaseBackupFailure('dest must name the backup folder; an empty dest would write into the current '
-                                'directory')
+    problem = art.option_problem(params, 'base backup')
+    if problem:
+        raise BaseBackupFailure(problem)
 
 
 def backup_name(when, template=None):
@@ -141,134 +140,161 @@ def pitr_retention(entries, now, keep_last=None, max_age_days=None):
     return delete, keep
 
 
-def _server_facts(params, log):
-    try:
-        session = open_session(params, log=log)
-    except ConnectionFailure as exc:
-        raise BaseBackupFailure(str(exc))
-    try:
-        row = session.row('SELECT current_setting(%s)::int AS version_num, current_setting(%s) AS version, '
-                          '(SELECT system_identifier::text FROM pg_control_system()) AS system_identifier, '
-                          'pg_is_in_recovery() AS in_recovery', ['server_version_num', 'server_version'])
-    except psycopg2.Error as exc:
-        raise BaseBackupFailure(database_error_message(exc))
-    finally:
-        session.close()
-    return row
+def verify_argv(verifier, path, fmt, wal_method, major):
+    """Pure: the pg_verifybackup command for a new base backup, or (None, why) when it cannot check it: a
+    pg_verifybackup older than PostgreSQL 18 reads plain-format backups only."""
+    if fmt == 'plain':
+        return [verifier, '--quiet'] + (['--no-parse-wal'] if wal_method == 'none' else []) + [path], None
+    if major < 18:
+        return None, 'pg_verifybackup of PostgreSQL %d reads plain-format backups only' % major
+    return [verifier, '--quiet', '--no-parse-wal', path], None
 
 
-def make_base_backup(params, runner, log, check_mode=False, warn=None):
-    """One base backup; returns the result fields. Raises BaseBackupFailure.
-
-    Folders it creates are 0700, the backup's files 0600 (pg_basebackup runs with umask 077)."""
-    validate(params)
-    with art.private_files():
-        return _make_base_backup(params, runner, log, check_mode, warn or (lambda msg: None))
+def backup_diff(final, deleted):
+    """Pure: the diff of a base backup: the folder made and the folders retention deletes (``- path``)."""
+    return text_diff([], [final] + ['- %s' % p for p in deleted])
 
 
-def _retention(dest, series, now, keep_last, max_age, warn, new_path=None):
-    """(delete, skipped manifest paths) of a retention run; damaged manifests are skipped and warned about."""
-    skipped = []
-    if not keep_last and max_age is None:
-        return [], []
-    entries = [dict(path=p, end_time=art.parse_iso(m['end_time']), verified=bool(m.get('verified')))
-               for p, m in list_base_backups(dest, skipped) if m.get('series') == series]
-    for message in art.skipped_messages(skipped):
-        warn('retention left alone a manifest it cannot use: %s' % message)
-    if new_path:
-        entries.append(dict(path=new_path, end_time=now, verified=False))
-    delete, _keep = pitr_retention(entries, now, keep_last, max_age)
-    return [p for p in delete if p != new_path], [p for p, _r in skipped]
+class BaseBackup(Operation):
+    """pg_base_backup. plan() checks the options and the name, reads the server (version, system identifier),
+    finds pg_basebackup and pg_verifybackup (not older than the server), checks the folder and plans retention
+    (damaged manifests skipped and reported); apply() runs pg_basebackup into a temporary name (umask 077),
+    verifies it, publishes it with its manifest and deletes what retention planned."""
 
+    def __init__(self, params, ctx):
+        super(BaseBackup, self).__init__(params, ctx)
+        self.facts = {}
 
-def _make_base_backup(params, runner, log, check_mode, warn):
-    started = time.monotonic()
-    start = art.utc_now()
-    dest = os.path.abspath(params['dest'])
-    name = backup_name(start, params.get('name'))
-    final = os.path.join(dest, name)
-    facts = _server_facts(params, log)
-    major = server_major(facts['version_num'])
-    host = params.get('login_unix_socket') or params.get('login_host') or ''
-    series = 'base|%s|%s' % (facts['system_identifier'], params.get('format'))
-    keep_last, max_age = params.get('keep_last'), params.get('max_age_days')
-    result = dict(path=final, manifest=art.manifest_path(final), format=params['format'],
-                  system_identifier=facts['system_identifier'], server_version=facts['version'],
-                  start_lsn=None, end_lsn=None, timeline=None, start_time=None, end_time=None,
-                  size_bytes=None, sha256=None, verify=None, deleted=[], changed=True)
-    try:
-        program = runner.find('pg_basebackup', major)
-        verifier = runner.find('pg_verifybackup', major) if params.get('verify') else None
-    except ClientError as exc:
-        raise BaseBackupFailure(str(exc))
-    # retention is planned before anything is written: a damaged manifest is skipped and reported, never fatal
-    result['deleted'], result['skipped_manifests'] = _retention(dest, series, start, keep_last, max_age, warn,
-                                                                new_path=final)
-    if check_mode:
-        result['diff'] = dict(before='', after='%s\n' % final)
-        result['duration_s'] = round(time.monotonic() - started, 3)
-        return result
-    try:
-        art.check_writable_folder(dest)
-    except art.ArtifactError as exc:
-        raise BaseBackupFailure(str(exc))
-    for stale in art.stale_partials(dest):
-        art.remove_path(stale)
-    if os.path.lexists(final):
-        raise BaseBackupFailure('%s already exists; refusing to overwrite it (use another name template)' % final)
-    tmp = art.temp_path(final)
-    try:
-        argv = pg_basebackup_argv(program, tmp, params['format'], params['checkpoint'], params['wal_method'],
-                                  params.get('compress'), label='procgenie.dbops %s' % name)
+    # ------------------------------------------------------------ plan: read and check everything, change nothing
+    def plan(self):
+        params = self.params
+        validate(params)
+        start = art.utc_now()
+        dest = os.path.abspath(params['dest'])
+        name = backup_name(start, params.get('name'))
+        final = os.path.join(dest, name)
         try:
-            runner.run(argv, timeout=params.get('timeout'))
+            art.check_folder_can_be_written(dest)
+        except art.ArtifactError as exc:
+            raise BaseBackupFailure(str(exc))
+        if os.path.lexists(final):
+            raise BaseBackupFailure('%s already exists; refusing to overwrite it (use another name template)' % final)
+        server = self.read_server()
+        major = server_major(server['version_num'])
+        try:
+            program = self.runner.find('pg_basebackup', major)
+            verifier = self.runner.find('pg_verifybackup', major) if params.get('verify') else None
         except ClientError as exc:
             raise BaseBackupFailure(str(exc))
-        end = art.utc_now()
-        with open(os.path.join(tmp, 'backup_manifest')) as handle:
-            timeline, start_lsn, end_lsn = wal_range(handle.read())
+        series = 'base|%s|%s' % (server['system_identifier'], params.get('format'))
+        # retention is planned before anything is written: a damaged manifest is skipped and reported, never fatal
+        deleted, skipped = self.retention(dest, series, start, new_path=final)
+        self.facts = dict(start=start, dest=dest, name=name, final=final, server=server, major=major,
+                          program=program, verifier=verifier, series=series)
+        return dict(path=final, manifest=art.manifest_path(final), format=params['format'],
+                    system_identifier=server['system_identifier'], server_version=server['version'],
+                    start_lsn=None, end_lsn=None, timeline=None, start_time=None, end_time=None,
+                    size_bytes=None, sha256=None, verify=None, deleted=deleted, skipped_manifests=skipped,
+                    changed=True, diff=backup_diff(final, deleted), duration_s=self.elapsed())
+
+    def read_server(self):
+        """version_num, version, system_identifier and in_recovery of the server backed up."""
+        try:
+            session = open_session(self.params, log=self.log)
+        except ConnectionFailure as exc:
+            raise BaseBackupFailure(str(exc))
+        try:
+            return session.row('SELECT current_setting(%s)::int AS version_num, current_setting(%s) AS version, '
+                               '(SELECT system_identifier::text FROM pg_control_system()) AS system_identifier, '
+                               'pg_is_in_recovery() AS in_recovery', ['server_version_num', 'server_version'])
+        except psycopg2.Error as exc:
+            raise BaseBackupFailure(database_error_message(exc))
+        finally:
+            session.close()
+
+    def retention(self, dest, series, now, new_path):
+        """(delete, skipped manifest paths) of retention with a new backup at new_path; damaged manifests are skipped
+        and warned about."""
+        keep_last, max_age = self.params.get('keep_last'), self.params.get('max_age_days')
+        if not keep_last and max_age is None:
+            return [], []
+        skipped = []
+        entries = [dict(path=p, end_time=art.parse_iso(m['end_time']), verified=bool(m.get('verified')))
+                   for p, m in list_base_backups(dest, skipped) if m.get('series') == series]
+        for message in art.skipped_messages(skipped):
+            self.warn('retention left alone a manifest it cannot use: %s' % message)
+        entries.append(dict(path=new_path, end_time=now, verified=False))
+        delete, _keep = pitr_retention(entries, now, keep_last, max_age)
+        return [p for p in delete if p != new_path], [p for p, _r in skipped]
+
+    # ------------------------------------------------------------ apply: the validated plan
+    def apply(self, plan):
+        """Folders it creates are 0700, the backup's files 0600 (pg_basebackup runs with umask 077)."""
+        facts = self.facts
+        with art.private_files():
+            try:
+                art.prepare_folder(facts['dest'])
+            except art.ArtifactError as exc:
+                raise BaseBackupFailure(str(exc))
+            result = dict(plan, **self.make())
+            deleted = []
+            for path in plan['deleted']:
+                art.delete_artifact(path)
+                deleted.append(path)
+        result.update(deleted=deleted, diff=backup_diff(facts['final'], deleted), duration_s=self.elapsed())
+        return result
+
+    def make(self):
+        """pg_basebackup into the temporary name, pg_verifybackup, the manifest, the rename; the result fields."""
+        params, facts, runner = self.params, self.facts, self.runner
+        tmp = art.temp_path(facts['final'])
+        try:
+            argv = pg_basebackup_argv(facts['program'], tmp, params['format'], params['checkpoint'],
+                                      params['wal_method'], params.get('compress'),
+                                      label='procgenie.dbops %s' % facts['name'])
+            try:
+                runner.run(argv, timeout=params.get('timeout'))
+            except ClientError as exc:
+                raise BaseBackupFailure(str(exc))
+            end = art.utc_now()
+            with open(os.path.join(tmp, 'backup_manifest')) as handle:
+                timeline, start_lsn, end_lsn = wal_range(handle.read())
+            verify = self.verify(tmp)
+            digest, files, size = art.checksum(tmp)
+            server, start = facts['server'], facts['start']
+            manifest = dict(tool=art.MANIFEST_TOOL, manifest_version=art.MANIFEST_VERSION, kind=KIND,
+                            format=params['format'], compress=params.get('compress'), checkpoint=params['checkpoint'],
+                            wal_method=params['wal_method'], series=facts['series'],
+                            host=params.get('login_unix_socket') or params.get('login_host') or '',
+                            port=params.get('login_port'), server_version=server['version'],
+                            server_version_num=server['version_num'], major=facts['major'],
+                            system_identifier=server['system_identifier'], from_standby=server['in_recovery'],
+                            timeline=timeline, start_lsn=start_lsn, end_lsn=end_lsn,
+                            start_segment=wal.segment_name(timeline, wal.segno(start_lsn)),
+                            start_time=art.iso(start), end_time=art.iso(end), size_bytes=size, sha256=digest,
+                            files=files, pg_verifybackup=verify, verified=verify['result'] == 'passed',
+                            pg_basebackup=runner.versions.get('pg_basebackup'))
+            art.publish(tmp, facts['final'], manifest)
+        except BaseException:
+            art.remove_path(tmp)
+            raise
+        return dict(start_lsn=start_lsn, end_lsn=end_lsn, timeline=timeline, start_time=art.iso(start),
+                    end_time=art.iso(end), size_bytes=size, sha256=digest, verify=verify)
+
+    def verify(self, tmp):
+        """pg_verifybackup of the new backup (when asked for and able to read it); its record. Raises
+        BaseBackupFailure when it finds problems."""
+        params, facts = self.params, self.facts
         verify = dict(tool='pg_verifybackup', result='skipped', detail=None)
-        if verifier and params['format'] == 'plain':
-            argv = [verifier, '--quiet'] + (['--no-parse-wal'] if params['wal_method'] == 'none' else []) + [tmp]
-            rc, out, err = runner.run(argv, check=False, timeout=params.get('timeout'))
-            verify = dict(tool='pg_verifybackup', result='passed' if rc == 0 else 'failed',
-                          detail=(err or out).strip() or None)
-            if rc != 0:
-                raise BaseBackupFailure('pg_verifybackup found problems in the new base backup: %s'
-                                        % verify['detail'])
-        elif verifier and major < 18:
-            verify['detail'] = 'pg_verifybackup of PostgreSQL %d reads plain-format backups only' % major
-        elif verifier:
-            rc, out, err = runner.run([verifier, '--quiet', '--no-parse-wal', tmp], check=False,
-                                      timeout=params.get('timeout'))
-            verify = dict(tool='pg_verifybackup', result='passed' if rc == 0 else 'failed',
-                          detail=(err or out).strip() or None)
-            if rc != 0:
-                raise BaseBackupFailure('pg_verifybackup found problems: %s' % verify['detail'])
-        digest, files, size = art.checksum(tmp)
-        manifest = dict(tool=art.MANIFEST_TOOL, manifest_version=art.MANIFEST_VERSION, kind=KIND,
-                        format=params['format'], compress=params.get('compress'), checkpoint=params['checkpoint'],
-                        wal_method=params['wal_method'], series=series, host=host, port=params.get('login_port'),
-                        server_version=facts['version'], server_version_num=facts['version_num'], major=major,
-                        system_identifier=facts['system_identifier'], from_standby=facts['in_recovery'],
-                        timeline=timeline, start_lsn=start_lsn, end_lsn=end_lsn,
-                        start_segment=wal.segment_name(timeline, wal.segno(start_lsn)),
-                        start_time=art.iso(start), end_time=art.iso(end), size_bytes=size, sha256=digest,
-                        files=files, pg_verifybackup=verify, verified=verify['result'] == 'passed',
-                        pg_basebackup=runner.versions.get('pg_basebackup'))
-        art.publish(tmp, final, manifest)
-    except BaseException:
-        art.remove_path(tmp)
-        raise
-    result.update(start_lsn=start_lsn, end_lsn=end_lsn, timeline=timeline, start_time=art.iso(start),
-                  end_time=art.iso(end), size_bytes=size, sha256=digest, verify=verify)
-    deleted = []
-    delete, _skipped = _retention(dest, series, end, keep_last, max_age, lambda msg: None)
-    for path in delete:
-        if path != final:
-            art.delete_artifact(path)
-            deleted.append(path)
-    result['deleted'] = deleted
-    result['diff'] = dict(before='', after='%s\n' % final + ''.join('- %s\n' % p for p in deleted))
-    result['duration_s'] = round(time.monotonic() - started, 3)
-    return result
+        if not facts['verifier']:
+            return verify
+        argv, why = verify_argv(facts['verifier'], tmp, params['format'], params['wal_method'], facts['major'])
+        if argv is None:
+            return dict(verify, detail=why)
+        rc, out, err = self.runner.run(argv, check=False, timeout=params.get('timeout'))
+        verify = dict(tool='pg_verifybackup', result='passed' if rc == 0 else 'failed',
+                      detail=(err or out).strip() or None)
+        if rc != 0:
+            raise BaseBackupFailure('pg_verifybackup found problems%s: %s' % (
+                ' in the new base backup' if params['format'] == 'plain' else '', verify['detail']))
+        return verify
