@@ -138,7 +138,7 @@ pool:
   type: dict
 databases:
   description:
-    - Per database, its client sessions - C(sessions), C(by_state), C(by_application) (application_name to count),
+    - Per database, its client sessions (the module's own left out) - C(sessions), C(by_state), C(by_application) (application_name to count),
       C(by_client) (list of C(user), C(client_addr) (C(local) for Unix sockets) and C(sessions)).
   returned: always
   type: dict

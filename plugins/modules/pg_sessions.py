@@ -14,7 +14,7 @@ description:
     C(pg_terminate_backend) (O(action=terminate)) for the client sessions the filters select.
   - A session is selected when it meets every filter given - O(users), O(application_names), O(client_addrs),
     O(states), O(min_duration) on O(basis), O(pids), O(blockers_only) - and none of the C(exclude_*) lists.
-  - Never signalled, whatever the filters, and listed in RV(skipped) with the reason - the module's own session,
+  - Never signalled, whatever the filters, and listed in RV(not_signalled) with the reason - the module's own session,
     PostgreSQL's own processes (autovacuum workers, WAL senders and receivers, background workers, the
     checkpointer ...), sessions of databases not in O(databases), superusers' sessions unless
     O(include_superusers), and with O(platform=azure) the platform's sessions, which cannot be ended.
@@ -68,7 +68,7 @@ options:
     default: query
     choices: [query, transaction, backend, state]
   pids:
-    description: Only these sessions. A pid listed here that is protected is reported in RV(skipped).
+    description: Only these sessions. A pid listed here that is protected is reported in RV(not_signalled).
     type: list
     elements: int
   blockers_only:
@@ -189,7 +189,7 @@ signalled:
   returned: always
   type: list
   elements: dict
-skipped:
+not_signalled:
   description:
     - Sessions the filters picked but that were not signalled, each with its C(reason) - protected (own session,
       PostgreSQL's own process, database not listed, superuser, Azure platform) or gone before the signal.

@@ -24,7 +24,7 @@ from tests.harness.playbook import run_playbook
 
 DB = 'chk_jobs'
 # Playbooks that only report: their check-mode summary has nothing it would do.
-REPORTS_ONLY = {'server_info.yml'}
+REPORTS_ONLY = {'server_info.yml', 'connections.yml'}
 PLAYBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, 'playbooks', '*.yml')))
 # Data directory entries PostgreSQL itself rewrites while it runs (statistics, WAL, relation files, logs): their
 # names and times change without any job. Everything else (configuration, signal files, postmaster.pid, tablespaces,
@@ -221,6 +221,15 @@ def variables(lab, ctx):
                               failover_candidate=node(lab, 'standby'), failover_old_primary_action='rejoin'),
                          dict(dbops_connection=nodes, failover_primary=node(lab, 'primary'),
                               failover_candidate=node(lab, 'standby'), failover_mode='forced')],
+        'connections.yml': [dict(dbops_connection=conn, connections_databases=[DB], connections_pool_replicas=2)],
+        'connection_cleanup.yml': [
+            dict(dbops_connection=conn, connections_cleanup_states=['idle', 'idle in transaction'],
+                 connections_cleanup_min_duration=0, connections_cleanup_users=[],
+                 connections_cleanup_include_superusers=True),
+            dict(dbops_connection=conn, connections_cleanup_blockers_only=True, connections_cleanup_users=[],
+                 connections_cleanup_min_duration=0,
+                 connections_cleanup_states=[], connections_cleanup_include_superusers=True,
+                 connections_cleanup_grace=1)],
         'pitr_restore.yml': [
             dict(dbops_connection=admin, pitr_restore_mode='base_backup', pitr_restore_keep_last=1,
                  pitr_restore_max_age_days=0.00001, **backups),

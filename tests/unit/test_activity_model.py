@@ -204,9 +204,9 @@ def test_report():
                   pool=dict(db_max_connections=20, replicas=4, reserved=5))
     out = info.report(rows, FACTS, params, 0)
     assert out['changed'] is False
-    assert list(out['databases']) == ['app'] and out['databases']['app']['sessions'] == 6
-    assert out['databases']['app']['by_state'] == {'idle in transaction': 1, 'active': 4, 'idle': 1}
-    assert out['databases']['app']['by_client'] == [dict(user='app', client_addr='10.0.0.5', sessions=6)]
+    assert list(out['databases']) == ['app'] and out['databases']['app']['sessions'] == 5  # not the module's own
+    assert out['databases']['app']['by_state'] == {'idle in transaction': 1, 'active': 3, 'idle': 1}
+    assert out['databases']['app']['by_client'] == [dict(user='app', client_addr='10.0.0.5', sessions=5)]
     assert out['background'] == {'autovacuum worker': 1}
     assert [r['pid'] for r in out['long_running']] == [102, 103, 104]  # active, query over 60 s, own excluded
     assert [r['pid'] for r in out['idle_in_transaction']] == [101] and out['idle_in_transaction'][0]['idle_s'] == 80
@@ -226,7 +226,7 @@ def test_planned_result_is_what_check_mode_reports():
     assert out['changed'] is True and out['signalled'] == []
     assert [(s['pid'], s['signals'], s['outcome'], s['duration_s']) for s in out['sessions']] == [
         (1, ['cancel', 'terminate'], 'would cancel then terminate', 650.0)]
-    assert [(s['pid'], 'own session' in s['reason']) for s in out['skipped']] == [(2, True)]
+    assert [(s['pid'], 'own session' in s['reason']) for s in out['not_signalled']] == [(2, True)]
     empty = sessions.planned_result(dict(params, grace=0), [], [], crit(), False)
     assert empty['changed'] is False and empty['sessions'] == []
 

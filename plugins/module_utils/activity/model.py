@@ -174,10 +174,11 @@ def _count(counter, key):
 
 
 def database_summaries(rows, databases=None):
-    """Per database, the client sessions by state, by application_name and by user and client address."""
+    """Per database, the client sessions (not the module's own) by state, by application_name and by user and
+    client address."""
     found = {}
     for row in rows:
-        if not is_client(row) or (databases and row.get('database') not in databases):
+        if not is_client(row) or row.get('own') or (databases and row.get('database') not in databases):
             continue
         db = found.setdefault(row.get('database'), dict(sessions=0, by_state={}, by_application={}, by_client={}))
         db['sessions'] += 1

@@ -71,7 +71,7 @@ def planned_result(params, selected, skipped, crit, check_mode):
         sessions=[public(r, params['basis'], signals=signals, signalled=False,
                          outcome=('would ' + ' then '.join(signals)) if check_mode else None) for r in selected],
         signalled=[],
-        skipped=[public(r, params['basis'], reason=r['reason']) for r in skipped],
+        not_signalled=[public(r, params['basis'], reason=r['reason']) for r in skipped],
     )
 
 
@@ -171,7 +171,7 @@ class Sessions(Operation):
                 outcome[pid]['outcome'] = 'terminated, but still there after %.0f s' % END_WAIT
                 self.warn('session %s was terminated but had not ended after %.0f s' % (pid, END_WAIT))
 
-        signalled, skipped = [], list(plan['skipped'])
+        signalled, skipped = [], list(plan['not_signalled'])
         sessions = []
         for item in plan['sessions']:
             done = outcome[item['pid']]
@@ -181,4 +181,4 @@ class Sessions(Operation):
                 signalled.append(item)
             else:
                 skipped.append(dict(item, reason=model.GONE if done['outcome'] == 'gone' else done['outcome']))
-        return dict(plan, changed=bool(signalled), sessions=sessions, signalled=signalled, skipped=skipped)
+        return dict(plan, changed=bool(signalled), sessions=sessions, signalled=signalled, not_signalled=skipped)
