@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientRunner
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import QueryLog
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import QueryLog, open_session
 from ansible_collections.procgenie.dbops.plugins.module_utils._failures import clean_failures
 
 
@@ -103,6 +103,33 @@ class Operation(object):
             return plan if self.ctx.check_mode else self.apply(plan)
         finally:
             self.close()
+
+
+class SessionOperation(Operation):
+    """An operation that works on one database session and runs no client program (`commands` stays empty).
+    `open()` (in plan()) connects with the module's connection options; `close()` rolls back what was not committed
+    (check mode, a failure before the commit: nothing half-done stays) and closes it."""
+
+    @classmethod
+    def make_runner(cls, params):
+        return None
+
+    def __init__(self, params, ctx):
+        super(SessionOperation, self).__init__(params, ctx)
+        self.session = None
+
+    def open(self, database=None, autocommit=True):
+        self.session = open_session(self.params, database=database, autocommit=autocommit, log=self.log)
+        return self.session
+
+    def close(self):
+        if self.session is not None:
+            try:
+                self.session.rollback()
+            except Exception:  # pylint: disable=broad-except  # a broken connection has nothing to roll back
+                pass
+            self.session.close()
+            self.session = None
 
 
 def run_operation(module, operation_class, errors, what):

@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import server_major
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import open_session, sql
-from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import sql
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
 
 # The parameters the runbook's tuning and connection-pool tables name, plus what replication and archiving need.
 RUNBOOK_SETTINGS = [
@@ -126,25 +126,11 @@ def gather(session, settings=None):
     return facts
 
 
-class Facts(Operation):
+class Facts(SessionOperation):
     """pg_server_info (provider postgres): reads only, so the plan is the result."""
 
-    @classmethod
-    def make_runner(cls, params):
-        return None
-
-    def __init__(self, params, ctx):
-        super(Facts, self).__init__(params, ctx)
-        self.session = None
-
     def plan(self):
-        self.session = open_session(self.params, log=self.log)
-        return dict(gather(self.session, self.params.get('settings')), changed=False)
+        return dict(gather(self.open(), self.params.get('settings')), changed=False)
 
     def apply(self, plan):
         return plan
-
-    def close(self):
-        if self.session is not None:
-            self.session.close()
-            self.session = None
