@@ -9,8 +9,7 @@ import pytest
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import dbname_conninfo
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import restore as rst
 
-psycopg2 = pytest.importorskip('psycopg2')
-from psycopg2.extensions import parse_dsn  # noqa: E402  # libpq's own PQconninfoParse
+from psycopg2.extensions import parse_dsn  # noqa: E402  # libpq's own PQconninfoParse (psycopg2 is a test requirement)
 
 
 NAMES = ['db', 'dbname=p2c_victim', "dbname='p2c_victim' host=evil", 'postgresql://evil/p2c_victim',
@@ -135,3 +134,16 @@ def test_programs_needed():
     assert rst.programs_needed('custom', False) == [('pg_restore', True)]
     assert rst.programs_needed('directory', True) == [('pg_restore', True), ('pg_dump', True)]
     assert rst.programs_needed('plain', False) == [('psql', False)]
+
+
+def test_a_plain_script_of_pg_dump_17_is_refused_before_17(tmp_path):
+    script = tmp_path / 'a.sql'
+    script.write_text('SET statement_timeout = 0;\nSET transaction_timeout = 0;\nSELECT 1;\n')
+    old = tmp_path / 'b.sql'
+    old.write_text('SET statement_timeout = 0;\nSELECT 1;\n')
+    assert 'transaction_timeout' in rst.plain_script_too_new(dict(pg_dump_version='18.1'), str(old), 16)
+    assert rst.plain_script_too_new(dict(pg_dump_version='15.18'), str(script), 15) is None
+    assert rst.plain_script_too_new(dict(pg_dump_version='18.1'), str(script), 17) is None
+    assert 'PostgreSQL 14' in rst.plain_script_too_new(None, str(script), 14)
+    assert rst.plain_script_too_new(None, str(old), 14) is None
+    assert rst.plain_script_too_new(dict(pg_dump_version='garbage'), str(old), 14) is None

@@ -29,6 +29,30 @@ class RestoreFailure(Exception):
     """A restore could not run or failed; the message says why (pg_restore's or psql's stderr)."""
 
 
+def plain_script_too_new(manifest, path, major):
+    """Why a plain SQL artifact cannot run on a server of `major`, or None: pg_dump 17 and newer write
+    `SET transaction_timeout`, which PostgreSQL before 17 refuses, so psql would stop at that line after the target
+    was already dropped or cleaned. Told by the manifest's pg_dump_version, else by the script's preamble."""
+    if major >= 17:
+        return None
+    version = (manifest or {}).get('pg_dump_version')
+    writer = None
+    try:
+        writer = int(str(version).split('.')[0]) if version else None
+    except ValueError:
+        writer = None
+    if writer is None:
+        with open(path, 'rb') as handle:
+            head = handle.read(65536)
+        if b'\nSET transaction_timeout' not in b'\n' + head:
+            return None
+    elif writer < 17:
+        return None
+    return ('%s was written by pg_dump %s, whose SQL sets transaction_timeout, which PostgreSQL %d does not know: '
+            'make the backup with a pg_dump of PostgreSQL %d (pg_bindir), or restore into PostgreSQL 17 or newer'
+            % (path, version or '17 or newer', major, major))
+
+
 def uses_pg_restore(fmt):
     return fmt in ('custom', 'directory')
 
@@ -502,6 +526,10 @@ class Restore(Operation):
         except ConnectionFailure as exc:
             raise RestoreFailure(str(exc))
         major = server_major(self.admin.server_version_num)
+        if fmt == 'plain':
+            older = plain_script_too_new(manifest, path, major)
+            if older:
+                raise RestoreFailure(older)
         target = self.read_target(database)
         actions = target_actions(database, target, params)
         backup_first = bool(params.get('pre_restore_backup')) and target['exists']
