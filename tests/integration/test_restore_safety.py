@@ -8,12 +8,11 @@ import json
 import os
 import shutil
 
+import psycopg2  # a test requirement: a missing one fails, never skips
 import pytest
+from psycopg2 import sql
 
 from tests.conftest import node_params
-
-psycopg2 = pytest.importorskip('psycopg2')
-from psycopg2 import sql  # noqa: E402
 
 SRC = 'rs_src'
 TARGET = 'rs_target'

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -133,15 +135,37 @@ def test_folder_check_of_the_plan_creates_nothing(tmp_path):
         art.check_folder_can_be_written('  ')
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason='root may write any folder')
 def test_folder_check_of_the_plan_refuses_an_unwritable_parent(tmp_path):
-    locked = tmp_path / 'locked'
-    locked.mkdir(mode=0o500)
+    """Run as an unprivileged user (root may write any folder: as root, the check runs in a child that drops to
+    nobody), so the refusal is what a real unwritable parent gives."""
+    base = tempfile.mkdtemp(prefix='dbops-unwritable-')
+    os.chmod(base, 0o755)
+    locked = os.path.join(base, 'locked')
+    os.mkdir(locked, 0o555)
+    os.chmod(locked, 0o555)
     try:
-        with pytest.raises(art.ArtifactError, match='Permission denied'):
-            art.check_folder_can_be_written(str(locked / 'sub'))
+        if os.geteuid() != 0:
+            with pytest.raises(art.ArtifactError, match='Permission denied'):
+                art.check_folder_can_be_written(os.path.join(locked, 'sub'))
+            return
+        pid = os.fork()
+        if pid == 0:  # the child: nobody, then the check; the exit code says what happened
+            code = 3
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                art.check_folder_can_be_written(os.path.join(locked, 'sub'))
+                code = 1
+            except art.ArtifactError as exc:
+                code = 0 if 'Permission denied' in str(exc) else 2
+            finally:
+                os._exit(code)
+        _pid, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        assert not os.path.exists(os.path.join(locked, 'sub'))
     finally:
-        locked.chmod(0o700)
+        os.chmod(locked, 0o700)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- pg_backup_verify's plan
