@@ -106,13 +106,15 @@ class Operation(object):
 
 
 class SessionOperation(Operation):
-    """An operation that works on one database session and runs no client program (`commands` stays empty).
-    `open()` (in plan()) connects with the module's connection options; `close()` rolls back what was not committed
-    (check mode, a failure before the commit: nothing half-done stays) and closes it."""
+    """An operation that works on one database session: `open()` (in plan()) connects with the module's connection
+    options; `close()` rolls back what was not committed (check mode, a failure before the commit: nothing half-done
+    stays) and closes it. It runs no client program (`commands` stays empty) unless `programs` is set."""
+
+    programs = False
 
     @classmethod
     def make_runner(cls, params):
-        return None
+        return ClientRunner(params) if cls.programs else None
 
     def __init__(self, params, ctx):
         super(SessionOperation, self).__init__(params, ctx)

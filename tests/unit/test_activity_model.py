@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.procgenie.dbops.plugins.module_utils.activity import info, model, sessions
 from ansible_collections.procgenie.dbops.plugins.module_utils.activity.model import ActivityError
 from ansible_collections.procgenie.dbops.plugins.module_utils.activity.text import MASK, mask_secrets, shown_query
-from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.recommend import pool_check
+from ansible_collections.procgenie.dbops.plugins.module_utils._capacity import pool_check
 
 
 # ------------------------------------------------------------------------------------------------ masking

@@ -8,16 +8,12 @@ report; it changes nothing, so apply() returns the plan as it is."""
 from __future__ import annotations
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import open_session
-from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
+from ansible_collections.procgenie.dbops.plugins.module_utils._capacity import PLATFORM_RESERVED, pool_check
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
 from ansible_collections.procgenie.dbops.plugins.module_utils.activity import model, read
 from ansible_collections.procgenie.dbops.plugins.module_utils.activity.model import ActivityError
-# the application pool check and Azure's reserved connections have one home, the tuning package
-from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.azure import AZURE_RESERVED_CONNECTIONS
-from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.recommend import pool_check
 
 ERRORS = (ActivityError,)
-PLATFORM_RESERVED = dict(postgres=0, azure=AZURE_RESERVED_CONNECTIONS)
 
 
 def common_spec():
@@ -105,26 +101,13 @@ def report(rows, facts, params, platform_reserved):
     return result
 
 
-class ActivityInfo(Operation):
+class ActivityInfo(SessionOperation):
     """pg_activity_info: plan() reads and reports; nothing is ever changed."""
-
-    @classmethod
-    def make_runner(cls, params):
-        return None  # no client program
-
-    def __init__(self, params, ctx):
-        super(ActivityInfo, self).__init__(params, ctx)
-        self.session = None
-
-    def close(self):
-        if self.session is not None:
-            self.session.close()
-            self.session = None
 
     def plan(self):
         params = self.params
         model.check_options(params)
-        self.session = session = open_session(params, log=self.log)
+        session = self.open()
         read.prepare(session)
         facts = read.settings(session)
         rows = read.sessions(session, facts['server_version_num'], params['query_length'])

@@ -202,7 +202,7 @@ def background(rows):
 
 def capacity(rows, settings, platform_reserved, pool_check):
     """Connections used by clients against what max_connections leaves them (less superuser_reserved_connections,
-    reserved_connections and what the platform keeps); `pool_check` is the tuning package's function, whose
+    reserved_connections and what the platform keeps); `pool_check` is `_capacity.pool_check`, whose
     `available` is that figure."""
     check = pool_check(0, 1, 0, settings['max_connections'], settings['superuser_reserved_connections'],
                        settings.get('reserved_connections') or 0, platform_reserved=platform_reserved)

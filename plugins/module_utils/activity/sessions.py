@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import open_session
-from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
 from ansible_collections.procgenie.dbops.plugins.module_utils.activity import model, read
 from ansible_collections.procgenie.dbops.plugins.module_utils.activity.info import common_spec, public
 from ansible_collections.procgenie.dbops.plugins.module_utils.activity.model import ActivityError
@@ -75,28 +74,18 @@ def planned_result(params, selected, skipped, crit, check_mode):
     )
 
 
-class Sessions(Operation):
+class Sessions(SessionOperation):
     """pg_sessions: plan() selects and checks, apply() signals what was planned, and only that."""
-
-    @classmethod
-    def make_runner(cls, params):
-        return None  # no client program
 
     def __init__(self, params, ctx):
         super(Sessions, self).__init__(params, ctx)
-        self.session = None
         self.selected = []
-
-    def close(self):
-        if self.session is not None:
-            self.session.close()
-            self.session = None
 
     # ------------------------------------------------------------------------------------------ plan
     def plan(self):
         params = self.params
         model.check_options(params)
-        self.session = session = open_session(params, log=self.log)
+        session = self.open()
         read.prepare(session)
         facts = read.settings(session)
         rows = read.sessions(session, facts['server_version_num'], params['query_length'])
