@@ -41,10 +41,11 @@ class DifferenceTracker(object):
         return [dict(name=i['name'], before=i['before'], after=i['after'])
                 for i in self._items if i['active'] and i['before'] != i['after']]
 
-    def diff(self, only_differences=False):
-        """Ansible's diff: {'before': {name: value}, 'after': {name: value}}."""
+    def diff(self, only_differences=False, created=False):
+        """Ansible's diff: {'before': {name: value}, 'after': {name: value}}. `created`: the object does not exist
+        before the change, so `before` is empty rather than a value per name."""
         items = [i for i in self._items if not only_differences or (i['active'] and i['before'] != i['after'])]
-        return dict(before=dict((i['name'], i['before']) for i in items),
+        return dict(before={} if created else dict((i['name'], i['before']) for i in items),
                     after=dict((i['name'], i['after']) for i in items))
 
 

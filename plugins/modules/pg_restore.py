@@ -220,20 +220,14 @@ commands:
   elements: list
 '''
 
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import client_argument_spec
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    PostgresModule, ensure_psycopg2, postgres_argument_spec)
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import client_spec, postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, ensure_psycopg2
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import run_operation
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import dump, restore
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(client_argument_spec())
-    argument_spec.update(restore.restore_argument_spec())
-    module = PostgresModule(argument_spec=argument_spec, supports_check_mode=True,
-                            required_if=[('pre_restore_backup', True, ['backup_dest'])],
-                            required_one_of=[('path', 'dest')], mutually_exclusive=[('path', 'dest')])
+    module = postgres_spec().merge(client_spec(), restore.argument_spec()).create_module(PostgresModule)
     ensure_psycopg2(module)
     run_operation(module, restore.Restore, (restore.RestoreFailure, dump.BackupFailure), 'The restore')
 

@@ -65,3 +65,8 @@ def test_values_are_copied_when_added():
 
 def test_text_diff():
     assert text_diff([], ['a', 'b']) == dict(before='', after='a\nb\n')
+
+
+def test_a_created_object_has_nothing_before():
+    tracker = DifferenceTracker().add('server', None, 'pg-restored').add('location', None, 'westeurope')
+    assert tracker.diff(created=True) == dict(before={}, after=dict(server='pg-restored', location='westeurope'))

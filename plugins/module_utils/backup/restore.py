@@ -13,11 +13,13 @@ import tempfile
 import uuid
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art, _psql_script as script
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.procgenie.dbops.plugins.module_utils._catalog import CatalogError, fk_order, parse_table_name
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
     ClientError, pg_restore_argv, psql_argv, server_major)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     ConnectionFailure, database_error_message, open_session, psycopg2, sql)
+from ansible_collections.procgenie.dbops.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import catalog, dump
 
@@ -267,8 +269,9 @@ def detect_format(path):
         return 'custom' if handle.read(5) == b'PGDMP' else 'plain'
 
 
-def restore_argument_spec():
-    return dict(
+def argument_spec():
+    """pg_restore's own options, with their constraints."""
+    return ArgumentSpec(dict(
         path=dict(type='path'),
         dest=dict(type='path'),
         kind=dict(type='str', choices=['full', 'schema_only', 'tables', 'tenant']),
@@ -287,7 +290,8 @@ def restore_argument_spec():
         backup_dest=dict(type='path'),
         terminate_connections=dict(type='bool', default=False),
         timeout=dict(type='int'),
-    )
+    ), required_if=[('pre_restore_backup', True, ['backup_dest'])], required_one_of=[('path', 'dest')],
+        mutually_exclusive=[('path', 'dest')])
 
 
 def _other_sessions(session, database):
@@ -428,7 +432,9 @@ def target_actions(database, target, params):
 
 
 def restore_diff(database, path):
-    return dict(before=dict(database=database), after=dict(database=database, restored=path))
+    """The diff of a restore: the database, and the artifact it then holds."""
+    tracker = DifferenceTracker().add('database', database, database, active=False)
+    return tracker.add('restored', None, path).diff(only_differences=False)
 
 
 class Restore(Operation):

@@ -210,7 +210,7 @@ def restore_diff(after):
     tracker = DifferenceTracker()
     for name, value in after.items():
         tracker.add(name, before=None, after=value)
-    return dict(tracker.diff(), before={})  # the server does not exist before the restore: no value to show
+    return tracker.diff(created=True)  # the server does not exist before the restore: no value to show
 
 
 class Restore(AzureOperation):
