@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.procgenie.dbops.plugins.module_utils._capacity import pool_check
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import recommend as t
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.recommend import GB, MB, TuningError
 
@@ -241,14 +242,14 @@ def test_session_settings_from_the_pool_table():
 # ----------------------------------------------------------------------------------------------------- pool check
 
 def test_pool_fits_and_does_not():
-    ok = t.pool_check(100, 7, 50, 800, superuser_reserved=3)
+    ok = pool_check(100, 7, 50, 800, superuser_reserved=3)
     assert ok['needed'] == 750 and ok['available'] == 797 and ok['fits'] is True
-    bad = t.pool_check(100, 8, 0, 800, superuser_reserved=3)
+    bad = pool_check(100, 8, 0, 800, superuser_reserved=3)
     assert bad['fits'] is False
-    assert t.pool_check(20, 10, 0, 200, superuser_reserved=3, reserved_roles=0)['fits'] is False
-    azure = t.pool_check(100, 4, 0, 415, superuser_reserved=0, platform_reserved=15)
+    assert pool_check(20, 10, 0, 200, superuser_reserved=3, reserved_roles=0)['fits'] is False
+    azure = pool_check(100, 4, 0, 415, superuser_reserved=0, platform_reserved=15)
     assert azure['available'] == 400 and azure['fits'] is True and azure['platform_reserved_connections'] == 15
-    assert t.pool_check(100, 4, 1, 415, platform_reserved=15)['fits'] is False
+    assert pool_check(100, 4, 1, 415, platform_reserved=15)['fits'] is False
 
 
 def test_memory_warning_for_the_runbook_production_extremes():

@@ -25,6 +25,7 @@ import re
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _azure
 from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import azure_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._capacity import AZURE_RESERVED_CONNECTIONS, pool_check
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import recommend as tuning
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.options import changes_diff, public
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.recommend import GB, TuningError
@@ -52,7 +53,6 @@ SKU_RE = re.compile(r'^(?:Standard_)?([DE])(\d+)(a?d?s)_v([345])$', re.I)
 RESET_SOURCE = 'system-default'
 # Connections Azure keeps for physical replication and monitoring ("maximum user connections" = max_connections - 15
 # in Azure's limits table)
-AZURE_RESERVED_CONNECTIONS = 15
 SET_SOURCE = 'user-override'
 
 
@@ -367,7 +367,7 @@ class Tune(_azure.AzureOperation):
                 return after[name]
             row = rows.get(name)
             return int(configured(row['setting'], row)) if row and row['setting'] not in (None, '') else 0
-        return tuning.pool_check(spec['db_max_connections'], spec.get('replicas') or 1, spec.get('reserved') or 0,
+        return pool_check(spec['db_max_connections'], spec.get('replicas') or 1, spec.get('reserved') or 0,
                                  value('max_connections'), value('superuser_reserved_connections'),
                                  value('reserved_connections'), platform_reserved=AZURE_RESERVED_CONNECTIONS)
 

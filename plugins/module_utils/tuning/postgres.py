@@ -24,10 +24,11 @@ import tempfile
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec, client_spec, postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._capacity import pool_check
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, server_major
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    ConnectionFailure, QueryLog, database_error_message, open_session, psycopg2, sql)
-from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
+    ConnectionFailure, QueryLog, database_error_message, psycopg2, sql)
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning import recommend as tuning
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.options import changes_diff, label, public
 from ansible_collections.procgenie.dbops.plugins.module_utils.tuning.recommend import TuningError
@@ -154,12 +155,13 @@ def role_setting_items(role, database, known, values, current):
 
 
 # ---------------------------------------------------------------------------------------------- the operation
-class Tune(Operation):
+class Tune(SessionOperation):
     """pg_tune_params against one PostgreSQL server (see the module docstring)."""
+
+    programs = True  # pg_ctl for an opt-in restart
 
     def __init__(self, params, ctx):
         super(Tune, self).__init__(params, ctx)
-        self.session = None
         self.warnings = []
         self.file_settings_readable = True
         self.auto_before = {}
@@ -167,16 +169,11 @@ class Tune(Operation):
         self.role_items = []
         self.restart = None  # (argv, cwd, subprocess user arguments) when plan() found that a restart may follow
 
-    def close(self):
-        if self.session is not None:
-            self.session.close()
-            self.session = None
-
     # ------------------------------------------------------------------------------------------ plan
     def plan(self):
         p = self.params
         tuning.check_options(p)
-        self.session = open_session(p, log=self.log)
+        self.open()
         major = server_major(self.session.server_version_num)
         inputs = self.inputs()
         current = self.settings(['max_connections'])
@@ -383,7 +380,7 @@ class Tune(Operation):
             if name in after:
                 return after[name]
             return int(extra[name]['setting']) if name in extra else 0
-        return tuning.pool_check(spec['db_max_connections'], spec.get('replicas') or 1, spec.get('reserved') or 0,
+        return pool_check(spec['db_max_connections'], spec.get('replicas') or 1, spec.get('reserved') or 0,
                                  value('max_connections'), value('superuser_reserved_connections'),
                                  value('reserved_connections'))
 
@@ -624,8 +621,7 @@ class Tune(Operation):
         deadline = time.time() + self.params['restart_timeout']
         while True:
             try:
-                self.session = open_session(self.params, log=self.log)
-                return self.session
+                return self.open()
             except ConnectionFailure as exc:
                 if time.time() > deadline:
                     raise TuningError('The server did not accept connections after the restart: %s' % exc)

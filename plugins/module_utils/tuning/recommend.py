@@ -442,19 +442,6 @@ def profile_parameters(profile, memory=None, cpus=None):
     }
 
 
-def pool_check(db_max_connections, replicas, reserved, max_connections, superuser_reserved=0, reserved_roles=0,
-               platform_reserved=0):
-    """Does the application's pool (DB_MAX_CONNECTIONS x replicas + reserved) fit under max_connections?
-
-    platform_reserved: connections the platform keeps for itself (Azure: 15 for replication and monitoring)."""
-    needed = int(db_max_connections) * int(replicas) + int(reserved)
-    available = int(max_connections) - int(superuser_reserved) - int(reserved_roles) - int(platform_reserved)
-    return dict(db_max_connections=int(db_max_connections), replicas=int(replicas), reserved=int(reserved),
-                needed=needed, max_connections=int(max_connections),
-                superuser_reserved_connections=int(superuser_reserved), reserved_connections=int(reserved_roles),
-                platform_reserved_connections=int(platform_reserved), available=available, fits=needed <= available)
-
-
 def memory_warning(max_connections, work_mem_kb, shared_kb, memory):
     """A warning when max_connections x work_mem alone can exceed the memory left beside shared_buffers."""
     if not memory:
