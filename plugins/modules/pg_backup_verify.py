@@ -86,7 +86,8 @@ attributes:
   check_mode:
     support: partial
     details:
-      - Checks the checksum only; creates no scratch database and records nothing.
+      - Checks everything that needs no restore (the manifest, the checksum, a plain script's content, the client
+        programs and the server); creates no scratch database and records nothing.
   diff_mode:
     support: none
 notes:
