@@ -75,7 +75,7 @@ lint: venv
 # edited later updates the same release.
 changelog: venv
 	$(BIN)/antsibull-changelog lint
-	$(BIN)/antsibull-changelog release --update-existing --refresh-fragments --refresh-plugins --reload-plugins
+	PATH=$(BIN):$$PATH $(BIN)/antsibull-changelog release --update-existing --refresh-fragments --refresh-plugins --reload-plugins
 
 build: venv
 	$(BIN)/ansible-galaxy collection build --force --output-path build .

@@ -82,7 +82,7 @@ class PostgresModule(AnsibleModule):
             self.fail_json(msg='connect_params must not hold %s: a secret there would be shown in the task\'s '
                                'invocation and logs. %s.' % (
                                    ' or '.join(refused), '; '.join('%s: %s' % (k, SECRET_CONNECT_PARAMS[k])
-                                                                  for k in refused)), queries=[], commands=[])
+                                                                   for k in refused)), queries=[], commands=[])
 
 
 def libpq_params(params, database=None):

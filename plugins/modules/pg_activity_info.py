@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: pg_activity_info
 short_description: Connections, long-running and waiting sessions, and the blocking tree of a PostgreSQL server
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads C(pg_stat_activity) once and reports what the runbook's connection monitoring (section 4) shows, per
     database - client sessions by state, by C(application_name), and by user and client address; long-running

@@ -91,7 +91,7 @@ notes:
     so no column default runs and no sequence advances. Only a column with a default that the O(verify_role) may
     not insert into, or a trigger, could still run C(nextval); every sequence's state is read before and after,
     and a sequence that moved is reported in C(verification.sequences_advanced), with C(changed=true) and a
-    warning (in check mode too: sequences are not transactional).
+    warning (in check mode too; sequences are not transactional).
 seealso:
   - module: procgenie.dbops.pg_rls_policy
 '''

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: pg_sessions
 short_description: Cancel or terminate PostgreSQL sessions by policy, never PostgreSQL's own or other databases'
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - The runbook's connection clean-up (section 4) as a policy - C(pg_cancel_backend) (O(action=cancel)) or
     C(pg_terminate_backend) (O(action=terminate)) for the client sessions the filters select.

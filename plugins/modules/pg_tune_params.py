@@ -24,12 +24,12 @@ description:
     (C(pg_reload_conf())). Values are compared normalized by unit (V(128MB) = V(131072kB) = V(16384) pages of 8kB,
     V(30s) = V(30000ms), V(on) = V(true) = V(1), lists element by element) against the value the configuration files
     give, so a value already written but waiting for a restart is not written again.
-  - Every name and value is checked before anything changes, all of them together: against C(pg_settings)
+  - Every name and value is checked before anything changes, all of them together, against C(pg_settings)
     (unknown parameter, not a number, below the minimum, above the maximum, not one of the allowed values), for
     newlines and other control characters (refused), by the server itself for parameters a session may set
     (C(set_config()) in a transaction that is rolled back), and for the privilege to change them (superuser, or from
     PostgreSQL 15 the C(ALTER SYSTEM) privilege on the parameter). Session settings (O(role_settings)) likewise.
-  - All or nothing: when an C(ALTER SYSTEM) still fails (a value only the configuration-file check refuses, such
+  - All or nothing. When an C(ALTER SYSTEM) still fails (a value only the configuration-file check refuses, such
     as an unknown C(log_destination)), the parameters already written are set back to their earlier values in
     C(postgresql.auto.conf) (or removed from it) before the module fails, and the message says so; session settings
     are written in one transaction after the parameters, and their failure sets the parameters back too.

@@ -111,7 +111,7 @@ def sessions_task(params, name='sessions', **args):
 
 def test_three_level_lock_chain_tree_and_blockers_only(lab, play, dbs):
     db = dbs['db']
-    root, middle, leaf = (Client(lab, db, 'act-chain') for _ in range(3))
+    root, middle, leaf = (Client(lab, db, 'act-chain') for _unused in range(3))
     root.run('BEGIN', 'UPDATE a SET v = 1 WHERE id = 1')  # idle in transaction, holding the row of a
     middle.run('BEGIN', 'UPDATE b SET v = 1 WHERE id = 1')  # holds the row of b ...
     middle.run_in_background('UPDATE a SET v = 2 WHERE id = 1')  # ... and waits for root

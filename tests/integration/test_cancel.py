@@ -262,6 +262,7 @@ def test_pg_restore_pitr_cancel_stops_the_restored_server_and_removes_it(lab, pl
         'procgenie.dbops.pg_restore_pitr': args})], env=dict(PATH=slow_bin + os.pathsep + os.environ['PATH']))
     module = module_process('pg_restore_pitr')
     pidfile = os.path.join(data, 'postmaster.pid')
+
     def started():
         assert thread.is_alive(), 'the module ended first: %s' % outcome['run'].text[-3000:]
         return os.path.isfile(pidfile) and open(pidfile).readline().strip()

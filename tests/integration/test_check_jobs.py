@@ -204,7 +204,7 @@ def variables(lab, ctx):
                                   **backups),
                              dict(dbops_connection=conn, backup_restore_database='chk_jobs_new',
                                   backup_restore_create_database=True, **backups)],
-        'rls.yml': [dict(dbops_connection=conn, rls_bypass='role', rls_bypass_roles=['procgenie_app'])],
+        'rls.yml': [dict(dbops_connection=conn, rls_bypass='role', rls_bypass_roles=['procgenie_owner'])],  # not the app's role: refused
         'server_info.yml': [dict(dbops_connection=admin, server_info_require_archiving=True)],
         'tune.yml': [dict(dbops_connection=admin, dbops_environment='production', tuning_check_only=False,
                           tuning_parameters={'work_mem': '77MB', 'log_min_duration_statement': '250ms'},

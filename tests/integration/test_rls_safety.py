@@ -41,8 +41,8 @@ def catalog_state(lab):
 def foreign_rows(lab, role='procgenie_app'):
     """Rows of other tenants the application role sees, summed over the tenant tables, with tenant 1 set."""
     body = ' + '.join("(SELECT count(*) FROM %s WHERE tenant_id <> md5('tenant-1')::uuid)" % t for t in TABLES)
-    return int(sq(lab, "SET ROLE %s; SET app.current_tenant_id = '%s'; SELECT %s;"
-                   % (role, sq(lab, "SELECT md5('tenant-1')::uuid"), body)))
+    tenant = sq(lab, "SELECT md5('tenant-1')::uuid")
+    return int(sq(lab, "SET ROLE %s; SET app.current_tenant_id = '%s'; SELECT %s;" % (role, tenant, body)))
 
 
 def sequence_state(lab):

@@ -76,7 +76,6 @@ def test_dbops_environment_production_reaches_backup_tuning_and_pitr(lab, env, c
     assert base['max_age_days'] == 35.0 and base['dest'] == os.path.join(backups, 'base')
 
 
-
 def test_verify_backup_finds_what_backup_wrote_with_dbops_backup_dir_only(lab, env, collections_root, home):
     backups = os.path.join(env['root'], 'shared-dir')
     run = playbook('backup.yml', collections_root, home, dbops_connection=env['conn'], dbops_backup_dir=backups)

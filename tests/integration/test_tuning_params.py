@@ -309,8 +309,9 @@ def test_the_restart_is_checked_before_any_alter_system(own_lab, play, written_b
     before = auto_conf_bytes(own_lab), file_settings(own_lab)
     params = dict(node_params(own_lab, db='postgres'), profile='none', allow_restart=True,
                   parameters={'shared_buffers': '384MB', 'bgwriter_delay': '150ms'})
-    run = play([dict(tune_task(params, name='tune', **dict(restart_params(own_lab), os_user='no_such_user_p19')),
-                     ignore_errors=True),
+    restart = dict(restart_params(own_lab))
+    restart['os_user'] = 'no_such_user_p19'
+    run = play([dict(tune_task(params, name='tune', **restart), ignore_errors=True),
                 dict(tune_task(params, name='pg_ctl', pg_ctl='/nonexistent/bin/pg_ctl', restart_timeout=60),
                      ignore_errors=True)])
     for name, text in (('tune', 'os_user no_such_user_p19 does not exist on this host'),
@@ -357,7 +358,7 @@ BAD_INPUTS = [
 def test_bad_inputs_fail_cleanly_before_anything(own_lab, play):
     before = auto_conf_bytes(own_lab)
     tasks = [dict(tune_task(node_params(own_lab, db='postgres'), name='bad%d' % i, profile='none', **args),
-                  ignore_errors=True) for i, (args, _) in enumerate(BAD_INPUTS)]
+                  ignore_errors=True) for i, (args, _unused) in enumerate(BAD_INPUTS)]
     tasks.append(tune_task(node_params(own_lab, db='postgres'), name='empty', profile='none', parameters={}))
     run = play(tasks)
     for i, (args, text) in enumerate(BAD_INPUTS):

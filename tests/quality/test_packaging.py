@@ -23,8 +23,8 @@ def run(argv, cwd=REPO, **kwargs):
     env = dict(os.environ, ANSIBLE_HOME=os.path.join(kwargs.pop('home', '/tmp'), '.ansible'),
                PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, '%s failed (%s):\n%s\n%s' % (' '.join(argv), proc.returncode, proc.stdout[-4000:],
-                                                             proc.stderr[-4000:])
+    assert proc.returncode == 0, '%s failed (%s):\n%s\n%s' % (
+        ' '.join(argv), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:])
     return proc
 
 

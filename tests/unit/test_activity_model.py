@@ -121,10 +121,10 @@ def test_selection_filters_and_excludes():
     rows = [row(1, application_name='api'), row(2, application_name='worker'),
             row(3, application_name='api', state='idle in transaction'), row(4, user='other', application_name='api'),
             row(5, client_addr=None), row(6, client_addr='192.168.1.9', application_name='cli'), row(7, state_s=5.0)]
-    selected, skipped, _ = model.select_sessions(rows, crit(application_names=['api'], states=['idle']))
+    selected, skipped, _unused = model.select_sessions(rows, crit(application_names=['api'], states=['idle']))
     assert pids(selected) == [1, 4, 5, 7] and skipped == []
-    selected, _, _ = model.select_sessions(rows, crit(states=['idle'], min_duration=600, basis='state',
-                                                      exclude_users=['other'], exclude_pids=[2]))
+    selected, _unused, _unused2 = model.select_sessions(rows, crit(states=['idle'], min_duration=600, basis='state',
+                                                                   exclude_users=['other'], exclude_pids=[2]))
     assert pids(selected) == [1, 5, 6]
     local = [model.parse_network('local')]
     assert pids(model.select_sessions(rows, crit(client_addrs=local))[0]) == [5]
@@ -139,25 +139,25 @@ def test_protected_sessions_are_never_selected_and_say_why():
             row(3, database='other'), row(4, superuser=True, user='postgres'),
             row(5, backend_type='checkpointer', database=None, state=None), row(6),
             row(7, user='azuresu', superuser=True)]
-    selected, skipped, _ = model.select_sessions(rows, crit())
+    selected, skipped, _unused = model.select_sessions(rows, crit())
     assert pids(selected) == [6]
     reasons = dict((r['pid'], r['reason']) for r in skipped)
     assert sorted(reasons) == [1, 2, 4, 7]  # other databases and background outside them: silent
     assert 'own session' in reasons[1] and 'autovacuum worker' in reasons[2] and 'superuser' in reasons[4]
     # named by pid: said why, whatever database
-    _, skipped, _ = model.select_sessions(rows, crit(pids=[3, 5]))
+    _unused, skipped, _unused2 = model.select_sessions(rows, crit(pids=[3, 5]))
     reasons = dict((r['pid'], r['reason']) for r in skipped)
     assert 'database other is not listed' in reasons[3] and 'checkpointer' in reasons[5]
     # superusers on request, but never the Azure platform's
-    selected, skipped, _ = model.select_sessions(rows, crit(include_superusers=True))
+    selected, skipped, _unused = model.select_sessions(rows, crit(include_superusers=True))
     assert pids(selected) == [4, 6, 7]
-    selected, skipped, _ = model.select_sessions(rows, crit(include_superusers=True), platform='azure')
+    selected, skipped, _unused = model.select_sessions(rows, crit(include_superusers=True), platform='azure')
     assert pids(selected) == [6]
     assert 'Azure platform' in dict((r['pid'], r['reason']) for r in skipped)[7]
 
 
 def test_blockers_only_selects_the_root_only():
-    selected, _, tree = model.select_sessions(chain_rows(), crit(blockers_only=True))
+    selected, _unused, tree = model.select_sessions(chain_rows(), crit(blockers_only=True))
     assert pids(selected) == [101] and [r['pid'] for r in tree['roots']] == [101]
     # a prepared transaction (pid 0) is never a session to select
     rows = [row(2, blocked_by=[0], wait_s=1.0, state='active')]
@@ -221,7 +221,7 @@ def test_report():
 
 def test_planned_result_is_what_check_mode_reports():
     params = dict(action='terminate', grace=2.0, limit=None, basis='state')
-    selected, skipped, _ = model.select_sessions([row(1), row(2, own=True)], crit())
+    selected, skipped, _unused = model.select_sessions([row(1), row(2, own=True)], crit())
     out = sessions.planned_result(params, selected, skipped, crit(), True)
     assert out['changed'] is True and out['signalled'] == []
     assert [(s['pid'], s['signals'], s['outcome'], s['duration_s']) for s in out['sessions']] == [

@@ -276,14 +276,14 @@ def _inputs(size=None, source=None):
 
 def test_todays_database_size_never_caps_shared_buffers():
     # a new production server with 9MB of data keeps pgtune's 25% of memory
-    wanted, _ = t.wanted_parameters(_inputs(9 * MB, 'sum of the databases on the server (reported only: caps '
-                                                    'nothing)'), {}, 16, 100)
+    wanted, _unused = t.wanted_parameters(_inputs(9 * MB, 'sum of the databases on the server (reported only: caps '
+                                                          'nothing)'), {}, 16, 100)
     assert wanted['shared_buffers']['value'] == '4GB'
     assert 'capped' not in wanted['shared_buffers']['reason']
 
 
 def test_the_users_database_size_caps_shared_buffers():
-    wanted, _ = t.wanted_parameters(_inputs(300 * MB, t.SIZE_OPTION), {}, 16, 100)
+    wanted, _unused = t.wanted_parameters(_inputs(300 * MB, t.SIZE_OPTION), {}, 16, 100)
     assert wanted['shared_buffers']['value'] == '600MB'
     assert 'capped at twice the database size' in wanted['shared_buffers']['reason']
 

@@ -34,21 +34,21 @@ def test_a_wanted_value_in_other_units_is_no_change():
 
 
 def test_a_wanted_value_is_a_change_and_a_list_is_written_element_by_element():
-    item, _ = postgres.parameter_item('work_mem', WORK_MEM, [], dict(value='16MB', reason='r'), 16384)
+    item, _unused = postgres.parameter_item('work_mem', WORK_MEM, [], dict(value='16MB', reason='r'), 16384)
     assert item['changed'] is True and item['before'] == '4MB' and item['after'] == '16MB'
-    item, _ = postgres.parameter_item('search_path', SEARCH_PATH, [],
-                                      dict(value=['$user', 'public', 'My Schema'], reason='r'),
-                                      ('$user', 'public', 'My Schema'))
+    item, _unused = postgres.parameter_item('search_path', SEARCH_PATH, [],
+                                            dict(value=['$user', 'public', 'My Schema'], reason='r'),
+                                            ('$user', 'public', 'My Schema'))
     assert item['_write'] == ['$user', 'public', 'My Schema'] and item['changed'] is True
 
 
 def test_reset_goes_back_to_the_configuration_file_or_the_default():
-    item, _ = postgres.parameter_item('work_mem', WORK_MEM, [(CONF, '2MB'), (AUTO, '8MB')])
+    item, _unused = postgres.parameter_item('work_mem', WORK_MEM, [(CONF, '2MB'), (AUTO, '8MB')])
     assert item['action'] == 'reset' and item['changed'] is True
     assert item['before'] == '8MB' and item['after'] == '2MB'
-    item, _ = postgres.parameter_item('work_mem', WORK_MEM, [(AUTO, '8MB')])
+    item, _unused = postgres.parameter_item('work_mem', WORK_MEM, [(AUTO, '8MB')])
     assert item['after'] == '4MB' and item['changed'] is True
-    item, _ = postgres.parameter_item('work_mem', WORK_MEM, [(CONF, '2MB')])
+    item, _unused = postgres.parameter_item('work_mem', WORK_MEM, [(CONF, '2MB')])
     assert item['changed'] is False  # nothing in postgresql.auto.conf: nothing to reset
 
 
@@ -59,8 +59,8 @@ def test_reset_without_pg_file_settings_changes_nothing_and_says_so():
 
 
 def test_restart_required_compares_the_running_value():
-    item, _ = postgres.parameter_item('shared_buffers', SHARED_BUFFERS, [(AUTO, '256MB')],
-                                      dict(value='256MB', reason='r'), 32768)
+    item, _unused = postgres.parameter_item('shared_buffers', SHARED_BUFFERS, [(AUTO, '256MB')],
+                                            dict(value='256MB', reason='r'), 32768)
     assert item['changed'] is False and item['_running'] == 16384 and item['_after'] == 32768
     assert not postgres.takes_effect('shared_buffers', item['_running'], item['_after'], None)
     # wal_buffers = -1: shared_buffers / 32, between 8 and 2048 pages
@@ -112,7 +112,7 @@ RESTART = dict(restart_command=None, restart_mode='fast', restart_timeout=120, r
 def test_restart_argv_with_pg_ctl_or_the_given_command():
     argv, cwd = postgres.restart_argv(RESTART, '/usr/bin/pg_ctl', '/data')
     assert argv == ['/usr/bin/pg_ctl', 'restart', '-D', '/data', '-m', 'fast', '-w', '-t', '120'] and cwd == '/data'
-    argv, _ = postgres.restart_argv(dict(RESTART, restart_log='/tmp/x.log'), 'pg_ctl', '/data')
+    argv, _unused = postgres.restart_argv(dict(RESTART, restart_log='/tmp/x.log'), 'pg_ctl', '/data')
     assert argv[-2:] == ['-l', '/tmp/x.log']
     assert postgres.restart_argv(dict(RESTART, restart_command=['systemctl', 'restart', 1])) == (
         ['systemctl', 'restart', '1'], '/')

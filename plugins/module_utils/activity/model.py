@@ -113,7 +113,7 @@ def blocking_tree(rows):
     direct_waiters, longest_wait_s, prepared_transaction}]), sorted by pid; a root of pid 0 is a prepared transaction
     (pg_blocking_pids reports those as 0). Sessions in a lock cycle (a deadlock the server has not broken yet) have
     cycle true and no root."""
-    blockers = dict((r['pid'], [p for p in (r.get('blocked_by') or [])]) for r in rows)
+    blockers = dict((r['pid'], list(r.get('blocked_by') or [])) for r in rows)
     waits = dict((r['pid'], r.get('wait_s')) for r in rows)
     roots_of = {}
 

@@ -107,5 +107,5 @@ def alive(session, planned):
     """The pids of the planned (pid, backend_start) sessions that still exist."""
     if not planned:
         return set()
-    rows = session.rows(sql.SQL(ALIVE), ([p for p, _ in planned], [b for _, b in planned]))
+    rows = session.rows(sql.SQL(ALIVE), ([p for p, _unused in planned], [b for _unused2, b in planned]))
     return set(r['pid'] for r in rows)

@@ -40,7 +40,7 @@ def plain_script_too_new(manifest, path, major):
     version = (manifest or {}).get('pg_dump_version')
     writer = None
     try:
-        writer = int(str(version).split('.')[0]) if version else None
+        writer = int(str(version).split('.', 1)[0]) if version else None
     except ValueError:
         writer = None
     if writer is None:

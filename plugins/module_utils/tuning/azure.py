@@ -368,8 +368,8 @@ class Tune(_azure.AzureOperation):
             row = rows.get(name)
             return int(configured(row['setting'], row)) if row and row['setting'] not in (None, '') else 0
         return pool_check(spec['db_max_connections'], spec.get('replicas') or 1, spec.get('reserved') or 0,
-                                 value('max_connections'), value('superuser_reserved_connections'),
-                                 value('reserved_connections'), platform_reserved=AZURE_RESERVED_CONNECTIONS)
+                          value('max_connections'), value('superuser_reserved_connections'),
+                          value('reserved_connections'), platform_reserved=AZURE_RESERVED_CONNECTIONS)
 
     # ------------------------------------------------------------------------------------------ plan
     def plan(self):

@@ -381,8 +381,8 @@ class Tune(SessionOperation):
                 return after[name]
             return int(extra[name]['setting']) if name in extra else 0
         return pool_check(spec['db_max_connections'], spec.get('replicas') or 1, spec.get('reserved') or 0,
-                                 value('max_connections'), value('superuser_reserved_connections'),
-                                 value('reserved_connections'))
+                          value('max_connections'), value('superuser_reserved_connections'),
+                          value('reserved_connections'))
 
     def memory_warning(self, memory):
         after = dict((i['name'], i) for i in self.items)
