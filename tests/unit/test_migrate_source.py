@@ -1,0 +1,118 @@
+"""migrate.source and migrate.planning: dbmate-format files read and checked, and what up/down run (no server)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import planning, source
+from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.source import MigrationError
+
+ADD = "-- migrate:up\nSET lock_timeout = '1s';\nALTER TABLE t ADD COLUMN p text;\n\n-- migrate:down\nALTER TABLE t DROP COLUMN p;\n"
+
+
+def write(folder, name, text):
+    with open(os.path.join(str(folder), name), 'w') as handle:
+        handle.write(text)
+
+
+def test_sections_statements_and_lines():
+    text = ("-- migrate:up\nSET lock_timeout = '1s';\n-- a comment; with a semicolon\nALTER TABLE t\n  ADD COLUMN "
+            "note text DEFAULT 'a;b';\n\n-- migrate:down transaction:false\nDROP INDEX CONCURRENTLY IF EXISTS i;\n")
+    m = source.parse_file('/x/20240101120000_add_note.sql', text)
+    assert (m.version, m.name, m.number) == ('20240101120000', 'add_note', 20240101120000)
+    assert [(s.line, s.kind) for s in m.up.statements] == [(2, 'VariableSetStmt'), (4, 'AlterTableStmt')]
+    assert "'a;b'" in m.up.statements[1].text
+    assert m.up.statements[1].relations == ('t',)
+    assert m.up.transactional and not m.down.transactional
+    assert m.down.statements[0].line == 8 and m.down.statements[0].non_transactional == 'DROP INDEX CONCURRENTLY'
+    assert len(m.up.sha256) == 64 and m.up.sha256 != m.down.sha256
+
+
+@pytest.mark.parametrize('sql, what', [
+    ('CREATE INDEX CONCURRENTLY i ON t (a);', 'CREATE INDEX CONCURRENTLY'),
+    ('DROP INDEX CONCURRENTLY i;', 'DROP INDEX CONCURRENTLY'),
+    ('REINDEX TABLE CONCURRENTLY t;', 'REINDEX CONCURRENTLY'),
+    ('VACUUM t;', 'VACUUM'),
+    ("ALTER SYSTEM SET work_mem = '8MB';", 'ALTER SYSTEM'),
+    ('CREATE DATABASE x;', 'CREATE DATABASE'),
+])
+def test_non_transactional_statement_refused_in_a_transactional_section(sql, what):
+    with pytest.raises(MigrationError) as err:
+        source.parse_file('/x/7_x.sql', '-- migrate:up\nSELECT 1;\n%s\n' % sql)
+    assert str(err.value).startswith('7_x.sql line 3: %s cannot run inside a transaction' % what)
+    m = source.parse_file('/x/7_x.sql', '-- migrate:up transaction:false\nSELECT 1;\n%s\n' % sql)
+    assert not m.up.transactional and m.up.statements[1].non_transactional == what
+
+
+def test_bad_files():
+    with pytest.raises(MigrationError, match=r'^1_a.sql line 1: no -- migrate:up section'):
+        source.parse_file('/x/1_a.sql', '-- migrate:down\nSELECT 1;\n')
+    with pytest.raises(MigrationError, match=r'^1_a.sql line 3: SQL does not parse: syntax error at or near "selec"'):
+        source.parse_file('/x/1_a.sql', '-- migrate:up\nSELECT 1;\nselec 2;\n')
+    with pytest.raises(MigrationError, match=r'^1_a.sql line 1: unknown option'):
+        source.parse_file('/x/1_a.sql', '-- migrate:up transaction:maybe\nSELECT 1;\n')
+    with pytest.raises(MigrationError, match=r'^1_a.sql line 3: a second -- migrate:up'):
+        source.parse_file('/x/1_a.sql', '-- migrate:up\nSELECT 1;\n-- migrate:up\nSELECT 2;\n')
+    with pytest.raises(MigrationError, match=r'^1_a.sql line 1: SQL before the first'):
+        source.parse_file('/x/1_a.sql', 'SELECT 0;\n-- migrate:up\nSELECT 1;\n')
+    with pytest.raises(MigrationError, match=r'^x.sql: a migration file is named'):
+        source.parse_file('/x/x.sql', '-- migrate:up\nSELECT 1;\n')
+
+
+def test_folder(tmp_path):
+    with pytest.raises(MigrationError, match='does not exist'):
+        source.read_folder(str(tmp_path / 'nope'))
+    write(tmp_path, '10_b.sql', ADD)
+    write(tmp_path, '9_a.sql', ADD)
+    write(tmp_path, 'README.md', 'not a migration')
+    assert [m.version for m in source.read_folder(str(tmp_path))] == ['9', '10']
+    write(tmp_path, '0010_c.sql', ADD)
+    with pytest.raises(MigrationError, match=r'Duplicate migration version 10: 0010_c.sql and 10_b.sql'):
+        source.read_folder(str(tmp_path))
+
+
+def migrations(*versions):
+    return [source.parse_file('/x/%s_m%s.sql' % (v, v), ADD) for v in versions]
+
+
+def row(m, **extra):
+    base = dict(version=m.version, name=m.name, up_sha256=m.up.sha256, down_sha256=m.down.sha256,
+                finished_at='t', transactional=True)
+    base.update(extra)
+    return base
+
+
+def test_state_applied_pending_drifted_missing_interrupted_dbmate():
+    ms = migrations('1', '2', '3', '4', '5')
+    history = {'1': row(ms[0]), '2': row(ms[1], up_sha256='0' * 64), '3': row(ms[2], transactional=False,
+                                                                               finished_at=None),
+               '99': dict(version='99', name='gone')}
+    st = planning.state(ms, history, dbmate_versions=['4', '98'])
+    assert [e['version'] for e in st['applied']] == ['1', '2', '4']
+    assert st['applied'][2]['applied_by'] == 'dbmate'
+    assert [(e['version'], e['sections']) for e in st['drifted']] == [('2', ['up'])]
+    assert [e['version'] for e in st['interrupted']] == ['3'] and 'INVALID' in st['interrupted'][0]['advice']
+    assert [e['version'] for e in st['pending']] == ['5']
+    assert [(e['version'], e['name']) for e in st['missing']] == [('98', None), ('99', 'gone')]
+    assert [m.version for m in planning.select_up(ms, st)] == ['3', '5']
+    assert [m.version for m in planning.select_up(ms, st, target='4')] == ['3']
+
+
+def test_select_up_and_down():
+    ms = migrations('1', '2', '3')
+    st = planning.state(ms, {'1': row(ms[0]), '2': row(ms[1])})
+    assert [m.version for m in planning.select_up(ms, st)] == ['3']
+    assert [m.version for m in planning.select_down(ms, st)] == ['2']
+    assert [m.version for m in planning.select_down(ms, st, steps=5)] == ['2', '1']
+    assert [m.version for m in planning.select_down(ms, st, target='1')] == ['2']
+    with pytest.raises(MigrationError, match='target 7 is not the version'):
+        planning.select_up(ms, st, target='7')
+    with pytest.raises(MigrationError, match='no migration is applied'):
+        planning.select_down(ms, planning.state(ms, {}))
+    nodown = [source.parse_file('/x/1_a.sql', '-- migrate:up\nSELECT 1;\n')]
+    with pytest.raises(MigrationError, match='1_a.sql has no -- migrate:down section'):
+        planning.select_down(nodown, planning.state(nodown, {'1': dict(version='1', finished_at='t')}))
+    plan = planning.steps_of(ms[2], 'up')
+    assert plan['transactional'] and [s['line'] for s in plan['statements']] == [2, 3]
