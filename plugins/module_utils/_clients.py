@@ -449,20 +449,13 @@ def pg_restore_argv(pg_restore, path, database, jobs=1, clean=False, data_only=F
     """Pure: the pg_restore command for a custom or directory artifact (connection options come from the env; the
     database as a quoted connection string, which libpq cannot expand into other connection options)."""
     argv = [pg_restore, '--dbname=%s' % dbname_conninfo(database), '--no-password']
-    if exit_on_error:
-        argv.append('--exit-on-error')
-    if clean:
-        argv += ['--clean', '--if-exists']
-    if data_only:
-        argv.append('--data-only')
-    if disable_triggers:
-        argv.append('--disable-triggers')
-    if no_owner:
-        argv += ['--no-owner', '--no-privileges']
-    if single_transaction:
-        argv.append('--single-transaction')
-    elif jobs and jobs > 1:
-        argv.append('--jobs=%d' % jobs)
+    switches = ((exit_on_error, ['--exit-on-error']), (clean, ['--clean', '--if-exists']),
+                (data_only, ['--data-only']), (disable_triggers, ['--disable-triggers']),
+                (no_owner, ['--no-owner', '--no-privileges']), (single_transaction, ['--single-transaction']),
+                (not single_transaction and jobs and jobs > 1, ['--jobs=%s' % jobs]))
+    for wanted, args in switches:
+        if wanted:
+            argv += args
     for schema in schemas:
         argv.append('--schema=%s' % schema)
     for table in tables:

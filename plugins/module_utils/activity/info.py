@@ -107,10 +107,7 @@ class ActivityInfo(SessionOperation):
     def plan(self):
         params = self.params
         model.check_options(params)
-        session = self.open()
-        read.prepare(session)
-        facts = read.settings(session)
-        rows = read.sessions(session, facts['server_version_num'], params['query_length'])
+        facts, rows = read.snapshot(self.open(), params['query_length'])
         return report(rows, facts, params, PLATFORM_RESERVED[params['platform']])
 
     def apply(self, plan):

@@ -95,6 +95,14 @@ def sessions(session, server_version_num, query_length):
     return rows
 
 
+def snapshot(session, query_length):
+    """What both modules read, in three queries whatever the number of sessions: the guards on the module's own
+    session, the settings, and every process as a row. Returns (settings, rows)."""
+    prepare(session)
+    facts = settings(session)
+    return facts, sessions(session, facts['server_version_num'], query_length)
+
+
 def signal(session, action, pid, backend_start):
     """Send the signal to the session if it is still the one planned; True when sent, None when it is gone."""
     row = session.row(sql.SQL(SIGNAL.format(function=FUNCTIONS[action])), (pid, backend_start))

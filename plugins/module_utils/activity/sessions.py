@@ -85,10 +85,7 @@ class Sessions(SessionOperation):
     def plan(self):
         params = self.params
         model.check_options(params)
-        session = self.open()
-        read.prepare(session)
-        facts = read.settings(session)
-        rows = read.sessions(session, facts['server_version_num'], params['query_length'])
+        facts, rows = read.snapshot(self.open(), params['query_length'])
         crit = criteria(params, facts['current_database'])
         selected, skipped, _tree = model.select_sessions(rows, crit, params['platform'])
         result = planned_result(params, selected, skipped, crit, self.ctx.check_mode)

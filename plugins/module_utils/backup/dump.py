@@ -27,9 +27,9 @@ from ansible_collections.procgenie.dbops.plugins.module_utils import _psql_scrip
 from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, pg_dump_argv, server_major
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    ConnectionFailure, database_error_message, open_session, psycopg2, sql)
+    ConnectionFailure, database_error_message, psycopg2, sql)
 from ansible_collections.procgenie.dbops.plugins.module_utils._diff import DifferenceTracker
-from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Context, Operation
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Context, SessionOperation
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import catalog
 
 KINDS = ('full', 'schema_only', 'tables', 'tenant')
@@ -247,7 +247,7 @@ def plan_result(kind, fmt, tables, final, delete, skipped, prune_only=False):
 
 
 # ---------------------------------------------------------------- the operation
-class Backup(Operation):
+class Backup(SessionOperation):
     """pg_backup. plan() checks the options, the name and the folder, opens the snapshot, reads the tables (and their
     partitions, RLS state), finds pg_dump (not older than the server) and plans retention (damaged manifests skipped
     and reported); apply() dumps into a temporary name (umask 077), counts the rows in the same snapshot, scans a
@@ -256,15 +256,11 @@ class Backup(Operation):
     A cancel (SIGTERM) while pg_dump and the count query run kills pg_dump and cancels the query; the temporary
     artifact is removed on the way out."""
 
+    programs = True  # pg_dump
+
     def __init__(self, params, ctx):
         super(Backup, self).__init__(params, ctx)
-        self.session = None
         self.facts = {}
-
-    def close(self):
-        if self.session is not None:
-            self.session.close()
-            self.session = None
 
     # ------------------------------------------------------------ plan: read and check everything, change nothing
     def plan(self):
@@ -309,7 +305,7 @@ class Backup(Operation):
         """The REPEATABLE READ, READ ONLY transaction whose exported snapshot pg_dump reads and the counts count in;
         dict(snapshot, server_version, major)."""
         try:
-            self.session = open_session(self.params, database=database, autocommit=False, log=self.log)
+            self.open(database=database, autocommit=False)
         except ConnectionFailure as exc:
             raise BackupFailure(str(exc))
         session = self.session
