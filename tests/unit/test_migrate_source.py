@@ -9,7 +9,8 @@ import pytest
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import planning, source
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.source import MigrationError
 
-ADD = "-- migrate:up\nSET lock_timeout = '1s';\nALTER TABLE t ADD COLUMN p text;\n\n-- migrate:down\nALTER TABLE t DROP COLUMN p;\n"
+ADD = ("-- migrate:up\nSET lock_timeout = '1s';\nALTER TABLE t ADD COLUMN p text;\n\n"
+       "-- migrate:down\nALTER TABLE t DROP COLUMN p;\n")
 
 
 def write(folder, name, text):
@@ -116,3 +117,21 @@ def test_select_up_and_down():
         planning.select_down(nodown, planning.state(nodown, {'1': dict(version='1', finished_at='t')}))
     plan = planning.steps_of(ms[2], 'up')
     assert plan['transactional'] and [s['line'] for s in plan['statements']] == [2, 3]
+
+
+def test_lint_masks_everything_but_the_up_section_and_reads_squawk_json(tmp_path):
+    from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import lint
+    text = ("-- squawk-ignore-file prefer-robust-stmts\n-- migrate:up\n-- squawk-ignore ban-drop-column\n"
+            "ALTER TABLE t DROP COLUMN a;\n-- migrate:down\nALTER TABLE t ADD COLUMN a int;\n")
+    write(tmp_path, '5_x.sql', text)
+    m = source.read_folder(str(tmp_path))[0]
+    assert lint.masked_text(m).split('\n') == [
+        '-- squawk-ignore-file prefer-robust-stmts', '', '-- squawk-ignore ban-drop-column',
+        'ALTER TABLE t DROP COLUMN a;', '', '', '']
+    out = ('[{"file":"/s/tx/5_x.sql","line":3,"column":0,"level":"Warning","message":"m","help":null,'
+           '"rule_name":"ban-drop-column","column_end":1,"line_end":3}]')
+    assert lint.findings_of(out, {'/s/tx/5_x.sql': '5_x.sql'}) == [dict(
+        rule='ban-drop-column', file='5_x.sql', line=4, level='Warning', message='m', help=None)]
+    assert lint.describe(lint.findings_of(out, {})) == '5_x.sql line 4: ban-drop-column (m)'
+    with pytest.raises(lint.LintError):
+        lint.findings_of('not json', {})

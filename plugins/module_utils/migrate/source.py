@@ -38,12 +38,13 @@ class Statement(object):
     """One statement of a section: its text, its line in the file, its kind (the parser's node name) and, for a
     statement that cannot run in a transaction block, why."""
 
-    def __init__(self, text, line, kind, non_transactional=None, relations=()):
+    def __init__(self, text, line, kind, non_transactional=None, relations=(), index=None):
         self.text = text
         self.line = line
         self.kind = kind
         self.non_transactional = non_transactional
         self.relations = tuple(relations)
+        self.index = index  # (schema or None, name) of an index built CONCURRENTLY
 
     def as_dict(self):
         return dict(sql=self.text, line=self.line, kind=self.kind)
@@ -138,6 +139,14 @@ def _relations(node):
     return found
 
 
+def _concurrent_index(node):
+    """(schema or None, name) of the index a CREATE INDEX CONCURRENTLY builds (None for other statements or an
+    unnamed index)."""
+    if type(node).__name__ != 'IndexStmt' or not getattr(node, 'concurrent', False) or not node.idxname:
+        return None
+    return (node.relation.schemaname or None, node.idxname)
+
+
 def _line_at(text, offset):
     return text.count('\n', 0, offset) + 1
 
@@ -174,7 +183,8 @@ def split_statements(sql, file_name='<sql>', first_line=1):
         text = sql[start:start + length].strip()
         first = _skip_leading(sql, start)
         statements.append(Statement(text, first_line - 1 + _line_at(sql, first), type(raw.stmt).__name__,
-                                    non_transactional_reason(raw.stmt), _relations(raw.stmt)))
+                                    non_transactional_reason(raw.stmt), _relations(raw.stmt),
+                                    _concurrent_index(raw.stmt)))
     return statements
 
 

@@ -1,0 +1,266 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ProcGenie platform engineering
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pg_migrate: its options (argument_spec) and the operation `Migrate`.
+
+plan() reads the folder (every file parsed by PostgreSQL's parser), validates the options and the timeouts (by the
+server), takes the runner lock (not in check mode: a plan is read-only), reads the tracking tables, refuses drift,
+selects what to run, finds the INVALID indexes an interrupted migration left, lints the up sections about to run
+with squawk, and returns the plan (check mode's result: the statements in order, transactional or not, lint
+findings). apply() drops those INVALID indexes concurrently, then runs each migration: a transactional one in one
+transaction with its tracking rows; a non-transactional one statement by statement between a start and an end
+record. A statement that hits lock_timeout is retried `lock_retries` times with backoff (the whole transaction for
+a transactional migration); after that the run fails naming the sessions holding a lock on its tables."""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
+    ClientRunner, install_sigterm_handler, on_cancel, forget)
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
+    database_error_message, psycopg2)
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
+from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import lint, planning, source, tracking
+from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.lint import LintError
+from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.source import MigrationError
+
+LOCK_NOT_AVAILABLE = '55P03'
+
+
+class MigrateFailure(Exception):
+    """The migration run failed; `result` carries what was done before."""
+
+    def __init__(self, msg, result=None):
+        super(MigrateFailure, self).__init__(msg)
+        self.result = result or {}
+
+
+ERRORS = (MigrateFailure, MigrationError, LintError)
+
+
+def argument_spec():
+    return ArgumentSpec(dict(
+        path=dict(type='path', required=True),
+        mode=dict(type='str', default='status', choices=['status', 'up', 'down']),
+        target=dict(type='str'),
+        steps=dict(type='int', default=1),
+        lock_timeout=dict(type='str', default='10s'),
+        lock_retries=dict(type='int', default=3),
+        lock_retry_delay=dict(type='float', default=1.0),
+        statement_timeout=dict(type='str'),
+        runner_lock_timeout=dict(type='float', default=60.0),
+        allow_drift=dict(type='bool', default=False),
+        lint=dict(type='str', default='fail', choices=['fail', 'warn', 'off']),
+    ))
+
+
+def check_options(params):
+    for name in ('lock_retries', 'lock_retry_delay', 'runner_lock_timeout'):
+        if params[name] < 0:
+            raise MigrateFailure('%s must not be negative (got %s)' % (name, params[name]))
+    if params['steps'] < 1:
+        raise MigrateFailure('steps must be at least 1 (got %s)' % params['steps'])
+
+
+class Migrate(SessionOperation):
+    """pg_migrate: plan() reads, validates, locks and lints; apply() runs what was planned, and only that."""
+
+    programs = True
+
+    @classmethod
+    def make_runner(cls, params):
+        return ClientRunner(params)
+
+    def __init__(self, params, ctx):
+        super(Migrate, self).__init__(params, ctx)
+        self.migrations = []
+        self.todo = []
+        self.invalid = []
+        self.dbmate = None
+        self.locked = False
+        self.cancel_token = None
+
+    # ------------------------------------------------------------------------------------------ plan
+    def plan(self):
+        params = self.params
+        check_options(params)
+        mode = params['mode']
+        self.migrations = source.read_folder(params['path'])
+        install_sigterm_handler()
+        if psycopg2 is not None:
+            psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)  # a cancel interrupts a query
+        session = self.open()
+        self.cancel_token = on_cancel(session.conn.cancel)
+        self.set_timeouts()
+        if mode != 'status' and not self.ctx.check_mode:
+            holders = tracking.try_runner_lock(session, params['runner_lock_timeout'])
+            if holders is not None:
+                raise MigrateFailure(
+                    'Another pg_migrate run holds the migration lock of this database (pid %s) and did not release '
+                    'it within %s s (runner_lock_timeout): nothing was run' % (
+                        ', '.join(str(p) for p in holders) or 'unknown', params['runner_lock_timeout']))
+            self.locked = True
+        history = tracking.read_history(session)
+        self.dbmate = tracking.dbmate_table(session)
+        status = planning.state(self.migrations, history, tracking.read_dbmate(session, self.dbmate))
+        result = dict(changed=False, mode=mode, path=params['path'], status=status, plan=[], lint=[],
+                      applied=[], reverted=[], invalid_indexes=[],
+                      dbmate_table=self.dbmate)
+        if mode == 'status':
+            return result
+        if status['drifted'] and not params['allow_drift']:
+            raise MigrateFailure(
+                'Applied migrations changed since they ran (drift): %s; restore the files, or set allow_drift' % (
+                    ', '.join('%s (%s section)' % (d['file'], '/'.join(d['sections'])) for d in status['drifted'])),
+                dict(result))
+        if mode == 'up':
+            self.todo = planning.select_up(self.migrations, status, params.get('target'))
+            direction = 'up'
+        else:
+            self.todo = planning.select_down(self.migrations, status, params.get('target'), params['steps'])
+            direction = 'down'
+        result['plan'] = [planning.steps_of(m, direction) for m in self.todo]
+        result['changed'] = bool(self.todo)
+        if direction == 'up':
+            names = [s.index for m in self.todo for s in m.up.statements if s.index]
+            self.invalid = tracking.invalid_indexes(session, names)
+            result['invalid_indexes'] = ['%s.%s' % pair for pair in self.invalid]
+            if self.invalid:
+                self.warn('INVALID indexes left by an interrupted CREATE INDEX CONCURRENTLY (%s) are dropped '
+                          'concurrently before the migration runs again' % ', '.join(result['invalid_indexes']))
+            result['lint'] = self.lint(result)
+        return result
+
+    def set_timeouts(self):
+        try:
+            self.session.scalar("SELECT set_config('lock_timeout', %s, false)", (self.params['lock_timeout'],))
+            if self.params.get('statement_timeout') is not None:
+                self.session.scalar("SELECT set_config('statement_timeout', %s, false)",
+                                    (self.params['statement_timeout'],))
+        except psycopg2.Error as exc:
+            raise MigrateFailure('lock_timeout/statement_timeout refused by the server: %s' % (
+                database_error_message(exc),))
+
+    def lint(self, result):
+        if self.params['lint'] == 'off' or not self.todo:
+            return []
+        squawk = lint.find_squawk()
+        if squawk is None:
+            raise LintError('squawk is needed to lint the migrations (pip install squawk-cli) unless lint=off')
+        num = self.session.server_version_num
+        version = '%d.%d' % (num // 10000, num % 10000)
+        findings = lint.lint(self.runner, squawk, self.todo, version)
+        if findings and self.params['lint'] == 'fail':
+            raise MigrateFailure('Lint (squawk) refused the migrations, nothing was run: %s' % lint.describe(
+                findings), dict(result, lint=findings, changed=False))
+        if findings:
+            self.warn('Lint (squawk): %s' % lint.describe(findings))
+        return findings
+
+    # ------------------------------------------------------------------------------------------ apply
+    def apply(self, plan):
+        result = dict(plan)
+        session = self.session
+        if not self.todo:
+            return result
+        tracking.create_history(session)
+        for schema, name in self.invalid:
+            tracking.drop_index_concurrently(session, schema, name)
+        direction = self.params['mode']
+        for migration in self.todo:
+            try:
+                done = self.run_one(migration, direction)
+            except MigrateFailure as exc:
+                exc.result = dict(result, **exc.result)
+                raise
+            result['applied' if direction == 'up' else 'reverted'].append(done)
+        return result
+
+    def run_one(self, migration, direction):
+        section = migration.section(direction)
+        started = time.monotonic()
+        retries = 0
+        if section.transactional:
+            while True:
+                try:
+                    self.session.execute('BEGIN')
+                    if direction == 'up':
+                        tracking.record_start(self.session, migration, True)
+                    for statement in section.statements:
+                        self.statement(migration, section, statement)
+                    if direction == 'up':
+                        tracking.record_end(self.session, migration, time.monotonic() - started, self.dbmate)
+                    else:
+                        tracking.record_down(self.session, migration.version, self.dbmate)
+                    self.session.execute('COMMIT')
+                    break
+                except _LockTimeout as exc:
+                    self.session.execute('ROLLBACK')
+                    retries = self.retry_or_fail(migration, exc.statement, retries)
+                except (MigrateFailure, psycopg2.Error):
+                    try:
+                        self.session.execute('ROLLBACK')
+                    except psycopg2.Error:
+                        pass
+                    raise
+        else:
+            if direction == 'up':
+                tracking.record_start(self.session, migration, False)
+            for statement in section.statements:
+                while True:
+                    try:
+                        self.statement(migration, section, statement)
+                        break
+                    except _LockTimeout as exc:
+                        retries = self.retry_or_fail(migration, exc.statement, retries)
+            if direction == 'up':
+                tracking.record_end(self.session, migration, time.monotonic() - started, self.dbmate)
+            else:
+                tracking.record_down(self.session, migration.version, self.dbmate)
+        self.set_timeouts()  # a migration may SET its own
+        return dict(version=migration.version, name=migration.name, file=migration.file, direction=direction,
+                    transactional=section.transactional, duration_s=round(time.monotonic() - started, 3),
+                    lock_retries=retries)
+
+    def statement(self, migration, section, statement):
+        try:
+            self.session.execute(statement.text)
+        except psycopg2.Error as exc:
+            if getattr(exc, 'pgcode', None) == LOCK_NOT_AVAILABLE:
+                raise _LockTimeout(statement)
+            raise MigrateFailure('%s line %d failed: %s%s' % (
+                migration.file, statement.line, database_error_message(exc),
+                ' (in a transaction: nothing of this migration was applied)' if section.transactional else
+                ' (outside a transaction: the statements before it stay; the migration is recorded as interrupted)'))
+
+    def retry_or_fail(self, migration, statement, retries):
+        if retries >= self.params['lock_retries']:
+            holders = tracking.lock_holders(self.session, statement.relations)
+            raise MigrateFailure(
+                '%s line %d: lock_timeout (%s) reached %d time(s); blocking pid(s): %s' % (
+                    migration.file, statement.line, self.params['lock_timeout'], retries + 1,
+                    ', '.join(str(p) for p in holders) or 'none found any more'),
+                dict(blocking_pids=holders))
+        time.sleep(self.params['lock_retry_delay'] * (2 ** retries))
+        return retries + 1
+
+    def close(self):
+        if self.cancel_token is not None:
+            forget(self.cancel_token)
+            self.cancel_token = None
+        if self.session is not None and self.locked:
+            try:
+                self.session.rollback()
+                tracking.release_runner_lock(self.session)
+            except Exception:  # pylint: disable=broad-except  # the session's end releases it anyway
+                pass
+            self.locked = False
+        super(Migrate, self).close()
+
+
+class _LockTimeout(Exception):
+    def __init__(self, statement):
+        super(_LockTimeout, self).__init__('lock timeout')
+        self.statement = statement

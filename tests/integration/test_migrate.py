@@ -1,0 +1,273 @@
+"""pg_migrate against the lab's real primary, run through ansible-playbook: status, up, down, check mode, two runs
+at once, a lock held on the table, CREATE INDEX CONCURRENTLY killed half-way, drift, lint, dbmate's table."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from tests.conftest import node_params
+
+ADD_TABLE = """-- migrate:up
+CREATE TABLE requisitions (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text);
+INSERT INTO requisitions (title) SELECT 'r' || g FROM generate_series(1, 2000) g;
+CREATE TABLE applied_log (version text);
+INSERT INTO applied_log VALUES ('1');
+
+-- migrate:down
+DROP TABLE applied_log;
+DROP TABLE requisitions;
+"""
+ADD_COLUMN = """-- migrate:up
+ALTER TABLE requisitions ADD COLUMN IF NOT EXISTS priority text DEFAULT 'standard';
+INSERT INTO applied_log VALUES ('2');
+
+-- migrate:down
+ALTER TABLE requisitions DROP COLUMN IF EXISTS priority;
+DELETE FROM applied_log WHERE version = '2';
+"""
+ADD_INDEX = """-- migrate:up transaction:false
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_requisitions_priority ON requisitions (priority)
+  WHERE priority IS NOT NULL;
+
+-- migrate:down transaction:false
+DROP INDEX CONCURRENTLY IF EXISTS idx_requisitions_priority;
+"""
+
+
+@pytest.fixture
+def db(lab):
+    name = 'mig_%d' % (int(time.time() * 1000) % 10 ** 9)
+    lab.psql('primary', 'CREATE DATABASE %s' % name)
+    yield name
+    lab.psql('primary', 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
+
+
+def folder(tmp_path, **files):
+    path = tmp_path / 'migrations'
+    path.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (path / (name + '.sql')).write_text(text)
+    return str(path)
+
+
+def migrate(play, lab, db, path, check=False, name='migrate', **args):
+    args = dict(node_params(lab, db=db), path=path, **args)
+    args.setdefault('lint', 'off')
+    run = play([dict(name=name, ignore_errors=True, **{'procgenie.dbops.pg_migrate': args})], check=check)
+    return run.result(name)
+
+
+def sql(lab, db, query):
+    return lab.psql('primary', query, db=db).strip()
+
+
+def connect(lab, db):
+    n = lab.state['nodes']['primary']
+    conn = psycopg2.connect(host=n['host'], port=n['port'], user=lab.state['superuser'],
+                            password=lab.state['password'], dbname=db, application_name='test-blocker')
+    conn.autocommit = True
+    return conn
+
+
+def test_status_check_up_again_down(lab, play, db, tmp_path):
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE, '2_add_priority': ADD_COLUMN, '3_add_index': ADD_INDEX})
+    status = migrate(play, lab, db, path)
+    assert not status.get('failed') and not status['changed'], status
+    assert [e['version'] for e in status['status']['pending']] == ['1', '2', '3']
+
+    planned = migrate(play, lab, db, path, check=True, mode='up')
+    assert planned['changed'] and not planned.get('failed'), planned
+    assert [(p['version'], p['transactional']) for p in planned['plan']] == [('1', True), ('2', True), ('3', False)]
+    assert planned['plan'][2]['statements'][0]['sql'].startswith('CREATE INDEX CONCURRENTLY')
+    assert sql(lab, db, "SELECT to_regclass('requisitions') IS NULL AND "
+                        "to_regclass('dbops_schema_history') IS NULL") == 't'
+
+    up = migrate(play, lab, db, path, mode='up')
+    assert up['changed'] and not up.get('failed'), up
+    assert [a['version'] for a in up['applied']] == ['1', '2', '3']
+    assert sql(lab, db, "SELECT string_agg(version || ':' || transactional || ':' || (finished_at IS NOT NULL) "
+                        "|| ':' || length(up_sha256), ',' ORDER BY version) FROM dbops_schema_history") == \
+        '1:true:true:64,2:true:true:64,3:false:true:64'
+    assert sql(lab, db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_requisitions_priority'::regclass") \
+        == 't'
+
+    again = migrate(play, lab, db, path, mode='up')
+    assert not again['changed'] and again['applied'] == [] and not again.get('failed'), again
+
+    down = migrate(play, lab, db, path, mode='down', steps=2)
+    assert down['changed'] and [r['version'] for r in down['reverted']] == ['3', '2'], down
+    assert sql(lab, db, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'priority'") == '0'
+    assert sql(lab, db, 'SELECT string_agg(version, \',\') FROM dbops_schema_history') == '1'
+
+
+def test_bad_input_runs_nothing(lab, play, db, tmp_path):
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE,
+                               '2_bad': '-- migrate:up\nSELECT 1;\n'
+                                        'CREATE INDEX CONCURRENTLY i ON requisitions (id);\n'})
+    bad = migrate(play, lab, db, path, mode='up')
+    assert bad.get('failed') and bad['msg'].startswith('2_bad.sql line 3: CREATE INDEX CONCURRENTLY cannot run'), bad
+    assert sql(lab, db, "SELECT to_regclass('requisitions') IS NULL") == 't'
+    missing = migrate(play, lab, db, str(tmp_path / 'nope'), mode='up')
+    assert missing.get('failed') and 'does not exist' in missing['msg'] and 'Traceback' not in str(missing)
+    os.remove(os.path.join(path, '2_bad.sql'))
+    unknown = migrate(play, lab, db, path, mode='up', target='7')
+    assert unknown.get('failed') and 'target 7 is not the version' in unknown['msg'], unknown
+    nothing = migrate(play, lab, db, path, mode='down')
+    assert nothing.get('failed') and 'no migration is applied' in nothing['msg'], nothing
+    negative = migrate(play, lab, db, path, mode='up', lock_retries=-1)
+    assert negative.get('failed') and 'lock_retries must not be negative' in negative['msg'], negative
+
+
+def test_two_runs_at_once_apply_each_migration_once(lab, play, db, tmp_path):
+    slow = '-- migrate:up\nSELECT pg_sleep(3);\nINSERT INTO applied_log VALUES (\'9\');\n'
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE, '2_add_priority': ADD_COLUMN, '9_slow': slow})
+    results = {}
+
+    def run(key):
+        results[key] = migrate(play, lab, db, path, mode='up', name='run %s' % key)
+    threads = [threading.Thread(target=run, args=(k,)) for k in ('a', 'b')]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not any(r.get('failed') for r in results.values()), results
+    applied = sorted(len(r['applied']) for r in results.values())
+    assert applied == [0, 3], results
+    assert sql(lab, db, 'SELECT string_agg(version, \',\' ORDER BY version) FROM applied_log') == '1,2,9'
+    assert sql(lab, db, 'SELECT count(*) FROM dbops_schema_history') == '3'
+
+
+def test_lock_held_on_the_table_retries_then_fails_or_succeeds(lab, play, db, tmp_path):
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE})
+    assert not migrate(play, lab, db, path, mode='up').get('failed')
+    path = folder(tmp_path, **{'2_add_priority': ADD_COLUMN})
+    blocker = connect(lab, db)
+    try:
+        cur = blocker.cursor()
+        cur.execute('BEGIN')
+        cur.execute('LOCK TABLE requisitions IN ACCESS SHARE MODE')
+        failed = migrate(play, lab, db, path, mode='up', lock_timeout='200ms', lock_retries=2, lock_retry_delay=0.2)
+        assert failed.get('failed'), failed
+        assert 'lock_timeout (200ms) reached 3 time(s)' in failed['msg'], failed
+        assert failed['blocking_pids'] == [blocker.get_backend_pid()], failed
+        assert str(blocker.get_backend_pid()) in failed['msg']
+        assert sql(lab, db, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'priority'") == '0'
+        watcher = connect(lab, db)
+
+        def release():  # once the ALTER has waited (and hit lock_timeout at least once), let it through
+            deadline = time.time() + 60
+            with watcher.cursor() as wcur:
+                while time.time() < deadline:
+                    wcur.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE requisitions%%' "
+                                 "AND wait_event_type = 'Lock'")
+                    if wcur.fetchone()[0]:
+                        break
+                    time.sleep(0.05)
+            time.sleep(0.8)
+            cur.execute('COMMIT')
+        thread = threading.Thread(target=release)
+        thread.start()
+        done = migrate(play, lab, db, path, mode='up', lock_timeout='300ms', lock_retries=6, lock_retry_delay=0.3)
+        thread.join()
+        watcher.close()
+        assert not done.get('failed') and done['applied'][0]['lock_retries'] >= 1, done
+        assert sql(lab, db, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'priority'") == '1'
+    finally:
+        blocker.close()
+
+
+def test_concurrent_index_killed_half_way_is_rebuilt(lab, play, db, tmp_path):
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE, '2_add_priority': ADD_COLUMN})
+    assert not migrate(play, lab, db, path, mode='up').get('failed')
+    path = folder(tmp_path, **{'3_add_index': ADD_INDEX})
+    writer = connect(lab, db)
+    watcher = connect(lab, db)
+    killed = []
+    try:
+        wcur = writer.cursor()
+        wcur.execute('BEGIN')
+        wcur.execute("UPDATE requisitions SET title = title WHERE id = 1")  # CIC waits for this writer
+
+        def kill():
+            deadline = time.time() + 60
+            with watcher.cursor() as cur:
+                while time.time() < deadline and not killed:
+                    cur.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%%' "
+                                "AND wait_event_type = 'Lock' AND datname = current_database()")
+                    row = cur.fetchone()
+                    if row:
+                        cur.execute('SELECT pg_terminate_backend(%s)', (row[0],))
+                        killed.append(row[0])
+                    time.sleep(0.2)
+        thread = threading.Thread(target=kill)
+        thread.start()
+        first = migrate(play, lab, db, path, mode='up', lock_timeout='60s')
+        thread.join()
+        assert killed and first.get('failed'), first
+        wcur.execute('COMMIT')
+        assert sql(lab, db, "SELECT indisvalid FROM pg_index "
+                            "WHERE indexrelid = 'idx_requisitions_priority'::regclass") == 'f'
+        status = migrate(play, lab, db, path)
+        assert [e['version'] for e in status['status']['interrupted']] == ['3'], status
+        second = migrate(play, lab, db, path, mode='up')
+        assert not second.get('failed'), second
+        assert second['invalid_indexes'] == ['public.idx_requisitions_priority']
+        assert [a['version'] for a in second['applied']] == ['3']
+        assert sql(lab, db, "SELECT indisvalid FROM pg_index "
+                            "WHERE indexrelid = 'idx_requisitions_priority'::regclass") == 't'
+        assert sql(lab, db, "SELECT finished_at IS NOT NULL FROM dbops_schema_history WHERE version = '3'") == 't'
+    finally:
+        writer.close()
+        watcher.close()
+
+
+def test_drift_is_refused_unless_allowed(lab, play, db, tmp_path):
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE})
+    assert not migrate(play, lab, db, path, mode='up').get('failed')
+    folder(tmp_path, **{'1_add_table': ADD_TABLE.replace('2000', '2001'), '2_add_priority': ADD_COLUMN})
+    drift = migrate(play, lab, db, path, mode='up')
+    assert drift.get('failed') and '1_add_table.sql (up section)' in drift['msg'], drift
+    assert sql(lab, db, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'priority'") == '0'
+    status = migrate(play, lab, db, path)
+    assert [d['version'] for d in status['status']['drifted']] == ['1'], status
+    allowed = migrate(play, lab, db, path, mode='up', allow_drift=True)
+    assert not allowed.get('failed') and [a['version'] for a in allowed['applied']] == ['2'], allowed
+
+
+def test_lint_refusal_leaves_the_schema_untouched(lab, play, db, tmp_path):
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE})
+    assert not migrate(play, lab, db, path, mode='up').get('failed')
+    blocking = ("-- migrate:up\nSET lock_timeout = '1s';\nSET statement_timeout = '5s';\n"
+                "CREATE INDEX IF NOT EXISTS idx_title ON requisitions (title);\n")
+    folder(tmp_path, **{'2_index': blocking})
+    refused = migrate(play, lab, db, path, mode='up', lint='fail')
+    assert refused.get('failed'), refused
+    assert '2_index.sql line 4: require-concurrent-index-creation' in refused['msg'], refused
+    assert [f['rule'] for f in refused['lint']] == ['require-concurrent-index-creation']
+    assert sql(lab, db, "SELECT to_regclass('idx_title') IS NULL") == 't'
+    assert sql(lab, db, 'SELECT count(*) FROM dbops_schema_history') == '1'
+    folder(tmp_path, **{'2_index': blocking.replace('CREATE INDEX',
+                                                    '-- squawk-ignore require-concurrent-index-creation\n'
+                                                    'CREATE INDEX')})
+    ignored = migrate(play, lab, db, path, mode='up', lint='fail')
+    assert not ignored.get('failed') and ignored['lint'] == [], ignored
+    assert sql(lab, db, "SELECT to_regclass('idx_title') IS NOT NULL") == 't'
+
+
+def test_dbmate_applied_versions_are_honoured(lab, play, db, tmp_path):
+    lab.psql('primary', 'CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY); '
+                        "INSERT INTO schema_migrations VALUES ('1'); "
+                        'CREATE TABLE requisitions (id bigint PRIMARY KEY, title text); '
+                        'CREATE TABLE applied_log (version text)', db=db)
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE, '2_add_priority': ADD_COLUMN})
+    status = migrate(play, lab, db, path)
+    assert [e['version'] for e in status['status']['applied']] == ['1'], status
+    assert status['status']['applied'][0]['applied_by'] == 'dbmate'
+    up = migrate(play, lab, db, path, mode='up')
+    assert not up.get('failed') and [a['version'] for a in up['applied']] == ['2'], up
+    assert sql(lab, db, "SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations") == '1,2'
