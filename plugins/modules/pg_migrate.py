@@ -47,9 +47,18 @@ options:
       - V(up) applies the pending migrations (up to O(target)).
       - V(down) reverts the newest applied migrations with their down sections - O(steps) of them, or all above
         O(target).
+      - V(rehearse) runs the pending migrations (up to O(target)) on a scratch copy of the database (C(CREATE
+        DATABASE ... TEMPLATE), unique name, always dropped) - each one applied, reverted, the schema compared with
+        the one before (C(pg_dump --schema-only), normalized), applied again - and reports in RV(rehearsal) whether
+        each down section restores the schema exactly. The database itself is never changed. The copy needs no
+        other session on the database (a refusal names them), C(CREATEDB) and C(pg_dump) not older than the server.
     type: str
     default: status
-    choices: [status, up, down]
+    choices: [status, up, down, rehearse]
+  maintenance_db:
+    description: With O(mode=rehearse), the database to connect to while the scratch copy is created and dropped.
+    type: str
+    default: postgres
   target:
     description:
       - A migration version. V(up) applies up to it (included); V(down) reverts down to just above it.
@@ -108,6 +117,7 @@ attributes:
     support: none
 requirements:
   - pglast (PostgreSQL's parser)
+  - pg_dump not older than the server, with O(mode=rehearse)
   - squawk-cli, unless O(lint=off)
 notes:
   - Connect directly to the server (port 5432), not through PgBouncer's transaction pooling (Azure's port 6432),
@@ -136,6 +146,12 @@ EXAMPLES = r'''
     mode: up
     lock_timeout: 2s
     lock_retries: 5
+
+- name: Rehearse the pending migrations on a scratch copy (down sections checked)
+  procgenie.dbops.pg_migrate:
+    login_db: procgenie
+    path: /srv/app/db/migrations
+    mode: rehearse
 
 - name: Revert the last migration
   procgenie.dbops.pg_migrate:
@@ -190,6 +206,22 @@ invalid_indexes:
 dbmate_table:
   description: dbmate's table honoured, or null.
   returned: always
+  type: str
+database:
+  description: The database migrated (or rehearsed).
+  returned: always
+  type: str
+rehearsal:
+  description:
+    - With O(mode=rehearse), one dict a migration - C(version), C(name), C(file), C(up) (applied), C(down)
+      (reverted, or why not), C(down_restores_schema), C(schema_diff) (unified diff lines of the schema before up
+      and after down, empty when the same), C(reapplied), C(error).
+  returned: when O(mode=rehearse)
+  type: list
+  elements: dict
+scratch_database:
+  description: With O(mode=rehearse), the name of the scratch copy (dropped at the end).
+  returned: when O(mode=rehearse)
   type: str
 blocking_pids:
   description: On a failure after the lock retries, the sessions that held a lock on the statement's tables.

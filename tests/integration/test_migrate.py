@@ -49,7 +49,7 @@ def db(lab):
 
 def folder(tmp_path, **files):
     path = tmp_path / 'migrations'
-    path.mkdir(exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (path / (name + '.sql')).write_text(text)
     return str(path)
@@ -271,3 +271,27 @@ def test_dbmate_applied_versions_are_honoured(lab, play, db, tmp_path):
     up = migrate(play, lab, db, path, mode='up')
     assert not up.get('failed') and [a['version'] for a in up['applied']] == ['2'], up
     assert sql(lab, db, "SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations") == '1,2'
+
+
+def test_rehearse_finds_a_down_that_does_not_restore_the_schema(lab, play, db, tmp_path):
+    lossy = ("-- migrate:up\nCREATE TABLE tags (id bigint PRIMARY KEY, label text);\n"
+             "CREATE INDEX tags_label ON tags (label);\n\n-- migrate:down\nDROP INDEX tags_label;\n")
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE, '2_add_priority': ADD_COLUMN, '3_tags': lossy})
+    planned = migrate(play, lab, db, path, check=True, mode='rehearse')
+    assert not planned.get('failed') and not planned['changed'] and planned['rehearsal'] == [], planned
+    good = migrate(play, lab, db, folder(tmp_path / 'good', **{'1_add_table': ADD_TABLE, '2_add_priority': ADD_COLUMN,
+                                                               '3_add_index': ADD_INDEX}), mode='rehearse')
+    assert not good.get('failed') and not good['changed'], good
+    assert [(e['version'], e['down_restores_schema'], e['reapplied']) for e in good['rehearsal']] == [
+        ('1', True, True), ('2', True, True), ('3', True, True)], good
+    result = migrate(play, lab, db, path, mode='rehearse')
+    assert result.get('failed') and 'the down section of 3_tags.sql does not restore the schema' in result['msg'], \
+        result
+    by_version = dict((e['version'], e) for e in result['rehearsal'])
+    assert by_version['1']['down_restores_schema'] and by_version['2']['down_restores_schema'], result
+    assert by_version['3']['down_restores_schema'] is False and not by_version['3']['reapplied'], result
+    assert 'already exists' in by_version['3']['error']
+    assert any('CREATE TABLE public.tags' in line for line in by_version['3']['schema_diff']), result
+    assert sql(lab, db, "SELECT to_regclass('requisitions') IS NULL AND "
+                        "to_regclass('dbops_schema_history') IS NULL") == 't'
+    assert sql(lab, db, "SELECT count(*) FROM pg_database WHERE datname LIKE 'dbops_rehearse%'") == '0'

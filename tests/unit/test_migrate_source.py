@@ -135,3 +135,17 @@ def test_lint_masks_everything_but_the_up_section_and_reads_squawk_json(tmp_path
     assert lint.describe(lint.findings_of(out, {})) == '5_x.sql line 4: ban-drop-column (m)'
     with pytest.raises(lint.LintError):
         lint.findings_of('not json', {})
+
+
+def test_rehearse_normalize_and_diff():
+    from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import rehearse
+    dump = ("--\n-- PostgreSQL database dump\n--\n\\restrict abc\nSET statement_timeout = 0;\n"
+            "SELECT pg_catalog.set_config('search_path', '', false);\n\nCREATE TABLE public.t (\n    id bigint\n);\n"
+            "\\unrestrict abc\n")
+    assert rehearse.normalize(dump) == ['CREATE TABLE public.t (', '    id bigint', ');']
+    same = rehearse.normalize(dump.replace('abc', 'xyz'))
+    assert rehearse.schema_diff(rehearse.normalize(dump), same) == []
+    diff = rehearse.schema_diff(same, [])
+    assert diff[:2] == ['--- before up', '+++ after down'] and '-CREATE TABLE public.t (' in diff
+    assert len(rehearse.schema_diff(['a%d' % i for i in range(100)], [])) == rehearse.DIFF_LINES + 1
+    assert len(rehearse.scratch_name('x' * 100)) == 63

@@ -18,11 +18,12 @@ import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
-    ClientRunner, install_sigterm_handler, on_cancel, forget)
+    ClientRunner, dbname_conninfo, install_sigterm_handler, on_cancel, forget, server_major)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    database_error_message, psycopg2)
+    database_error_message, open_session, psycopg2)
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
-from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import lint, planning, source, tracking
+from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import (
+    lint, planning, rehearse, source, tracking)
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.lint import LintError
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.source import MigrationError
 
@@ -43,7 +44,8 @@ ERRORS = (MigrateFailure, MigrationError, LintError)
 def argument_spec():
     return ArgumentSpec(dict(
         path=dict(type='path', required=True),
-        mode=dict(type='str', default='status', choices=['status', 'up', 'down']),
+        mode=dict(type='str', default='status', choices=['status', 'up', 'down', 'rehearse']),
+        maintenance_db=dict(type='str', default='postgres'),
         target=dict(type='str'),
         steps=dict(type='int', default=1),
         lock_timeout=dict(type='str', default='10s'),
@@ -81,6 +83,8 @@ class Migrate(SessionOperation):
         self.dbmate = None
         self.locked = False
         self.cancel_token = None
+        self.database = None
+        self.pg_dump = None
 
     # ------------------------------------------------------------------------------------------ plan
     def plan(self):
@@ -94,7 +98,8 @@ class Migrate(SessionOperation):
         session = self.open()
         self.cancel_token = on_cancel(session.conn.cancel)
         self.set_timeouts()
-        if mode != 'status' and not self.ctx.check_mode:
+        self.database = session.scalar('SELECT current_database()')
+        if mode in ('up', 'down') and not self.ctx.check_mode:
             holders = tracking.try_runner_lock(session, params['runner_lock_timeout'])
             if holders is not None:
                 raise MigrateFailure(
@@ -107,7 +112,7 @@ class Migrate(SessionOperation):
         status = planning.state(self.migrations, history, tracking.read_dbmate(session, self.dbmate))
         result = dict(changed=False, mode=mode, path=params['path'], status=status, plan=[], lint=[],
                       applied=[], reverted=[], invalid_indexes=[],
-                      dbmate_table=self.dbmate)
+                      dbmate_table=self.dbmate, database=self.database)
         if mode == 'status':
             return result
         if status['drifted'] and not params['allow_drift']:
@@ -115,6 +120,8 @@ class Migrate(SessionOperation):
                 'Applied migrations changed since they ran (drift): %s; restore the files, or set allow_drift' % (
                     ', '.join('%s (%s section)' % (d['file'], '/'.join(d['sections'])) for d in status['drifted'])),
                 dict(result))
+        if mode == 'rehearse':
+            return self.plan_rehearsal(result, status)
         if mode == 'up':
             self.todo = planning.select_up(self.migrations, status, params.get('target'))
             direction = 'up'
@@ -131,6 +138,25 @@ class Migrate(SessionOperation):
                 self.warn('INVALID indexes left by an interrupted CREATE INDEX CONCURRENTLY (%s) are dropped '
                           'concurrently before the migration runs again' % ', '.join(result['invalid_indexes']))
             result['lint'] = self.lint(result)
+        return result
+
+    def plan_rehearsal(self, result, status):
+        """Rehearse: the pending migrations (up to target), the programs, the copy's name; nothing changes."""
+        self.todo = planning.select_up(self.migrations, status, self.params.get('target'))
+        result['plan'] = [planning.steps_of(m, 'up') for m in self.todo]
+        result['rehearsal'] = []
+        result['scratch_database'] = None
+        if not self.todo:
+            return result
+        self.pg_dump = self.runner.find('pg_dump', server_major(self.session.server_version_num))
+        others = rehearse.others_on(self.session, self.database)
+        if others:
+            raise MigrateFailure(
+                'rehearse copies %s with CREATE DATABASE ... TEMPLATE, which needs no other session on it; pids %s '
+                'are connected: nothing was done' % (self.database, ', '.join(str(p) for p in others)),
+                dict(result))
+        result['lint'] = self.lint(result)
+        result['scratch_database'] = rehearse.scratch_name(self.database)
         return result
 
     def set_timeouts(self):
@@ -162,6 +188,8 @@ class Migrate(SessionOperation):
     # ------------------------------------------------------------------------------------------ apply
     def apply(self, plan):
         result = dict(plan)
+        if self.params['mode'] == 'rehearse':
+            return self.rehearse(result) if self.todo else result
         session = self.session
         if not self.todo:
             return result
@@ -177,6 +205,66 @@ class Migrate(SessionOperation):
                 raise
             result['applied' if direction == 'up' else 'reverted'].append(done)
         return result
+
+    # ------------------------------------------------------------------------------------------ rehearse
+    def schema(self, scratch):
+        _rc, out, _err = self.runner.run([self.pg_dump, '--schema-only', '--dbname=%s' % dbname_conninfo(scratch)],
+                                         database=scratch)
+        return rehearse.normalize(out)
+
+    def rehearse(self, result):
+        scratch = result['scratch_database']
+        self.close_session()
+        admin = open_session(self.params, database=self.params['maintenance_db'], log=self.log)
+        token = on_cancel(admin.conn.cancel)
+        try:
+            rehearse.create_copy(admin, scratch, self.database)
+            try:
+                self.open(database=scratch)
+                self.cancel_token = on_cancel(self.session.conn.cancel)
+                self.set_timeouts()
+                tracking.create_history(self.session)
+                for migration in self.todo:
+                    entry = dict(version=migration.version, name=migration.name, file=migration.file, up=False,
+                                 down=None, down_restores_schema=None, schema_diff=[], reapplied=False)
+                    result['rehearsal'].append(entry)
+                    try:
+                        before = self.schema(scratch)
+                        self.run_one(migration, 'up')
+                        entry['up'] = True
+                        if migration.down is None:
+                            entry['down'] = 'no -- migrate:down section'
+                            continue
+                        self.run_one(migration, 'down')
+                        entry['down'] = True
+                        entry['schema_diff'] = rehearse.schema_diff(before, self.schema(scratch))
+                        entry['down_restores_schema'] = not entry['schema_diff']
+                        self.run_one(migration, 'up')
+                        entry['reapplied'] = True
+                    except (MigrateFailure, psycopg2.Error) as exc:
+                        entry['error'] = str(exc) if isinstance(exc, MigrateFailure) else database_error_message(exc)
+                        break
+            finally:
+                self.close_session()
+                rehearse.drop_copy(admin, scratch)
+        finally:
+            forget(token)
+            admin.close()
+        problems = ['the down section of %s does not restore the schema' % e['file']
+                    for e in result['rehearsal'] if e['down_restores_schema'] is False]
+        problems += ['%s: %s' % (e['file'], e['error']) for e in result['rehearsal'] if e.get('error')]
+        if problems:
+            raise MigrateFailure('Rehearsal on a scratch copy (dropped; %s was not changed): %s' % (
+                self.database, '; '.join(problems)), dict(result))
+        return result
+
+    def close_session(self):
+        if self.cancel_token is not None:
+            forget(self.cancel_token)
+            self.cancel_token = None
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
     def run_one(self, migration, direction):
         section = migration.section(direction)
