@@ -192,7 +192,17 @@ def variables(lab, ctx):
     nodes = dict(admin)
     nodes.pop('login_host')
     nodes.pop('login_port')
+    migrations = os.path.join(os.path.dirname(ctx['backups']), 'migrations')
+    os.makedirs(migrations, exist_ok=True)
+    with open(os.path.join(migrations, '1_priority.sql'), 'w') as handle:
+        handle.write("-- migrate:up\nALTER TABLE requisitions ADD COLUMN IF NOT EXISTS priority text;\n\n"
+                     "-- migrate:down\nALTER TABLE requisitions DROP COLUMN IF EXISTS priority;\n")
+    with open(os.path.join(migrations, '2_priority_index.sql'), 'w') as handle:
+        handle.write("-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_req_priority "
+                     "ON requisitions (priority);\n")
     return {
+        'migrate.yml': [dict(dbops_connection=conn, migrations_path=migrations, migrations_mode='up',
+                             migrations_lint='off')],
         'backup.yml': [dict(dbops_connection=conn, dbops_environment='production', backup_max_age_days=0.00001,
                             backup_items=[dict(kind='full'), dict(kind='schema_only'),
                                           dict(kind='tables', tables=['requisitions']),

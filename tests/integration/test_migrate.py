@@ -295,3 +295,28 @@ def test_rehearse_finds_a_down_that_does_not_restore_the_schema(lab, play, db, t
     assert sql(lab, db, "SELECT to_regclass('requisitions') IS NULL AND "
                         "to_regclass('dbops_schema_history') IS NULL") == 't'
     assert sql(lab, db, "SELECT count(*) FROM pg_database WHERE datname LIKE 'dbops_rehearse%'") == '0'
+
+
+def test_playbook_status_check_up_and_summaries(lab, play, db, tmp_path):
+    from tests.conftest import REPO
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE, '2_add_priority': ADD_COLUMN, '3_add_index': ADD_INDEX})
+    book = os.path.join(REPO, 'playbooks', 'migrate.yml')
+    base = dict(target='localhost', dbops_connection=node_params(lab, db=db), migrations_path=path,
+                migrations_lint='off')
+
+    def summary(run):
+        assert run.rc == 0, run
+        assert run.results[-1]['task'] == 'procgenie.dbops.migrations : Summary'
+        return run.results[-1]['result']['msg']
+
+    assert summary(play(playbook=book, extravars=base)) == \
+        'localhost (%s): 0 applied, 3 pending, 0 drifted, 0 missing, 0 interrupted' % db
+    assert summary(play(playbook=book, check=True, extravars=dict(base, migrations_mode='up'))) == \
+        'localhost (%s): would apply 3 migration(s): 1, 2, 3' % db
+    assert sql(lab, db, "SELECT to_regclass('requisitions') IS NULL") == 't'
+    assert summary(play(playbook=book, extravars=dict(base, migrations_mode='up', migrations_target='2'))) == \
+        'localhost (%s): applied 2 migration(s): 1, 2' % db
+    assert summary(play(playbook=book, extravars=dict(base, migrations_mode='rehearse'))) == \
+        'localhost (%s): rehearsed 1 pending migration(s) on a scratch copy: 3; every down restores the schema' % db
+    assert summary(play(playbook=book, check=True, extravars=dict(base, migrations_mode='down'))) == \
+        'localhost (%s): would revert 1 migration(s): 2' % db

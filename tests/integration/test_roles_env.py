@@ -135,6 +135,11 @@ def role_runs(lab, env):
     fo = dict(dbops_connection=nodes,
               failover_primary=dict(host=primary['host'], port=primary['port'], data_directory=primary['datadir']),
               failover_candidate=dict(host=standby['host'], port=standby['port'], data_directory=standby['datadir']))
+    migrations = os.path.join(env['root'], 'summary-migrations')
+    os.makedirs(migrations, exist_ok=True)
+    with open(os.path.join(migrations, '1_probe.sql'), 'w') as handle:
+        handle.write('-- migrate:up\nCREATE TABLE IF NOT EXISTS summary_probe (id bigint PRIMARY KEY);\n\n'
+                     '-- migrate:down\nDROP TABLE IF EXISTS summary_probe;\n')
     return {
         'backup': ('backup.yml', dict(dbops_connection=conn, dbops_backup_dir=backups), {}),
         'backup_verify': ('verify_backup.yml', dict(dbops_connection=admin, dbops_backup_dir=backups), {}),
@@ -142,6 +147,8 @@ def role_runs(lab, env):
         'emergency_read_only': ('read_only.yml', dict(dbops_connection=conn, emergency_read_only_database=DB,
                                                       emergency_read_only_state='off'),
                                 dict(emergency_read_only_state='on')),
+        'migrations': ('migrate.yml', dict(dbops_connection=conn, migrations_path=migrations),
+                       dict(migrations_mode='up')),
         'failover': ('failover.yml', dict(fo, failover_mode='status'), dict(failover_mode='planned')),
         'pitr_restore': ('pitr_restore.yml', dict(dbops_connection=admin, dbops_backup_dir=backups,
                                                   pitr_restore_mode='stop',
