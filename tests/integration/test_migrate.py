@@ -320,3 +320,22 @@ def test_playbook_status_check_up_and_summaries(lab, play, db, tmp_path):
         'localhost (%s): rehearsed 1 pending migration(s) on a scratch copy: 3; every down restores the schema' % db
     assert summary(play(playbook=book, check=True, extravars=dict(base, migrations_mode='down'))) == \
         'localhost (%s): would revert 1 migration(s): 2' % db
+
+
+def test_cancel_ends_the_migration_session_within_2_s(lab, play, db, tmp_path):
+    from tests.integration.test_cancel import Monitor, cancel, in_thread, module_process, wait_until
+    slow = "-- migrate:up transaction:false\nSELECT pg_sleep(60);\n"
+    path = folder(tmp_path, **{'1_slow': slow})
+    monitor = Monitor(lab)
+    try:
+        thread, outcome = in_thread(play, [dict(name='migrate', **{'procgenie.dbops.pg_migrate': dict(
+            node_params(lab, db=db), path=path, mode='up', lint='off')})])
+        module = module_process('pg_migrate')
+        wait_until(lambda: monitor.rows("SELECT pid FROM pg_stat_activity WHERE state = 'active' "
+                                        "AND query LIKE 'SELECT pg_sleep(60)%%'"), 60, 'the migration running')
+        assert cancel(module, monitor, 'SELECT pg_sleep(60)%', tree=[]) < 2.0
+        thread.join(60)
+        assert outcome['run'].rc != 0
+        assert sql(lab, db, "SELECT finished_at IS NULL FROM dbops_schema_history WHERE version = '1'") == 't'
+    finally:
+        monitor.close()
