@@ -38,9 +38,40 @@ author:
   - ProcGenie Platform Engineering (@procgenie)
 options:
   path:
-    description: The folder of migration files (C(*.sql); other files are ignored).
+    description:
+      - The folder of migration files (C(*.sql); other files are ignored). Required with O(source=dbmate).
     type: path
-    required: true
+  source:
+    description:
+      - V(dbmate) - the SQL files of O(path).
+      - V(typeorm) - the application's TypeORM table O(typeorm_table) (C(id), C(timestamp), C(name)); V(status)
+        reports it and compares it by name (never by C(timestamp), the class name's suffix) with O(expected);
+        V(up) runs the application's O(command) under the runner lock, with O(lock_timeout) and
+        O(statement_timeout) in C(PGOPTIONS), reading the table before and after to report what ran (not when
+        O(expected) shows nothing pending). Other modes are refused (revert with the application's command).
+    type: str
+    default: dbmate
+    choices: [dbmate, typeorm]
+  typeorm_table:
+    description: With O(source=typeorm), the table (the DataSource's C(migrationsTableName), may be schema-qualified).
+    type: str
+    default: migrations
+  expected:
+    description:
+      - With O(source=typeorm), the migration names the application expects (class names); RV(typeorm.pending) and
+        RV(typeorm.unexpected) compare them with the table by name.
+    type: list
+    elements: str
+  command:
+    description:
+      - With O(source=typeorm) and O(mode=up), the application's command as an argument list (no shell), for example
+        V([npx, typeorm, migration:run, -d, dist/data-source.js, --transaction, each]). It gets the connection
+        options as C(PG*) environment variables (never on argv).
+    type: list
+    elements: str
+  command_chdir:
+    description: The folder O(command) runs in.
+    type: path
   mode:
     description:
       - V(status) reports applied, pending, drifted, missing and interrupted migrations and changes nothing.
@@ -153,6 +184,15 @@ EXAMPLES = r'''
     path: /srv/app/db/migrations
     mode: rehearse
 
+- name: Run the application's TypeORM migrations under the runner lock, checked against the expected names
+  procgenie.dbops.pg_migrate:
+    login_db: procgenie
+    source: typeorm
+    mode: up
+    expected: "{{ lookup('ansible.builtin.file', '/srv/app/migrations.txt').splitlines() }}"
+    command: [npx, typeorm, migration:run, -d, dist/data-source.js, --transaction, each]
+    command_chdir: /srv/app
+
 - name: Revert the last migration
   procgenie.dbops.pg_migrate:
     login_db: procgenie
@@ -223,6 +263,38 @@ scratch_database:
   description: With O(mode=rehearse), the name of the scratch copy (dropped at the end).
   returned: when O(mode=rehearse)
   type: str
+typeorm:
+  description: With O(source=typeorm) - the table's name and rows, and what was compared and run.
+  returned: when O(source=typeorm)
+  type: dict
+  contains:
+    table:
+      description: The table found (null when it does not exist).
+      type: str
+    migrations:
+      description: Its rows (C(id), C(timestamp), C(name)) in id order, after the command when it ran.
+      type: list
+      elements: dict
+    pending:
+      description: Names of O(expected) not in the table (null without O(expected)).
+      type: list
+      elements: str
+    unexpected:
+      description: Names in the table not in O(expected) (null without O(expected)).
+      type: list
+      elements: str
+    command:
+      description: The command run (or that would run); empty when nothing is pending.
+      type: list
+      elements: str
+    ran:
+      description: Names the command added to the table.
+      type: list
+      elements: str
+    removed:
+      description: Names the command removed from the table.
+      type: list
+      elements: str
 blocking_pids:
   description: On a failure after the lock retries, the sessions that held a lock on the statement's tables.
   returned: failure

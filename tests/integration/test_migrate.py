@@ -56,7 +56,9 @@ def folder(tmp_path, **files):
 
 
 def migrate(play, lab, db, path, check=False, name='migrate', **args):
-    args = dict(node_params(lab, db=db), path=path, **args)
+    args = dict(node_params(lab, db=db), **args)
+    if path is not None:
+        args['path'] = path
     args.setdefault('lint', 'off')
     run = play([dict(name=name, ignore_errors=True, **{'procgenie.dbops.pg_migrate': args})], check=check)
     return run.result(name)
@@ -339,3 +341,49 @@ def test_cancel_ends_the_migration_session_within_2_s(lab, play, db, tmp_path):
         assert sql(lab, db, "SELECT finished_at IS NULL FROM dbops_schema_history WHERE version = '1'") == 't'
     finally:
         monitor.close()
+
+
+FAKE_APP = '''#!%s
+"""A stand-in for the application's `typeorm migration:run`: connects with the PG* environment pg_migrate gives it,
+records the lock_timeout it got, and inserts the migrations not yet in the table."""
+import sys
+import psycopg2
+conn = psycopg2.connect('')
+conn.autocommit = True
+cur = conn.cursor()
+cur.execute("SELECT current_setting('lock_timeout')")
+with open(sys.argv[1], 'w') as handle:
+    handle.write(cur.fetchone()[0])
+for name in sys.argv[2:]:
+    cur.execute("INSERT INTO migrations (timestamp, name) SELECT %%s, %%s WHERE NOT EXISTS "
+                "(SELECT 1 FROM migrations WHERE name = %%s)", (int(name[-13:]), name, name))
+'''
+
+
+def test_typeorm_table_read_compared_and_the_application_command_run(lab, play, db, tmp_path):
+    import sys
+    lab.psql('primary', 'CREATE TABLE migrations (id SERIAL PRIMARY KEY, "timestamp" bigint NOT NULL, '
+                        'name character varying NOT NULL); '
+                        "INSERT INTO migrations (timestamp, name) VALUES (1700000000000, 'Init1700000000000'), "
+                        "(1600000000000, 'Hotfix1600000000000')", db=db)
+    app = tmp_path / 'fake-typeorm'
+    app.write_text(FAKE_APP % sys.executable)
+    app.chmod(0o755)
+    expected = ['Init1700000000000', 'AddPriority1710000000000']
+    base = dict(source='typeorm', expected=expected)
+    status = migrate(play, lab, db, None, **base)
+    assert not status.get('failed') and not status['changed'], status
+    assert status['typeorm']['pending'] == ['AddPriority1710000000000']
+    assert status['typeorm']['unexpected'] == ['Hotfix1600000000000']
+    assert [m['timestamp'] for m in status['typeorm']['migrations']] == ['1700000000000', '1600000000000']
+    command = [str(app), str(tmp_path / 'lock_timeout.txt'), 'AddPriority1710000000000']
+    check = migrate(play, lab, db, None, check=True, mode='up', command=command, **base)
+    assert check['changed'] and check['typeorm']['command'] == command and check['commands'] == [], check
+    assert sql(lab, db, 'SELECT count(*) FROM migrations') == '2'
+    up = migrate(play, lab, db, None, mode='up', command=command, lock_timeout='3s', **base)
+    assert not up.get('failed') and up['changed'] and up['typeorm']['ran'] == ['AddPriority1710000000000'], up
+    assert up['typeorm']['pending'] == [] and (tmp_path / 'lock_timeout.txt').read_text() == '3s'
+    again = migrate(play, lab, db, None, mode='up', command=command, **base)
+    assert not again.get('failed') and not again['changed'] and again['commands'] == [], again
+    refused = migrate(play, lab, db, None, mode='down', source='typeorm')
+    assert refused.get('failed') and 'supports mode status and up' in refused['msg'], refused

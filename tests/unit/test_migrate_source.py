@@ -149,3 +149,14 @@ def test_rehearse_normalize_and_diff():
     assert diff[:2] == ['--- before up', '+++ after down'] and '-CREATE TABLE public.t (' in diff
     assert len(rehearse.schema_diff(['a%d' % i for i in range(100)], [])) == rehearse.DIFF_LINES + 1
     assert len(rehearse.scratch_name('x' * 100)) == 63
+
+
+def test_typeorm_compares_by_name_never_by_timestamp():
+    from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import typeorm
+    rows = [dict(id=1, timestamp='1700000000000', name='Init1700000000000'),
+            dict(id=2, timestamp='1600000000000', name='Old1600000000000')]
+    assert typeorm.compare(rows, None) == (None, None)
+    assert typeorm.compare(rows, ['Init1700000000000', 'Priority1710000000000']) == (
+        ['Priority1710000000000'], ['Old1600000000000'])
+    after = rows[:1] + [dict(id=3, timestamp='1710000000000', name='Priority1710000000000')]
+    assert typeorm.ran(rows, after) == ([after[1]], ['Old1600000000000'])

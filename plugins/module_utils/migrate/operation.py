@@ -14,6 +14,9 @@ a transactional migration); after that the run fails naming the sessions holding
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
@@ -23,7 +26,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._connection import
     database_error_message, open_session, psycopg2)
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import (
-    lint, planning, rehearse, source, tracking)
+    lint, planning, rehearse, source, tracking, typeorm)
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.lint import LintError
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.source import MigrationError
 
@@ -38,12 +41,18 @@ class MigrateFailure(Exception):
         self.result = result or {}
 
 
-ERRORS = (MigrateFailure, MigrationError, LintError)
+ERRORS = (MigrateFailure, MigrationError, LintError, typeorm.TypeOrmError)
+SAFE_SETTING = re.compile(r'^[A-Za-z0-9_.]+$')
 
 
 def argument_spec():
     return ArgumentSpec(dict(
-        path=dict(type='path', required=True),
+        path=dict(type='path'),
+        source=dict(type='str', default='dbmate', choices=['dbmate', 'typeorm']),
+        typeorm_table=dict(type='str', default='migrations'),
+        expected=dict(type='list', elements='str'),
+        command=dict(type='list', elements='str'),
+        command_chdir=dict(type='path'),
         mode=dict(type='str', default='status', choices=['status', 'up', 'down', 'rehearse']),
         maintenance_db=dict(type='str', default='postgres'),
         target=dict(type='str'),
@@ -55,7 +64,7 @@ def argument_spec():
         runner_lock_timeout=dict(type='float', default=60.0),
         allow_drift=dict(type='bool', default=False),
         lint=dict(type='str', default='fail', choices=['fail', 'warn', 'off']),
-    ))
+    ), required_if=[('source', 'dbmate', ['path'])])
 
 
 def check_options(params):
@@ -85,12 +94,15 @@ class Migrate(SessionOperation):
         self.cancel_token = None
         self.database = None
         self.pg_dump = None
+        self.typeorm_rows = []
 
     # ------------------------------------------------------------------------------------------ plan
     def plan(self):
         params = self.params
         check_options(params)
         mode = params['mode']
+        if params['source'] == 'typeorm':
+            return self.plan_typeorm()
         self.migrations = source.read_folder(params['path'])
         install_sigterm_handler()
         if psycopg2 is not None:
@@ -138,6 +150,84 @@ class Migrate(SessionOperation):
                 self.warn('INVALID indexes left by an interrupted CREATE INDEX CONCURRENTLY (%s) are dropped '
                           'concurrently before the migration runs again' % ', '.join(result['invalid_indexes']))
             result['lint'] = self.lint(result)
+        return result
+
+    # ------------------------------------------------------------------------------------------ TypeORM
+    def connect(self):
+        install_sigterm_handler()
+        if psycopg2 is not None:
+            psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)  # a cancel interrupts a query
+        session = self.open()
+        self.cancel_token = on_cancel(session.conn.cancel)
+        self.set_timeouts()
+        self.database = session.scalar('SELECT current_database()')
+        return session
+
+    def take_runner_lock(self):
+        holders = tracking.try_runner_lock(self.session, self.params['runner_lock_timeout'])
+        if holders is not None:
+            raise MigrateFailure(
+                'Another pg_migrate run holds the migration lock of this database (pid %s) and did not release '
+                'it within %s s (runner_lock_timeout): nothing was run' % (
+                    ', '.join(str(p) for p in holders) or 'unknown', self.params['runner_lock_timeout']))
+        self.locked = True
+
+    def plan_typeorm(self):
+        """source=typeorm: the application's table read (and compared by name with `expected`); with mode=up, the
+        application's command checked, the runner lock taken; nothing runs."""
+        params = self.params
+        mode = params['mode']
+        if mode not in ('status', 'up'):
+            raise MigrateFailure('source=typeorm supports mode status and up (the application\'s own command); '
+                                 'revert with the application\'s migration:revert')
+        command = params.get('command') or []
+        if mode == 'up':
+            if not command:
+                raise MigrateFailure('source=typeorm with mode=up runs the application\'s command: set command, '
+                                     'for example [npx, typeorm, migration:run, -d, dist/data-source.js, '
+                                     '--transaction, each]')
+            program = command[0] if os.path.isabs(command[0]) else shutil.which(command[0])
+            if not program or not os.access(program, os.X_OK):
+                raise MigrateFailure('The command %s is not found (or not executable)' % command[0])
+            if params.get('command_chdir') and not os.path.isdir(params['command_chdir']):
+                raise MigrateFailure('command_chdir %s is not a folder' % params['command_chdir'])
+            for name in ('lock_timeout', 'statement_timeout'):
+                if params.get(name) is not None and not SAFE_SETTING.match(params[name]):
+                    raise MigrateFailure('%s %r: the command gets it in PGOPTIONS, which takes letters, digits, '
+                                         '"_" and "." only (for example 10s)' % (name, params[name]))
+        session = self.connect()
+        if mode == 'up' and not self.ctx.check_mode:
+            self.take_runner_lock()
+        rows, regclass = typeorm.read_table(session, params['typeorm_table'])
+        pending, unexpected = typeorm.compare(rows, params.get('expected'))
+        self.typeorm_rows = rows
+        will_run = mode == 'up' and (pending is None or bool(pending))
+        status = dict(applied=[dict(version=r['timestamp'], name=r['name'], id=r['id']) for r in rows],
+                      pending=[dict(name=n) for n in pending or []], drifted=[],
+                      missing=[dict(name=n) for n in unexpected or []], interrupted=[])
+        return dict(changed=will_run, mode=mode, source='typeorm', path=params.get('path'), status=status, plan=[],
+                    lint=[], applied=[], reverted=[], invalid_indexes=[], dbmate_table=None, database=self.database,
+                    typeorm=dict(table=regclass, migrations=rows, pending=pending, unexpected=unexpected,
+                                 command=command if will_run else [], ran=[], removed=[]))
+
+    def apply_typeorm(self, result):
+        if not result['changed']:
+            return result
+        options = ['-c lock_timeout=%s' % self.params['lock_timeout']]
+        if self.params.get('statement_timeout') is not None:
+            options.append('-c statement_timeout=%s' % self.params['statement_timeout'])
+        self.runner.run(self.params['command'], database=self.database, cwd=self.params.get('command_chdir'),
+                        env_extra=dict(PGOPTIONS=' '.join(options)))
+        after, _regclass = typeorm.read_table(self.session, self.params['typeorm_table'])
+        added, removed = typeorm.ran(self.typeorm_rows, after)
+        pending, unexpected = typeorm.compare(after, self.params.get('expected'))
+        result = dict(result, changed=bool(added or removed))
+        result['typeorm'] = dict(result['typeorm'], migrations=after, pending=pending, unexpected=unexpected,
+                                 ran=[r['name'] for r in added], removed=removed)
+        result['applied'] = [dict(version=r['timestamp'], name=r['name']) for r in added]
+        if pending:
+            raise MigrateFailure('The application\'s command ran %d migration(s) but %s are still not in %s' % (
+                len(added), ', '.join(pending), result['typeorm']['table']), result)
         return result
 
     def plan_rehearsal(self, result, status):
@@ -188,6 +278,8 @@ class Migrate(SessionOperation):
     # ------------------------------------------------------------------------------------------ apply
     def apply(self, plan):
         result = dict(plan)
+        if self.params['source'] == 'typeorm':
+            return self.apply_typeorm(result)
         if self.params['mode'] == 'rehearse':
             return self.rehearse(result) if self.todo else result
         session = self.session
