@@ -247,6 +247,10 @@ dbmate_table:
   description: dbmate's table honoured, or null.
   returned: always
   type: str
+duration_s:
+  description: Seconds the module's work took (reading, lint, the migrations).
+  returned: success
+  type: float
 database:
   description: The database migrated (or rehearsed).
   returned: always

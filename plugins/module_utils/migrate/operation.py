@@ -96,6 +96,10 @@ class Migrate(SessionOperation):
         self.pg_dump = None
         self.typeorm_rows = []
 
+    def run(self):
+        result = super(Migrate, self).run()
+        return dict(result, duration_s=self.elapsed())
+
     # ------------------------------------------------------------------------------------------ plan
     def plan(self):
         params = self.params
