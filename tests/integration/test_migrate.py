@@ -387,3 +387,21 @@ def test_typeorm_table_read_compared_and_the_application_command_run(lab, play, 
     assert not again.get('failed') and not again['changed'] and again['commands'] == [], again
     refused = migrate(play, lab, db, None, mode='down', source='typeorm')
     assert refused.get('failed') and 'supports mode status and up' in refused['msg'], refused
+
+
+def test_runner_lock_held_elsewhere_fails_naming_the_holder(lab, play, db, tmp_path):
+    from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.tracking import LOCK_KEY
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE})
+    holder = connect(lab, db)
+    try:
+        holder.cursor().execute('SELECT pg_advisory_lock(%s)', (LOCK_KEY,))
+        started = time.monotonic()
+        failed = migrate(play, lab, db, path, mode='up', runner_lock_timeout=1)
+        assert failed.get('failed') and 'holds the migration lock of this database (pid %d)' % (
+            holder.get_backend_pid()) in failed['msg'], failed
+        assert time.monotonic() - started < 30
+        assert sql(lab, db, "SELECT to_regclass('requisitions') IS NULL") == 't'
+        planned = migrate(play, lab, db, path, check=True, mode='up')  # check mode takes no lock
+        assert not planned.get('failed') and planned['changed'], planned
+    finally:
+        holder.close()

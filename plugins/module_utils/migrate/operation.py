@@ -108,21 +108,9 @@ class Migrate(SessionOperation):
         if params['source'] == 'typeorm':
             return self.plan_typeorm()
         self.migrations = source.read_folder(params['path'])
-        install_sigterm_handler()
-        if psycopg2 is not None:
-            psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)  # a cancel interrupts a query
-        session = self.open()
-        self.cancel_token = on_cancel(session.conn.cancel)
-        self.set_timeouts()
-        self.database = session.scalar('SELECT current_database()')
+        session = self.connect()
         if mode in ('up', 'down') and not self.ctx.check_mode:
-            holders = tracking.try_runner_lock(session, params['runner_lock_timeout'])
-            if holders is not None:
-                raise MigrateFailure(
-                    'Another pg_migrate run holds the migration lock of this database (pid %s) and did not release '
-                    'it within %s s (runner_lock_timeout): nothing was run' % (
-                        ', '.join(str(p) for p in holders) or 'unknown', params['runner_lock_timeout']))
-            self.locked = True
+            self.take_runner_lock()
         history = tracking.read_history(session)
         self.dbmate = tracking.dbmate_table(session)
         status = planning.state(self.migrations, history, tracking.read_dbmate(session, self.dbmate))
