@@ -387,6 +387,17 @@ def test_typeorm_table_read_compared_and_the_application_command_run(lab, play, 
     assert not again.get('failed') and not again['changed'] and again['commands'] == [], again
     refused = migrate(play, lab, db, None, mode='down', source='typeorm')
     assert refused.get('failed') and 'supports mode status and up' in refused['msg'], refused
+    from tests.conftest import REPO
+    run = play(playbook=os.path.join(REPO, 'playbooks', 'migrate.yml'), check=True, extravars=dict(
+        target='localhost', dbops_connection=node_params(lab, db=db), migrations_source='typeorm',
+        migrations_mode='up', migrations_expected=expected + ['Next1720000000000'], migrations_command=command))
+    assert run.rc == 0, run
+    assert run.results[-1]['result']['msg'] == (
+        "localhost (%s): TypeORM table migrations: 3 applied, 1 expected not applied, 1 not expected; would run the "
+        "application's command" % db)
+    run = play(playbook=os.path.join(REPO, 'playbooks', 'migrate.yml'), extravars=dict(
+        target='localhost', dbops_connection=node_params(lab, db=db), migrations_mode='up'))
+    assert run.rc != 0 and 'migrations_path' in run.text
 
 
 def test_runner_lock_held_elsewhere_fails_naming_the_holder(lab, play, db, tmp_path):
