@@ -62,6 +62,31 @@ options:
         RV(typeorm.unexpected) compare them with the table by name.
     type: list
     elements: str
+  compare_with:
+    description:
+      - With O(source=typeorm), another server's TypeORM table gives the expected names (the restore checklist's
+        "run any migrations that were applied after the backup point" - compare the restored server with the current
+        one by name, never by timestamp). Connection options not given are the module's.
+    type: dict
+    suboptions:
+      login_host:
+        description: The other server's host.
+        type: str
+      login_port:
+        description: Its port.
+        type: int
+      login_user:
+        description: The role to connect as.
+        type: str
+      login_password:
+        description: Its password.
+        type: str
+      login_db:
+        description: Its database.
+        type: str
+      typeorm_table:
+        description: Its TypeORM table (default O(typeorm_table)).
+        type: str
   command:
     description:
       - With O(source=typeorm) and O(mode=up), the application's command as an argument list (no shell), for example
@@ -299,6 +324,9 @@ typeorm:
       description: Names the command removed from the table.
       type: list
       elements: str
+    compared_with:
+      description: With O(compare_with), the other server (C(server) - host:port/database), C(table) and C(migrations).
+      type: dict
 blocking_pids:
   description: On a failure after the lock retries, the sessions that held a lock on the statement's tables.
   returned: failure

@@ -387,6 +387,23 @@ def test_typeorm_table_read_compared_and_the_application_command_run(lab, play, 
     assert not again.get('failed') and not again['changed'] and again['commands'] == [], again
     refused = migrate(play, lab, db, None, mode='down', source='typeorm')
     assert refused.get('failed') and 'supports mode status and up' in refused['msg'], refused
+    other = 'mig_other_%d' % (int(time.time() * 1000) % 10 ** 9)
+    lab.psql('primary', 'CREATE DATABASE %s' % other)
+    try:
+        lab.psql('primary', 'CREATE TABLE migrations (id SERIAL PRIMARY KEY, "timestamp" bigint NOT NULL, '
+                            "name character varying NOT NULL); INSERT INTO migrations (timestamp, name) VALUES "
+                            "(1700000000000, 'Init1700000000000'), (1730000000000, 'Later1730000000000')", db=other)
+        peer = node_params(lab, db=other)
+        compared = migrate(play, lab, db, None, source='typeorm', compare_with=dict(
+            login_host=peer['login_host'], login_port=peer['login_port'], login_password=peer['login_password'],
+            login_db=other))
+        assert not compared.get('failed'), compared
+        assert compared['typeorm']['pending'] == ['Later1730000000000'], compared
+        assert compared['typeorm']['unexpected'] == ['Hotfix1600000000000', 'AddPriority1710000000000']
+        assert compared['typeorm']['compared_with']['server'].endswith('/%s' % other)
+        assert lab.state['password'] not in str(compared)
+    finally:
+        lab.psql('primary', 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % other)
     from tests.conftest import REPO
     run = play(playbook=os.path.join(REPO, 'playbooks', 'migrate.yml'), check=True, extravars=dict(
         target='localhost', dbops_connection=node_params(lab, db=db), migrations_source='typeorm',

@@ -51,6 +51,10 @@ def argument_spec():
         source=dict(type='str', default='dbmate', choices=['dbmate', 'typeorm']),
         typeorm_table=dict(type='str', default='migrations'),
         expected=dict(type='list', elements='str'),
+        compare_with=dict(type='dict', options=dict(
+            login_host=dict(type='str'), login_port=dict(type='int'), login_user=dict(type='str'),
+            login_password=dict(type='str', no_log=True), login_db=dict(type='str'),
+            typeorm_table=dict(type='str'))),
         command=dict(type='list', elements='str'),
         command_chdir=dict(type='path'),
         mode=dict(type='str', default='status', choices=['status', 'up', 'down', 'rehearse']),
@@ -64,7 +68,7 @@ def argument_spec():
         runner_lock_timeout=dict(type='float', default=60.0),
         allow_drift=dict(type='bool', default=False),
         lint=dict(type='str', default='fail', choices=['fail', 'warn', 'off']),
-    ), required_if=[('source', 'dbmate', ['path'])])
+    ), required_if=[('source', 'dbmate', ['path'])], mutually_exclusive=[('expected', 'compare_with')])
 
 
 def check_options(params):
@@ -191,7 +195,12 @@ class Migrate(SessionOperation):
         if mode == 'up' and not self.ctx.check_mode:
             self.take_runner_lock()
         rows, regclass = typeorm.read_table(session, params['typeorm_table'])
-        pending, unexpected = typeorm.compare(rows, params.get('expected'))
+        expected = params.get('expected')
+        other = None
+        if params.get('compare_with'):
+            other = self.other_table(params['compare_with'])
+            expected = [r['name'] for r in other['migrations']]
+        pending, unexpected = typeorm.compare(rows, expected)
         self.typeorm_rows = rows
         will_run = mode == 'up' and (pending is None or bool(pending))
         status = dict(applied=[dict(version=r['timestamp'], name=r['name'], id=r['id']) for r in rows],
@@ -200,7 +209,23 @@ class Migrate(SessionOperation):
         return dict(changed=will_run, mode=mode, source='typeorm', path=params.get('path'), status=status, plan=[],
                     lint=[], applied=[], reverted=[], invalid_indexes=[], dbmate_table=None, database=self.database,
                     typeorm=dict(table=regclass, migrations=rows, pending=pending, unexpected=unexpected,
-                                 command=command if will_run else [], ran=[], removed=[]))
+                                 command=command if will_run else [], ran=[], removed=[], compared_with=other))
+
+    def other_table(self, other):
+        """The TypeORM table of another server (compare_with): the names expected here."""
+        options = dict((k, v) for k, v in other.items() if v is not None and k != 'typeorm_table')
+        session = open_session(dict(self.params, **options), log=self.log)
+        try:
+            rows, regclass = typeorm.read_table(session, other.get('typeorm_table') or self.params['typeorm_table'])
+        finally:
+            session.close()
+        if regclass is None:
+            raise typeorm.TypeOrmError('compare_with: the server has no TypeORM table %s' % (
+                other.get('typeorm_table') or self.params['typeorm_table']))
+        where = '%s:%s/%s' % (options.get('login_host') or self.params.get('login_host') or 'socket',
+                              options.get('login_port') or self.params.get('login_port'),
+                              options.get('login_db') or self.params.get('login_db'))
+        return dict(server=where, table=regclass, migrations=rows)
 
     def apply_typeorm(self, result):
         if not result['changed']:
@@ -212,7 +237,10 @@ class Migrate(SessionOperation):
                         env_extra=dict(PGOPTIONS=' '.join(options)))
         after, _regclass = typeorm.read_table(self.session, self.params['typeorm_table'])
         added, removed = typeorm.ran(self.typeorm_rows, after)
-        pending, unexpected = typeorm.compare(after, self.params.get('expected'))
+        expected = self.params.get('expected')
+        if result['typeorm'].get('compared_with'):
+            expected = [r['name'] for r in result['typeorm']['compared_with']['migrations']]
+        pending, unexpected = typeorm.compare(after, expected)
         result = dict(result, changed=bool(added or removed))
         result['typeorm'] = dict(result['typeorm'], migrations=after, pending=pending, unexpected=unexpected,
                                  ran=[r['name'] for r in added], removed=removed)
