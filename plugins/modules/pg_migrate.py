@@ -146,7 +146,7 @@ options:
   runner_lock_timeout:
     description: Seconds to wait for another pg_migrate run of the same database to finish.
     type: float
-    default: 60
+    default: 60.0
   allow_drift:
     description: Run even when applied migrations changed since they ran.
     type: bool
