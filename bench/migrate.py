@@ -109,7 +109,7 @@ def main():
         write_migrations(big, APPLIED)
         lab.psql('primary', 'CREATE DATABASE status_db')
         migrate('status_db', big, mode='up', lint='off')
-        status = min(migrate('status_db', big, mode='status')['duration_s'] for _ in range(2))
+        status = min(migrate('status_db', big, mode='status')['duration_s'] for _run in range(2))
         figures = dict(migrations=COUNT, raw_s=round(min(raw), 3), module_s=min(module),
                        ratio=round(min(module) / min(raw), 3), lint_s=round(with_lint - without, 3),
                        status_applied=APPLIED, status_s=status)

@@ -25,7 +25,7 @@ description:
     should be idempotent), after the INVALID indexes its C(CREATE INDEX CONCURRENTLY) left are dropped
     concurrently (else C(CREATE INDEX CONCURRENTLY IF NOT EXISTS) would silently keep a broken index).
   - B(Drift.) An applied migration whose file changed fails V(up) and V(down) naming it, unless O(allow_drift); an
-    applied version without a file is reported in RV(status.missing).
+    applied version without a file is reported in RV(status) (C(missing)).
   - B(One runner at a time.) A session-level advisory lock taken with C(pg_try_advisory_lock) in a retry loop (never
     a blocking or transaction-level lock, which deadlock or hang with C(CREATE INDEX CONCURRENTLY)). A second run
     waits up to O(runner_lock_timeout), then finds nothing pending, or fails naming the holder's pid.

@@ -87,8 +87,8 @@ def row(m, **extra):
 
 def test_state_applied_pending_drifted_missing_interrupted_dbmate():
     ms = migrations('1', '2', '3', '4', '5')
-    history = {'1': row(ms[0]), '2': row(ms[1], up_sha256='0' * 64), '3': row(ms[2], transactional=False,
-                                                                               finished_at=None),
+    history = {'1': row(ms[0]), '2': row(ms[1], up_sha256='0' * 64),
+               '3': row(ms[2], transactional=False, finished_at=None),
                '99': dict(version='99', name='gone')}
     st = planning.state(ms, history, dbmate_versions=['4', '98'])
     assert [e['version'] for e in st['applied']] == ['1', '2', '4']

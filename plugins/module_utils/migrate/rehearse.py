@@ -43,8 +43,8 @@ def others_on(session, database):
 
 def create_copy(session, scratch, database):
     sql = psycopg2.sql
-    session.execute(sql.SQL('CREATE DATABASE {} TEMPLATE {}').format(sql.Identifier(scratch),
-                                                                       sql.Identifier(database)))
+    session.execute(sql.SQL('CREATE DATABASE {} TEMPLATE {}').format(
+        sql.Identifier(scratch), sql.Identifier(database)))
 
 
 def drop_copy(session, scratch):

@@ -215,7 +215,7 @@ def parse_file(path, text=None):
             options[option.group(1)] = option.group(2)
         markers.append((found.group(1), number, options.get('transaction', 'true') == 'true'))
     seen = {}
-    for direction, number, _ in markers:
+    for direction, number, _options in markers:
         if direction in seen:
             raise MigrationError('%s line %d: a second -- migrate:%s section (the first is on line %d)' % (
                 base, number, direction, seen[direction]))

@@ -49,5 +49,5 @@ def ran(before, after):
     """The rows added between two reads of the table (id order), and the names removed (reverted)."""
     seen = set((r['id'], r['name']) for r in before)
     now = set((r['id'], r['name']) for r in after)
-    return [r for r in after if (r['id'], r['name']) not in seen], [r['name'] for r in before
-                                                                     if (r['id'], r['name']) not in now]
+    ran = [r for r in after if (r['id'], r['name']) not in seen]
+    return ran, [r['name'] for r in before if (r['id'], r['name']) not in now]
