@@ -207,7 +207,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.activity import in
 
 
 def main():
-    module = postgres_spec().merge(info.argument_spec()).create_module(PostgresModule)
+    module = postgres_spec().merge(info.argument_spec()).create_module(PostgresModule, supports_check_mode=True)
     ensure_psycopg2(module)
     run_operation(module, info.ActivityInfo, info.ERRORS, 'Reading the activity')
 

@@ -181,7 +181,7 @@ POLICY = Provider(backend.BackupPolicy, 'Reading the Azure flexible server faile
 
 
 def main():
-    module = backend.argument_spec().create_module(PostgresModule)
+    module = backend.argument_spec().create_module(PostgresModule, supports_check_mode=True)
     POLICY.run(module)
 
 

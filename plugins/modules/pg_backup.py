@@ -272,7 +272,8 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.backup import dump
 
 
 def main():
-    module = postgres_spec().merge(client_spec(), dump.argument_spec()).create_module(PostgresModule)
+    module = postgres_spec().merge(client_spec(), dump.argument_spec()).create_module(
+        PostgresModule, supports_check_mode=True)
     ensure_psycopg2(module)
     run_operation(module, dump.Backup, dump.BackupFailure, 'The backup')
 

@@ -190,7 +190,8 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.backup import veri
 
 
 def main():
-    module = postgres_spec().merge(client_spec(), verify.argument_spec()).create_module(PostgresModule)
+    module = postgres_spec().merge(client_spec(), verify.argument_spec()).create_module(
+        PostgresModule, supports_check_mode=True)
     ensure_psycopg2(module)
     run_operation(module, verify.Verify, verify.VerifyFailure, 'The verification')
 

@@ -211,7 +211,8 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.pitr import base_b
 
 
 def main():
-    module = postgres_spec().merge(client_spec(), base_backup.argument_spec()).create_module(PostgresModule)
+    module = postgres_spec().merge(client_spec(), base_backup.argument_spec()).create_module(
+        PostgresModule, supports_check_mode=True)
     ensure_psycopg2(module)
     run_operation(module, base_backup.BaseBackup, base_backup.BaseBackupFailure, 'The base backup')
 

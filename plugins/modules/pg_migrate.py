@@ -352,7 +352,8 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import ope
 
 
 def main():
-    module = postgres_spec().merge(client_spec(), operation.argument_spec()).create_module(PostgresModule)
+    module = postgres_spec().merge(client_spec(), operation.argument_spec()).create_module(
+        PostgresModule, supports_check_mode=True)
     ensure_psycopg2(module)
     if source.PGLAST_IMPORT_ERROR is not None:
         module.fail_json(msg=missing_requirement_message('pglast', 'pglast', source.PGLAST_IMPORT_ERROR),

@@ -230,7 +230,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.read_only import p
 
 
 def main():
-    module = postgres_spec().merge(backend.argument_spec()).create_module(PostgresModule)
+    module = postgres_spec().merge(backend.argument_spec()).create_module(PostgresModule, supports_check_mode=True)
     ensure_psycopg2(module)
     run_operation(module, backend.ReadOnly, backend.ReadOnlyError, 'Changing the read-only mode')
 

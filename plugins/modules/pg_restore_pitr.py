@@ -342,7 +342,8 @@ PROVIDERS = dict(
 
 
 def main():
-    module = provider_spec(PROVIDERS).merge(postgres_spec(), client_spec(), azure_spec()).create_module(PostgresModule)
+    module = provider_spec(PROVIDERS).merge(postgres_spec(), client_spec(), azure_spec()).create_module(
+        PostgresModule, supports_check_mode=True)
     run_provider(module, PROVIDERS)
 
 

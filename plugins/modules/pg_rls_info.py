@@ -157,7 +157,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.rls import info as
 
 
 def main():
-    module = postgres_spec().merge(backend.argument_spec()).create_module(PostgresModule)
+    module = postgres_spec().merge(backend.argument_spec()).create_module(PostgresModule, supports_check_mode=True)
     ensure_psycopg2(module)
     run_operation(module, backend.Info, backend.ERRORS, 'Reading row-level security')
 

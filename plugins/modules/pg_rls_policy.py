@@ -269,7 +269,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.rls import policy 
 
 
 def main():
-    module = postgres_spec().merge(backend.argument_spec()).create_module(PostgresModule)
+    module = postgres_spec().merge(backend.argument_spec()).create_module(PostgresModule, supports_check_mode=True)
     ensure_psycopg2(module)
     run_operation(module, backend.Policy, backend.RlsError, 'Changing row-level security')
 

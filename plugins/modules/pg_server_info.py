@@ -289,7 +289,7 @@ PROVIDERS = dict(
 def main():
     spec = provider_spec(PROVIDERS).merge(postgres_spec(), azure_spec()).add(
         settings=dict(type='list', elements='str'))
-    run_provider(spec.create_module(PostgresModule), PROVIDERS)
+    run_provider(spec.create_module(PostgresModule, supports_check_mode=True), PROVIDERS)
 
 
 if __name__ == '__main__':

@@ -228,7 +228,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.activity import se
 
 
 def main():
-    module = postgres_spec().merge(sessions.argument_spec()).create_module(PostgresModule)
+    module = postgres_spec().merge(sessions.argument_spec()).create_module(PostgresModule, supports_check_mode=True)
     ensure_psycopg2(module)
     run_operation(module, sessions.Sessions, sessions.ERRORS, 'Signalling the sessions')
 

@@ -422,7 +422,8 @@ PROVIDERS = dict(
 
 
 def main():
-    module = provider_spec(PROVIDERS).merge(options.argument_spec()).create_module(PostgresModule)
+    module = provider_spec(PROVIDERS).merge(options.argument_spec()).create_module(
+        PostgresModule, supports_check_mode=True)
     run_provider(module, PROVIDERS)
 
 
