@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
 
@@ -54,6 +55,15 @@ def lab(workdir):
     yield instance
     if not reuse:
         instance.destroy()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a restored cluster of a test)."""
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
 
 
 def node_params(lab, node='primary', db='procgenie', user=None, password=None):

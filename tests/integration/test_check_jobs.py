@@ -12,14 +12,13 @@ import glob
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 
 import psycopg2
 import pytest
 
-from tests.conftest import REPO, node_params
+from tests.conftest import REPO, free_port, node_params
 from tests.harness.playbook import run_playbook
 
 DB = 'chk_jobs'
@@ -32,14 +31,6 @@ PLAYBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, 'pl
 VOLATILE = {'base', 'global', 'pg_wal', 'pg_stat', 'pg_stat_tmp', 'pg_subtrans', 'pg_xact', 'pg_multixact',
             'pg_logical', 'pg_notify', 'pg_snapshots', 'pg_serial', 'pg_commit_ts', 'pg_dynshmem', 'pg_replslot',
             'log', 'current_logfiles'}
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def connect(lab, port, db='postgres'):

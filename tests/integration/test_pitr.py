@@ -7,21 +7,12 @@ import datetime
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
-from tests.conftest import node_params
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
+from tests.conftest import free_port, node_params
 
 
 def wait_archived(lab, timeout=30):
