@@ -8,7 +8,9 @@ import json
 import pytest
 
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import catalog, dump
+from ansible_collections.procgenie.dbops.plugins.module_utils import _clients
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import restore as rst
+from ansible_collections.procgenie.dbops.plugins.module_utils._dump_restore import ordered_listing, without_fk_constraints
 
 
 def test_tenant_ids_are_validated():
@@ -87,22 +89,22 @@ def test_failures_name_the_signal():
 
 
 def test_pg_restore_and_psql_argv():
-    argv = rst.pg_restore_argv('pg_restore', '/a.dump', 'db', jobs=4, clean=True)
+    argv = _clients.pg_restore_argv('pg_restore', '/a.dump', 'db', jobs=4, clean=True)
     assert argv == ['pg_restore', "--dbname=dbname='db'", '--no-password', '--exit-on-error', '--clean', '--if-exists',
                     '--jobs=4', '/a.dump']
-    argv = rst.pg_restore_argv('pg_restore', '/a.dump', 'db', jobs=4, single_transaction=True, data_only=True,
-                               tables=['requisitions'], schemas=['public'])
+    argv = _clients.pg_restore_argv('pg_restore', '/a.dump', 'db', jobs=4, single_transaction=True, data_only=True,
+                                    tables=['requisitions'], schemas=['public'])
     assert '--jobs=4' not in argv and '--single-transaction' in argv and '--data-only' in argv
     assert argv[-3:] == ['--schema=public', '--table=requisitions', '/a.dump']
-    assert rst.psql_argv('psql', '/t.sql', 'db')[-1] == '--file=/t.sql'
-    assert '--set=ON_ERROR_STOP=1' in rst.psql_argv('psql', '/t.sql', 'db')
+    assert _clients.psql_argv('psql', '/t.sql', 'db')[-1] == '--file=/t.sql'
+    assert '--set=ON_ERROR_STOP=1' in _clients.psql_argv('psql', '/t.sql', 'db')
 
 
 def test_fk_constraints_are_commented_out_of_a_listing():
     listing = ('; Archive created at x\n3; 2615 2200 SCHEMA - public pg\n'
                '4000; 2606 16500 FK CONSTRAINT public requisitions requisitions_tenant_id_fkey owner\n'
                '3999; 0 16400 TABLE DATA public requisitions owner')
-    out = rst.without_fk_constraints(listing).splitlines()
+    out = without_fk_constraints(listing).splitlines()
     assert out[2].startswith(';4000') and out[3].startswith('3999')
 
 
@@ -163,7 +165,6 @@ def test_fk_order_puts_referenced_tables_first():
 
 
 def test_ordered_listing_moves_only_the_named_table_data():
-    from ansible_collections.procgenie.dbops.plugins.module_utils.backup.restore import ordered_listing
     listing = '\n'.join([
         ';', '; Archive created at 2026-11-24 16:00:00 UTC', ';',
         '215; 1259 16390 TABLE public request_items owner',

@@ -60,7 +60,9 @@ def test_backup_policy_spec_is_connection_azure_and_policy():
 # ---------------------------------------------------------------- one home for the client programs' commands
 def test_client_commands_have_one_home():
     assert dump.pg_dump_argv is _clients.pg_dump_argv
-    assert rst.pg_restore_argv is _clients.pg_restore_argv and rst.psql_argv is _clients.psql_argv
+    from ansible_collections.procgenie.dbops.plugins.module_utils import _dump_restore
+    assert _dump_restore.pg_restore_argv is _clients.pg_restore_argv and _dump_restore.psql_argv is _clients.psql_argv
+    assert rst.run_restore is _dump_restore.run_restore
     assert not hasattr(dump, 'FORMAT_FLAG')
     weird = "x' host=elsewhere dbname=other"
     argv = _clients.psql_argv('psql', '/t.sql', weird, single_transaction=True)

@@ -7,6 +7,7 @@ import string
 import pytest
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import dbname_conninfo
+from ansible_collections.procgenie.dbops.plugins.module_utils import _clients
 from ansible_collections.procgenie.dbops.plugins.module_utils.backup import restore as rst
 
 from psycopg2.extensions import parse_dsn  # noqa: E402  # libpq's own PQconninfoParse (psycopg2 is a test requirement)
@@ -36,8 +37,8 @@ def test_dbname_conninfo_quoting():
 
 def test_client_argv_never_carries_a_bare_database_name():
     weird = 'dbname=p2c_victim'
-    for argv in (rst.pg_restore_argv('pg_restore', '/a.dump', weird, clean=True),
-                 rst.psql_argv('psql', '/a.sql', weird)):
+    for argv in (_clients.pg_restore_argv('pg_restore', '/a.dump', weird, clean=True),
+                 _clients.psql_argv('psql', '/a.sql', weird)):
         dbnames = [a for a in argv if a.startswith('--dbname=')]
         assert dbnames == ["--dbname=dbname='dbname=p2c_victim'"]
         assert parse_dsn(dbnames[0][len('--dbname='):]) == {'dbname': weird}
