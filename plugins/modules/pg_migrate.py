@@ -23,7 +23,9 @@ description:
     transaction. A transactional migration commits its rows with it; a non-transactional one records its start and
     its end, so one killed half-way is reported as interrupted and run again by the next V(up) (its statements
     should be idempotent), after the INVALID indexes its C(CREATE INDEX CONCURRENTLY) left are dropped
-    concurrently (else C(CREATE INDEX CONCURRENTLY IF NOT EXISTS) would silently keep a broken index).
+    concurrently (else C(CREATE INDEX CONCURRENTLY IF NOT EXISTS) would silently keep a broken index). A
+    non-transactional down killed half-way is reported as interrupted too (C(direction=down)): V(down) finishes
+    reverting it, V(up) applies it again.
   - B(Drift.) An applied migration whose file changed fails V(up) and V(down) naming it, unless O(allow_drift); an
     applied version without a file is reported in RV(status) (C(missing)).
   - B(One runner at a time.) A session-level advisory lock taken with C(pg_try_advisory_lock) in a retry loop (never
@@ -31,7 +33,9 @@ description:
     waits up to O(runner_lock_timeout), then finds nothing pending, or fails naming the holder's pid.
   - B(Lint before anything runs.) The up sections about to run are checked with squawk (PyPI C(squawk-cli)) for the
     server's version; with O(lint=fail) a finding fails the run with its rule, file and line and nothing is applied.
-    squawk's own C(-- squawk-ignore) comments are honoured.
+    squawk's own C(-- squawk-ignore) comments are honoured. squawk's C(require-lock-timeout) rule is not checked
+    (the module sets O(lock_timeout) on its session before every migration), nor C(require-statement-timeout) when
+    O(statement_timeout) is set; with O(lock_timeout=0) the rule applies again.
   - Everything is read and checked before the first statement runs - the files, the options and timeouts (by the
     server), the lock, drift, the target, lint.
 author:
@@ -237,8 +241,8 @@ path:
 status:
   description:
     - The state before the run - C(applied), C(pending), C(drifted) (with the changed C(sections)), C(missing)
-      (applied versions without a file) and C(interrupted) (non-transactional migrations that did not finish, with
-      C(advice)); lists of dicts with C(version), C(name), C(file).
+      (applied versions without a file) and C(interrupted) (non-transactional migrations whose up or down did not
+      finish, with C(direction) and C(advice)); lists of dicts with C(version), C(name), C(file).
   returned: always
   type: dict
 plan:

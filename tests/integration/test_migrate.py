@@ -433,3 +433,48 @@ def test_runner_lock_held_elsewhere_fails_naming_the_holder(lab, play, db, tmp_p
         assert not planned.get('failed') and planned['changed'], planned
     finally:
         holder.close()
+
+
+TWO_STEPS = """-- migrate:up transaction:false
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_log_version ON applied_log (version);
+ALTER TABLE requisitions ADD COLUMN IF NOT EXISTS note text;
+
+-- migrate:down transaction:false
+DROP INDEX CONCURRENTLY IF EXISTS idx_log_version;
+ALTER TABLE requisitions DROP COLUMN IF EXISTS note;
+"""
+
+
+def test_non_transactional_down_stopped_half_way_is_reported_then_finished(lab, play, db, tmp_path):
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE, '2_two_steps': TWO_STEPS})
+    assert not migrate(play, lab, db, path, mode='up').get('failed')
+    blocker = connect(lab, db)
+    try:
+        cur = blocker.cursor()
+        cur.execute('BEGIN')
+        cur.execute('LOCK TABLE requisitions IN ACCESS SHARE MODE')  # the down's ALTER waits, then times out
+        stopped = migrate(play, lab, db, path, mode='down', lock_timeout='1s', lock_retries=0)
+        assert stopped.get('failed') and '2_two_steps.sql line 7' in stopped['msg'], stopped
+        cur.execute('ROLLBACK')
+    finally:
+        blocker.close()
+    assert sql(lab, db, "SELECT to_regclass('idx_log_version') IS NULL") == 't'  # the first statement ran
+    status = migrate(play, lab, db, path)
+    assert [(e['version'], e['direction']) for e in status['status']['interrupted']] == [('2', 'down')], status
+    assert 'down' in status['status']['interrupted'][0]['advice']
+    assert [e['version'] for e in status['status']['applied']] == ['1'], status
+    finished = migrate(play, lab, db, path, mode='down')
+    assert not finished.get('failed') and [r['version'] for r in finished['reverted']] == ['2'], finished
+    assert sql(lab, db, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'") == '0'
+    after = migrate(play, lab, db, path)
+    assert [e['version'] for e in after['status']['pending']] == ['2'] and not after['status']['interrupted'], after
+
+
+def test_lint_knows_the_timeouts_the_module_sets(lab, play, db, tmp_path):
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE})
+    assert not migrate(play, lab, db, path, mode='up').get('failed')
+    folder(tmp_path, **{'2_note': '-- migrate:up\nALTER TABLE requisitions ADD COLUMN note text;\n'})
+    covered = migrate(play, lab, db, path, check=True, mode='up', lint='fail', statement_timeout='1min')
+    assert not covered.get('failed') and covered['lint'] == [], covered
+    unset = migrate(play, lab, db, path, check=True, mode='up', lint='warn', lock_timeout='0')
+    assert sorted(f['rule'] for f in unset['lint']) == ['require-lock-timeout', 'require-statement-timeout'], unset

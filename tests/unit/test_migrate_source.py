@@ -101,6 +101,23 @@ def test_state_applied_pending_drifted_missing_interrupted_dbmate():
     assert [m.version for m in planning.select_up(ms, st, target='4')] == ['3']
 
 
+def test_a_down_stopped_half_way_is_interrupted_and_both_directions_take_it():
+    ms = migrations('1', '2')
+    history = {'1': row(ms[0]), '2': row(ms[1], transactional=False, reverting_at='2026-11-30 10:00:00+00')}
+    st = planning.state(ms, history)
+    assert [(e['version'], e['direction']) for e in st['interrupted']] == [('2', 'down')]
+    assert 'down section' in st['interrupted'][0]['advice'] and [e['version'] for e in st['applied']] == ['1']
+    assert [m.version for m in planning.select_down(ms, st)] == ['2']
+    assert [m.version for m in planning.select_up(ms, st)] == ['2']
+
+
+def test_squawk_timeout_rules_are_left_out_only_when_the_session_sets_the_timeout():
+    from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import lint
+    assert lint.covered_rules(dict(lock_timeout='10s', statement_timeout='0')) == ['require-lock-timeout']
+    assert lint.covered_rules(dict(lock_timeout='0', statement_timeout='5min')) == ['require-statement-timeout']
+    assert lint.covered_rules({}) == []
+
+
 def test_select_up_and_down():
     ms = migrations('1', '2', '3')
     st = planning.state(ms, {'1': row(ms[0]), '2': row(ms[1])})

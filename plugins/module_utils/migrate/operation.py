@@ -287,7 +287,9 @@ class Migrate(SessionOperation):
             raise LintError('squawk is needed to lint the migrations (pip install squawk-cli) unless lint=off')
         num = self.session.server_version_num
         version = '%d.%d' % (num // 10000, num % 10000)
-        findings = lint.lint(self.runner, squawk, self.todo, version)
+        settings = dict((name, self.session.scalar('SELECT current_setting(%s)', (name,)))
+                        for name, _rule in lint.TIMEOUT_RULES)
+        findings = lint.lint(self.runner, squawk, self.todo, version, exclude=lint.covered_rules(settings))
         if findings and self.params['lint'] == 'fail':
             raise MigrateFailure('Lint (squawk) refused the migrations, nothing was run: %s' % lint.describe(
                 findings), dict(result, lint=findings, changed=False))
@@ -408,6 +410,8 @@ class Migrate(SessionOperation):
         else:
             if direction == 'up':
                 tracking.record_start(self.session, migration, False)
+            else:
+                tracking.record_down_start(self.session, migration.version)
             for statement in section.statements:
                 while True:
                     try:

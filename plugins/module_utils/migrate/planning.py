@@ -9,6 +9,9 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.source imp
 
 INTERRUPTED_ADVICE = ('it ran outside a transaction and did not finish: the next "up" drops the INVALID indexes '
                       'it left and runs it again (its statements should be idempotent: IF NOT EXISTS / IF EXISTS)')
+DOWN_INTERRUPTED_ADVICE = ('its down section ran outside a transaction and did not finish: part of it may have run. '
+                           'Run "down" again to finish reverting it, or "up" to apply it again (its statements '
+                           'should be idempotent: IF EXISTS / IF NOT EXISTS)')
 
 
 def _number(version):
@@ -26,8 +29,13 @@ def state(migrations, history, dbmate_versions=()):
     for migration in migrations:
         entry = dict(version=migration.version, name=migration.name, file=migration.file)
         row = rows.get(migration.number)
-        if row is not None and row.get('finished_at') is None and not row.get('transactional', True):
+        if row is not None and row.get('reverting_at'):
+            entry['advice'] = DOWN_INTERRUPTED_ADVICE
+            entry['direction'] = 'down'
+            result['interrupted'].append(entry)
+        elif row is not None and row.get('finished_at') is None and not row.get('transactional', True):
             entry['advice'] = INTERRUPTED_ADVICE
+            entry['direction'] = 'up'
             result['interrupted'].append(entry)
         elif row is not None:
             entry['applied_at'] = row.get('applied_at')

@@ -6,7 +6,8 @@
 * ``public.dbops_schema_history``: the collection's history (version, name, SHA-256 of the up and down sections,
   applied_at, applied_by, duration_s, transactional, started_at and finished_at: a non-transactional migration
   has its row written before its first statement and finished_at set after its last, so one killed half-way is
-  seen as interrupted).
+  seen as interrupted); a non-transactional down sets reverting_at before its first statement (the row goes at its
+  end), so one killed half-way is reported as interrupted too.
 * dbmate's ``schema_migrations(version)``, when it exists: its versions count as applied, and pg_migrate keeps it
   up to date (a version applied here is inserted, one reverted is deleted), so dbmate and pg_migrate agree.
 * One runner at a time: a session-level advisory lock taken with ``pg_try_advisory_lock`` in a retry loop (never
@@ -42,9 +43,9 @@ def read_history(session):
         return {}
     query = _sql().SQL('SELECT version, name, up_sha256, down_sha256, applied_at::text AS applied_at, applied_by, '
                        'duration_s::float8 AS duration_s, transactional, started_at::text AS started_at, '
-                       'finished_at::text AS finished_at FROM {} ORDER BY version').format(
+                       'finished_at::text AS finished_at, to_jsonb(h) ->> %s AS reverting_at FROM {} h ORDER BY version').format(
                            _sql().Identifier(SCHEMA, HISTORY))
-    return dict((r['version'], r) for r in session.rows(query))
+    return dict((r['version'], r) for r in session.rows(query, ('reverting_at',)))
 
 
 def dbmate_table(session):
@@ -78,6 +79,9 @@ def create_history(session):
         'duration_s numeric, transactional boolean NOT NULL, '
         'started_at timestamptz NOT NULL DEFAULT clock_timestamp(), finished_at timestamptz)').format(
             _sql().Identifier(SCHEMA, HISTORY)))
+    # added after the first release: a history table made before it gains the column
+    session.execute(_sql().SQL('ALTER TABLE {} ADD COLUMN IF NOT EXISTS reverting_at timestamptz').format(
+        _sql().Identifier(SCHEMA, HISTORY)))
 
 
 def record_start(session, migration, transactional):
@@ -88,7 +92,7 @@ def record_start(session, migration, transactional):
         'ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, up_sha256 = EXCLUDED.up_sha256, '
         'down_sha256 = EXCLUDED.down_sha256, transactional = EXCLUDED.transactional, '
         'started_at = EXCLUDED.started_at, finished_at = NULL, applied_at = NULL, duration_s = NULL, '
-        'applied_by = current_user').format(_sql().Identifier(SCHEMA, HISTORY)),
+        'applied_by = current_user, reverting_at = NULL').format(_sql().Identifier(SCHEMA, HISTORY)),
         (migration.version, migration.name, migration.up.sha256,
          migration.down.sha256 if migration.down else _empty_sha(), transactional))
 
@@ -106,6 +110,12 @@ def record_end(session, migration, duration, dbmate):
     if dbmate is not None:
         session.execute(_sql().SQL('INSERT INTO {} (version) VALUES (%s) ON CONFLICT DO NOTHING').format(
             _dbmate_identifier(dbmate)), (migration.version,))
+
+
+def record_down_start(session, version):
+    """A non-transactional down about to run: until record_down removes the row, it shows as interrupted."""
+    session.execute(_sql().SQL('UPDATE {} SET reverting_at = clock_timestamp() WHERE version = %s').format(
+        _sql().Identifier(SCHEMA, HISTORY)), (version,))
 
 
 def record_down(session, version, dbmate):
