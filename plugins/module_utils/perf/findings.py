@@ -1,0 +1,160 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ProcGenie platform engineering
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The `findings` of pg_perf_info, pure (unit-tested): one line a problem, with the SQL that fixes it where there
+is one (identifiers as the server quoted them), critical first; an `ok` line for every area without a problem,
+so the summary shows what was checked."""
+
+from __future__ import annotations
+
+ORDER = dict(critical=0, warn=1, ok=2)
+
+
+def human_bytes(n):
+    n = float(n or 0)
+    for unit in ('B', 'kB', 'MB', 'GB', 'TB'):
+        if abs(n) < 1024 or unit == 'TB':
+            return ('%d %s' % (n, unit)) if unit == 'B' else ('%.1f %s' % (n, unit))
+        n /= 1024.0
+    return '%d B' % n  # pragma: no cover
+
+
+def finding(level, area, obj, message, fix_sql=None):
+    return dict(level=level, area=area, object=obj, message=message, fix_sql=fix_sql)
+
+
+def _statements(result):
+    st = result['statements']
+    if not st.get('available'):
+        fix = 'CREATE EXTENSION pg_stat_statements;' if 'loaded but not created' in (st.get('message') or '') else None
+        return [finding('warn', 'statements', 'pg_stat_statements', st.get('message') or 'not available', fix)]
+    tops = st.get('top_total_time') or []
+    if not tops:
+        return [finding('ok', 'statements', 'pg_stat_statements', 'no statement recorded%s' % (
+            ' since the earlier result' if st.get('since') else ''))]
+    first = tops[0]
+    return [finding('ok', 'statements', 'pg_stat_statements',
+                    'top statement by total time%s: %.0f ms in %d calls (mean %.1f ms) by %s on %s' % (
+                        ' since the earlier result' if st.get('since') else '', first['total_ms'], first['calls'],
+                        first['mean_ms'], first.get('user'), first.get('database')))]
+
+
+def _indexes(result):
+    idx = result['indexes']
+    out = []
+    proposed = set()
+    for d in idx['duplicate']:
+        proposed.add(d['index'])
+        out.append(finding('warn', 'indexes', d['index'], 'duplicate of %s (%s); %s' % (
+            d['keep'], human_bytes(d['bytes']), 'drop it' if d['fix_sql'] else d.get('note') or 'keep both'),
+            d['fix_sql']))
+    for d in idx['redundant']:
+        proposed.add(d['index'])
+        out.append(finding('warn', 'indexes', d['index'], 'redundant: a leading prefix of %s (%s)' % (
+            d['covered_by'], human_bytes(d['bytes'])), d['fix_sql']))
+    since = idx.get('unused_since')
+    for d in idx['unused']:
+        if d['index'] in proposed:
+            continue
+        fks = d.get('foreign_keys') or []
+        out.append(finding('warn', 'indexes', d['index'], 'never scanned since %s (%s)%s%s' % (
+            since or 'the statistics began', human_bytes(d['bytes']),
+            ' on any node' if idx.get('replicas') else '',
+            '; it serves foreign key %s (deletes and key updates on the referenced table): keep it if those happen'
+            % ', '.join(fks) if fks else ''), d['fix_sql']))
+    for d in idx['invalid']:
+        out.append(finding('warn', 'indexes', d['index'], 'INVALID (a failed CREATE INDEX CONCURRENTLY?): it is '
+                           'not used by queries%s; drop it (and create it again if it is needed)' % (
+                               ' but still maintained on every write' if d.get('ready') else ''), d['fix_sql']))
+    for d in idx['missing']:
+        out.append(finding('warn', 'indexes', d['table'], 'missing index? %s' % d['reason']))
+    for d in idx['tenant_unindexed']:
+        out.append(finding('warn', 'indexes', d['table'], 'tenant table without an index leading with %s '
+                           '(row-level security filters on it)' % d['column'], d['fix_sql']))
+    if not out:
+        out.append(finding('ok', 'indexes', result['server']['database'],
+                           'no duplicate, redundant, unused or invalid index; no missing-index candidate'))
+    return out
+
+
+def _bloat(result):
+    b = result['bloat']
+    out = []
+    for kind in ('tables', 'indexes'):
+        for item in b[kind]:
+            if item['level'] == 'ok':
+                continue
+            obj = item.get('index') or item['table']
+            out.append(finding(item['level'], 'bloat', obj, '%s%% of %s wasted (%s, %s)%s' % (
+                int(round(item['ratio'] * 100)), human_bytes(item['bytes']), human_bytes(item['wasted_bytes']),
+                b['method'], '' if kind == 'indexes' else '; VACUUM makes the space reusable, pg_vacuum with '
+                'method repack returns it'), item.get('fix_sql')))
+    if not out:
+        out.append(finding('ok', 'bloat', result['server']['database'], 'no bloated table or index (%s)' % b['method']))
+    return out
+
+
+def _vacuum(result):
+    v = result['vacuum']
+    out = []
+    for t in v['tables']:
+        if t['level'] != 'ok':
+            which = [n for n, lvl in (('transaction ID', t.get('xid_level')), ('multixact', t.get('mxid_level')))
+                     if lvl and lvl != 'ok']
+            out.append(finding(t['level'], 'wraparound', t['table'], '%s age %s near the wraparound limits '
+                               '(autovacuum_freeze_max_age %s, failsafe %s)' % (
+                                   ' and '.join(which) or 'age', t['xid_age'] if 'transaction ID' in which
+                                   else t['mxid_age'], v['settings']['autovacuum_freeze_max_age'],
+                                   v['settings']['vacuum_failsafe_age']),
+                               'VACUUM (FREEZE, VERBOSE) %s;' % t['table_sql'] if t.get('table_sql') else None))
+        if t['needs_vacuum']:
+            out.append(finding('warn', 'vacuum', t['table'], '%d dead tuples (%d%% of its rows); last vacuum %s' % (
+                t['n_dead_tup'], int(round(t['dead_ratio'] * 100)), t.get('last_autovacuum') or t.get('last_vacuum')
+                or 'never'), 'VACUUM (ANALYZE) %s;' % t['table_sql'] if t.get('table_sql') else None))
+    for d in v['databases']:
+        if d['level'] != 'ok':
+            out.append(finding(d['level'], 'wraparound', d['database'], 'database transaction ID age %s / multixact '
+                               'age %s: vacuum (freeze) its oldest tables' % (d['xid_age'], d['mxid_age'])))
+    if not [f for f in out if f['area'] == 'vacuum']:
+        out.append(finding('ok', 'vacuum', result['server']['database'], 'no table over the dead-tuple thresholds'))
+    if not [f for f in out if f['area'] == 'wraparound']:
+        oldest = max([d['xid_age'] or 0 for d in v['databases']] or [0])
+        out.append(finding('ok', 'wraparound', result['server']['database'],
+                           'transaction ID and multixact ages below the thresholds (oldest database: %d)' % oldest))
+    return out
+
+
+def _sequences(result):
+    out = []
+    for s in result['sequences']:
+        if s['level'] == 'ok':
+            continue
+        fix = None
+        note = ''
+        if s.get('data_type') in ('smallint', 'integer') and s.get('sequence_sql'):
+            fix = 'ALTER SEQUENCE %s AS bigint;' % s['sequence_sql']
+        if s.get('owned_by') and s.get('column_type') in ('smallint', 'integer'):
+            note = '; column %s is %s: it needs bigint too (ALTER TABLE ... TYPE bigint rewrites the table)' % (
+                s['owned_by'], s['column_type'])
+        out.append(finding(s['level'], 'sequences', s['sequence'], '%d%% of its range used (%s of %s, %s)%s' % (
+            int(s['used'] * 100), s['last_value'], s['max_value'], s.get('data_type'), note), fix))
+    if not out:
+        out.append(finding('ok', 'sequences', result['server']['database'], 'every sequence far from its maximum'))
+    return out
+
+
+def _sizes(result):
+    tables = result['sizes']['tables']
+    if not tables:
+        return [finding('ok', 'sizes', result['server']['database'], 'no table')]
+    t = tables[0]
+    return [finding('ok', 'sizes', t['table'], 'largest table: %s in all (%s table, %s indexes, %s TOAST), %d live rows' % (
+        human_bytes(t['total_bytes']), human_bytes(t['table_bytes']), human_bytes(t['index_bytes']),
+        human_bytes(t['toast_bytes']), t['live_rows']))]
+
+
+def findings(result):
+    out = []
+    for part in (_statements, _indexes, _bloat, _vacuum, _sequences, _sizes):
+        out.extend(part(result))
+    return sorted(out, key=lambda f: ORDER[f['level']])
