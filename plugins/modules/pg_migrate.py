@@ -112,9 +112,19 @@ options:
         the one before (C(pg_dump --schema-only), normalized), applied again - and reports in RV(rehearsal) whether
         each down section restores the schema exactly. The database itself is never changed. The copy needs no
         other session on the database (a refusal names them), C(CREATEDB) and C(pg_dump) not older than the server.
+        In production, where sessions are always connected, O(rehearse_from) restores a pg_backup artifact instead.
     type: str
     default: status
     choices: [status, up, down, rehearse]
+  rehearse_from:
+    description:
+      - With O(mode=rehearse), a pg_backup artifact (a C(full) backup of this database, with its manifest; a
+        C(schema_only) one carries no tracking rows, so the copy's migration state would be unknown) restored into the scratch database instead of a C(TEMPLATE) copy, so a rehearsal needs no quiet
+        database. The manifest, the kind, the checksum, the format and a plain script's content are checked, and
+        C(pg_restore) (or C(psql)) found, before anything is created; the restore runs with C(--no-owner).
+      - Migrations the database has applied and the (older) artifact lacks are applied to the copy first (RV(caught_up)),
+        then the pending ones are rehearsed.
+    type: path
   maintenance_db:
     description: With O(mode=rehearse), the database to connect to while the scratch copy is created and dropped.
     type: str
@@ -213,6 +223,13 @@ EXAMPLES = r'''
     path: /srv/app/db/migrations
     mode: rehearse
 
+- name: Rehearse them in production, on a restore of last night's backup
+  procgenie.dbops.pg_migrate:
+    login_db: procgenie
+    path: /srv/app/db/migrations
+    mode: rehearse
+    rehearse_from: /var/backups/procgenie/backup_20261130_020000.dump
+
 - name: Run the application's TypeORM migrations under the runner lock, checked against the expected names
   procgenie.dbops.pg_migrate:
     login_db: procgenie
@@ -296,6 +313,16 @@ scratch_database:
   description: With O(mode=rehearse), the name of the scratch copy (dropped at the end).
   returned: when O(mode=rehearse)
   type: str
+rehearse_from:
+  description: The artifact restored into the scratch database.
+  returned: when O(rehearse_from) is set and migrations are pending
+  type: str
+caught_up:
+  description: With O(rehearse_from), the versions applied to the restored copy before the rehearsal (applied to the
+    database after the backup was made).
+  returned: when O(rehearse_from) is set and migrations are pending
+  type: list
+  elements: str
 typeorm:
   description: With O(source=typeorm) - the table's name and rows, and what was compared and run.
   returned: when O(source=typeorm)

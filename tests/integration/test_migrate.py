@@ -4,6 +4,7 @@ at once, a lock held on the table, CREATE INDEX CONCURRENTLY killed half-way, dr
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 
@@ -11,6 +12,8 @@ import psycopg2
 import pytest
 
 from tests.conftest import node_params
+
+MANIFEST = '.manifest.json'
 
 ADD_TABLE = """-- migrate:up
 CREATE TABLE requisitions (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text);
@@ -478,3 +481,41 @@ def test_lint_knows_the_timeouts_the_module_sets(lab, play, db, tmp_path):
     assert not covered.get('failed') and covered['lint'] == [], covered
     unset = migrate(play, lab, db, path, check=True, mode='up', lint='warn', lock_timeout='0')
     assert sorted(f['rule'] for f in unset['lint']) == ['require-lock-timeout', 'require-statement-timeout'], unset
+
+
+def test_rehearse_from_a_backup_while_sessions_are_connected(lab, play, db, tmp_path):
+    """Production is never quiet: the TEMPLATE copy is refused there, a restore of a pg_backup artifact is not.
+    The backup is older than migration 2, so the copy is brought up to it before 3 is rehearsed."""
+    path = folder(tmp_path, **{'1_add_table': ADD_TABLE})
+    assert not migrate(play, lab, db, path, mode='up').get('failed')
+    dest = str(tmp_path / 'backups')
+    made = play([dict(name='backup', **{'procgenie.dbops.pg_backup': dict(
+        node_params(lab, db=db), dest=dest, kind='full', format='custom')})]).result('backup')
+    schema = play([dict(name='schema', **{'procgenie.dbops.pg_backup': dict(
+        node_params(lab, db=db), dest=dest, kind='schema_only', format='custom')})]).result('schema')
+    folder(tmp_path, **{'2_add_priority': ADD_COLUMN})
+    assert not migrate(play, lab, db, path, mode='up').get('failed')
+    lossy = ("-- migrate:up\nCREATE TABLE tags (id bigint PRIMARY KEY, label text);\n"
+             "CREATE INDEX tags_label ON tags (label);\n\n-- migrate:down\nDROP INDEX tags_label;\n")
+    folder(tmp_path, **{'3_tags': lossy})
+    client = connect(lab, db)  # an application session
+    try:
+        refused = migrate(play, lab, db, path, mode='rehearse')
+        assert refused.get('failed') and 'rehearse_from' in refused['msg'], refused
+        broken = str(tmp_path / 'copy.dump')  # a damaged copy of the artifact, with the artifact's manifest
+        with open(made['path'], 'rb') as src, open(broken, 'wb') as out:
+            out.write(src.read()[:-10])
+        shutil.copy(made['path'] + MANIFEST, broken + MANIFEST)
+        bad = migrate(play, lab, db, path, mode='rehearse', rehearse_from=broken)
+        assert bad.get('failed') and 'does not match its manifest' in bad['msg'], bad
+        no_rows = migrate(play, lab, db, path, mode='rehearse', rehearse_from=schema['path'])
+        assert no_rows.get('failed') and 'needs a full backup' in no_rows['msg'], no_rows
+        result = migrate(play, lab, db, path, mode='rehearse', rehearse_from=made['path'])
+        assert result.get('failed') and 'the down section of 3_tags.sql does not restore the schema' in result['msg']
+        assert result['rehearse_from'] == made['path'] and result['caught_up'] == ['2'], result
+        assert [(e['version'], e['down_restores_schema']) for e in result['rehearsal']] == [('3', False)], result
+    finally:
+        client.close()
+    assert sql(lab, db, "SELECT to_regclass('tags') IS NULL") == 't'
+    assert sql(lab, db, "SELECT string_agg(version, ',' ORDER BY version) FROM dbops_schema_history") == '1,2'
+    assert sql(lab, db, "SELECT count(*) FROM pg_database WHERE datname LIKE 'dbops_rehearse%'") == '0'

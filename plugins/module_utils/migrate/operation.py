@@ -24,6 +24,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
     ClientRunner, dbname_conninfo, install_sigterm_handler, on_cancel, forget, server_major)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     database_error_message, open_session, psycopg2)
+from ansible_collections.procgenie.dbops.plugins.module_utils._dump_restore import RestoreFailure, run_restore
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import (
     lint, planning, rehearse, source, tracking, typeorm)
@@ -51,6 +52,7 @@ def argument_spec():
         source=dict(type='str', default='dbmate', choices=['dbmate', 'typeorm']),
         typeorm_table=dict(type='str', default='migrations'),
         expected=dict(type='list', elements='str'),
+        rehearse_from=dict(type='path'),
         compare_with=dict(type='dict', options=dict(
             login_host=dict(type='str'), login_port=dict(type='int'), login_user=dict(type='str'),
             login_password=dict(type='str', no_log=True), login_db=dict(type='str'),
@@ -99,6 +101,7 @@ class Migrate(SessionOperation):
         self.database = None
         self.pg_dump = None
         self.typeorm_rows = []
+        self.artifact = None
 
     def run(self):
         result = super(Migrate, self).run()
@@ -258,13 +261,19 @@ class Migrate(SessionOperation):
         result['scratch_database'] = None
         if not self.todo:
             return result
-        self.pg_dump = self.runner.find('pg_dump', server_major(self.session.server_version_num))
-        others = rehearse.others_on(self.session, self.database)
-        if others:
-            raise MigrateFailure(
-                'rehearse copies %s with CREATE DATABASE ... TEMPLATE, which needs no other session on it; pids %s '
-                'are connected: nothing was done' % (self.database, ', '.join(str(p) for p in others)),
-                dict(result))
+        major = server_major(self.session.server_version_num)
+        self.pg_dump = self.runner.find('pg_dump', major)
+        if self.params.get('rehearse_from'):
+            self.artifact = rehearse.check_artifact(self.runner, self.params['rehearse_from'], major)
+            self.major = major
+            result['rehearse_from'] = self.artifact['path']
+        else:
+            others = rehearse.others_on(self.session, self.database)
+            if others:
+                raise MigrateFailure(
+                    'rehearse copies %s with CREATE DATABASE ... TEMPLATE, which needs no other session on it; pids '
+                    '%s are connected: nothing was done (rehearse_from restores a pg_backup artifact instead)' % (
+                        self.database, ', '.join(str(p) for p in others)), dict(result))
         result['lint'] = self.lint(result)
         result['scratch_database'] = rehearse.scratch_name(self.database)
         return result
@@ -332,12 +341,19 @@ class Migrate(SessionOperation):
         admin = open_session(self.params, database=self.params['maintenance_db'], log=self.log)
         token = on_cancel(admin.conn.cancel)
         try:
-            rehearse.create_copy(admin, scratch, self.database)
+            if self.artifact:
+                rehearse.create_empty(admin, scratch)
+            else:
+                rehearse.create_copy(admin, scratch, self.database)
             try:
+                if self.artifact:
+                    self.restore_artifact(scratch)
                 self.open(database=scratch)
                 self.cancel_token = on_cancel(self.session.conn.cancel)
                 self.set_timeouts()
                 tracking.create_history(self.session)
+                if self.artifact:
+                    result['caught_up'] = self.catch_up()
                 for migration in self.todo:
                     entry = dict(version=migration.version, name=migration.name, file=migration.file, up=False,
                                  down=None, down_restores_schema=None, schema_diff=[], reapplied=False)
@@ -371,6 +387,33 @@ class Migrate(SessionOperation):
             raise MigrateFailure('Rehearsal on a scratch copy (dropped; %s was not changed): %s' % (
                 self.database, '; '.join(problems)), dict(result))
         return result
+
+    def restore_artifact(self, scratch):
+        artifact = self.artifact
+        try:
+            run_restore(self.runner, self.major, artifact['path'], artifact['manifest'], scratch, no_owner=True,
+                        program=artifact['program'])
+        except RestoreFailure as exc:
+            raise MigrateFailure('Restoring %s into the scratch database failed (dropped; %s was not changed): %s' % (
+                artifact['path'], self.database, exc))
+
+    def catch_up(self):
+        """Apply to the restored copy the migrations the database has and the artifact lacks (older backup), so
+        the pending ones are rehearsed on the schema they will meet; their versions."""
+        dbmate = tracking.dbmate_table(self.session)
+        copy = planning.state(self.migrations, tracking.read_history(self.session),
+                              tracking.read_dbmate(self.session, dbmate))
+        rehearsed = set(m.version for m in self.todo)
+        behind = [m for m in planning.select_up(self.migrations, copy) if m.version not in rehearsed]
+        saved, self.dbmate = self.dbmate, dbmate
+        try:
+            for migration in behind:
+                self.run_one(migration, 'up')
+        except MigrateFailure as exc:
+            raise MigrateFailure('Bringing the restored copy up to the database\'s migrations failed: %s' % exc)
+        finally:
+            self.dbmate = saved
+        return [m.version for m in behind]
 
     def close_session(self):
         if self.cancel_token is not None:
