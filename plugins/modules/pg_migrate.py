@@ -24,7 +24,7 @@ description:
     its end, so one killed half-way is reported as interrupted and run again by the next V(up) (its statements
     should be idempotent), after the INVALID indexes its C(CREATE INDEX CONCURRENTLY) left are dropped
     concurrently (else C(CREATE INDEX CONCURRENTLY IF NOT EXISTS) would silently keep a broken index). A
-    non-transactional down killed half-way is reported as interrupted too (C(direction=down)): V(down) finishes
+    non-transactional down killed half-way is reported as interrupted too (C(direction=down)) - V(down) finishes
     reverting it, V(up) applies it again.
   - B(Drift.) An applied migration whose file changed fails V(up) and V(down) naming it, unless O(allow_drift); an
     applied version without a file is reported in RV(status) (C(missing)).
@@ -122,8 +122,8 @@ options:
         C(schema_only) one carries no tracking rows, so the copy's migration state would be unknown) restored into the scratch database instead of a C(TEMPLATE) copy, so a rehearsal needs no quiet
         database. The manifest, the kind, the checksum, the format and a plain script's content are checked, and
         C(pg_restore) (or C(psql)) found, before anything is created; the restore runs with C(--no-owner).
-      - Migrations the database has applied and the (older) artifact lacks are applied to the copy first (RV(caught_up)),
-        then the pending ones are rehearsed.
+      - Migrations the database has applied and the (older) artifact lacks are applied to the copy first
+        (RV(caught_up)), then the pending ones are rehearsed.
     type: path
   maintenance_db:
     description: With O(mode=rehearse), the database to connect to while the scratch copy is created and dropped.
