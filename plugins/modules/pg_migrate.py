@@ -119,9 +119,10 @@ options:
   rehearse_from:
     description:
       - With O(mode=rehearse), a pg_backup artifact (a C(full) backup of this database, with its manifest; a
-        C(schema_only) one carries no tracking rows, so the copy's migration state would be unknown) restored into the scratch database instead of a C(TEMPLATE) copy, so a rehearsal needs no quiet
-        database. The manifest, the kind, the checksum, the format and a plain script's content are checked, and
-        C(pg_restore) (or C(psql)) found, before anything is created; the restore runs with C(--no-owner).
+        C(schema_only) one carries no tracking rows, so the copy's migration state would be unknown) restored into
+        the scratch database instead of a C(TEMPLATE) copy, so a rehearsal needs no quiet database. The manifest,
+        the kind, the checksum, the format and a plain script's content are checked, and C(pg_restore) (or C(psql))
+        found, before anything is created; the restore runs with C(--no-owner).
       - Migrations the database has applied and the (older) artifact lacks are applied to the copy first
         (RV(caught_up)), then the pending ones are rehearsed.
     type: path
