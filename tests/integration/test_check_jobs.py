@@ -223,6 +223,8 @@ def variables(lab, ctx):
                          dict(dbops_connection=nodes, failover_primary=node(lab, 'primary'),
                               failover_candidate=node(lab, 'standby'), failover_mode='forced')],
         'connections.yml': [dict(dbops_connection=conn, connections_databases=[DB], connections_pool_replicas=2)],
+        'health_report.yml': [dict(dbops_connection=conn, dbops_environment='production',
+                                   performance_report_path=os.path.join(ctx['backups'], 'reports', 'health.html'))],
         'connection_cleanup.yml': [
             dict(dbops_connection=conn, connections_cleanup_states=['idle', 'idle in transaction'],
                  connections_cleanup_min_duration=0, connections_cleanup_users=[],

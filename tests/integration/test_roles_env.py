@@ -144,6 +144,8 @@ def role_runs(lab, env):
         'backup': ('backup.yml', dict(dbops_connection=conn, dbops_backup_dir=backups), {}),
         'backup_verify': ('verify_backup.yml', dict(dbops_connection=admin, dbops_backup_dir=backups), {}),
         'connections': ('connection_cleanup.yml', dict(dbops_connection=conn), {}),
+        'performance': ('health_report.yml', dict(dbops_connection=conn, performance_report_path=os.path.join(
+            env['root'], 'reports', 'health.html')), {}),
         'emergency_read_only': ('read_only.yml', dict(dbops_connection=conn, emergency_read_only_database=DB,
                                                       emergency_read_only_state='off'),
                                 dict(emergency_read_only_state='on')),
