@@ -153,3 +153,105 @@ def test_report_renders_in_chromium_without_console_errors(play, where):
     assert page.text.index('93% of the range used') < page.text.index('index public.evil_idx never scanned')
     assert 'DROP INDEX CONCURRENTLY public.orders_code_key_ccnew;' in page.text
     assert 'CREATE INDEX CONCURRENTLY ON public.notes (tenant_id);' in page.text
+
+
+# ---------------------------------------------------------------------------------------------- the role, for real
+DB = 'health_rep'
+SETUP = [
+    'CREATE EXTENSION IF NOT EXISTS pg_stat_statements',
+    'CREATE TABLE orders (id bigint PRIMARY KEY, code text NOT NULL, a int NOT NULL)',
+    "INSERT INTO orders SELECT g, 'c' || g, g % 50 FROM generate_series(1, 2000) g",
+    'CREATE UNIQUE INDEX orders_a_code_key ON orders (a, code)',
+    'CREATE INDEX orders_a_code_idx ON orders (a, code)',  # a duplicate of the unique one: this one goes
+    'CREATE TABLE "<script>alert(1)</script>" (id int PRIMARY KEY, x int)',
+    'INSERT INTO "<script>alert(1)</script>" SELECT g, g FROM generate_series(1, 100) g',
+    'CREATE INDEX "<b>evil_idx</b>" ON "<script>alert(1)</script>" (x)',
+    'CREATE TABLE notes (id int PRIMARY KEY, tenant_id uuid, body text)',  # tenant table, no tenant index
+    'CREATE SEQUENCE almost_full MAXVALUE 100',
+    "SELECT setval('almost_full', 95)",  # 95 % of its range: critical
+    'ANALYZE',
+]
+
+
+@pytest.fixture(scope='module')
+def perfdb(lab):
+    import psycopg2
+    lab.psql('primary', 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % DB)
+    lab.psql('primary', 'CREATE DATABASE %s' % DB)
+    params = node_params(lab, db=DB)
+    conn = psycopg2.connect(host=params['login_host'], port=params['login_port'], user=params['login_user'],
+                            password=params['login_password'], dbname=DB)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for statement in SETUP:
+            cur.execute(statement)
+        with pytest.raises(psycopg2.Error):  # leaves an INVALID index behind
+            cur.execute('CREATE UNIQUE INDEX CONCURRENTLY orders_a_key ON orders (a)')
+        for i in range(5):  # a workload whose statement text holds markup (identifiers are kept as written)
+            cur.execute('SELECT count(*) FROM "<script>alert(1)</script>" WHERE x > %s', (i,))
+            cur.execute('SELECT code FROM orders WHERE a = %s ORDER BY code LIMIT 1', (i,))
+    conn.close()
+    yield params
+    lab.psql('primary', 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % DB)
+
+
+def health_job(play, conn, check=False, **extravars):
+    return play(playbook=os.path.join(REPO, 'playbooks', 'health_report.yml'), check=check,
+                extravars=dict(target='localhost', dbops_connection=conn, **extravars))
+
+
+def failures(run):
+    return [(r['task'], r['result'].get('msg')) for r in run.results if r['status'] == 'failed']
+
+
+def test_health_report_job_prints_findings_and_writes_a_page_chromium_shows(play, perfdb, where):
+    dest = os.path.join(where, 'weekly', 'health.html')
+    # check mode: the findings, nothing written
+    run = health_job(play, perfdb, check=True, performance_report_path=dest)
+    assert run.rc == 0, failures(run)
+    summary = run.results[-1]
+    assert summary['task'] == 'procgenie.dbops.performance : Summary', summary
+    assert 'would be written' in summary['result']['msg'] and not os.path.exists(os.path.dirname(dest))
+    # the job
+    run = health_job(play, perfdb, performance_report_path=dest)
+    assert run.rc == 0, failures(run)
+    facts = run.result('Read the performance and index health')
+    findings = facts['findings']
+    lines = run.result('Show the findings')['msg']
+    assert len(lines) == len(findings) and all('\n' not in line for line in lines), lines
+    objects = [f['object'] for f in findings if f['level'] != 'ok']
+    duplicate = [f for f in findings if f['object'].endswith('orders_a_code_idx')]
+    assert duplicate and 'DROP INDEX' in duplicate[0]['fix_sql'], findings
+    assert any('orders_a_key' in o for o in objects) and any('almost_full' in o for o in objects), objects
+    assert lines[0].startswith('CRITICAL sequences') and 'almost_full' in lines[0], lines
+    msg = run.results[-1]['result']['msg']
+    assert msg.startswith('localhost (development): 1 critical and ') and 'written' in msg and 'would' not in msg, msg
+    assert 'pg_stat_statements read' in msg, msg
+    assert mode_of(dest) == 0o600 and mode_of(os.path.dirname(dest)) == 0o700
+    # the page: loads without console errors, shows the findings of the database, markup as text
+    dom, console = chromium.render(dest)
+    assert console == [], console
+    page = Page(dom)
+    assert 'script' not in [t for t, _a in page.tags]
+    for finding in findings:
+        assert finding['message'] in page.text, finding
+        if finding['fix_sql']:
+            assert ' '.join(finding['fix_sql'].split()) in page.text, finding
+    assert 'SELECT count(*) FROM "<script>alert(1)</script>" WHERE x > $1' in page.text
+    assert '"<b>evil_idx</b>"' in page.text and '<b>evil_idx</b>' not in dom.replace('&lt;b&gt;', '')
+    statements = facts['statements']['top_total_time']
+    assert statements and any('<script>' in s['query'] for s in statements)
+
+
+def test_production_fails_on_critical_findings_after_writing_the_report(play, perfdb, where):
+    dest = os.path.join(where, 'prod.html')
+    run = health_job(play, perfdb, dbops_environment='production', performance_report_path=dest)
+    assert run.rc != 0
+    failed = failures(run)
+    assert failed[0][0] == 'procgenie.dbops.performance : Fail on the findings', failed
+    assert 'almost_full' in failed[0][1] and 'critical' in failed[0][1], failed
+    assert os.path.isfile(dest)
+    # told to report only: the job passes; without a path: no file, said so
+    run = health_job(play, perfdb, dbops_environment='production', performance_fail_on='never')
+    assert run.rc == 0, failures(run)
+    assert 'no report file (performance_report_path is empty)' in run.results[-1]['result']['msg']
