@@ -32,7 +32,6 @@ INHERITED = ('login_user', 'login_password', 'login_db', 'ssl_mode', 'ca_cert', 
 PLACE = ('login_host', 'login_port', 'login_unix_socket')
 
 
-
 class SourceError(Exception):
     """The source option cannot be used (a secret in connect_params, no place given)."""
 

@@ -1,0 +1,161 @@
+"""pg_table_diff between two databases of the lab primary (and the primary against its standby), through
+ansible-playbook: inserts, updates and deletes found by key, `where` scoping, row-level security refusing instead of
+comparing a subset, and rows fetched growing with the differences, not with the table."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import node_params
+
+SRC, TGT = 'td_source', 'td_target'
+T = '2026-01-01 00:00:00+00'
+SETUP = """
+CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL, amount numeric(12,2), note jsonb,
+                     created_at timestamptz NOT NULL);
+INSERT INTO orders SELECT g, 'open', g * 1.25, jsonb_build_object('n', g),
+       timestamptz '2025-01-01 00:00+00' + g * interval '1 minute' FROM generate_series(1, 20000) g;
+CREATE TABLE codes (region text, code text, label text, PRIMARY KEY (region, code));
+INSERT INTO codes SELECT 'r' || (g % 5), 'c' || g, 'label ' || g FROM generate_series(1, 3000) g;
+CREATE TABLE big (id integer PRIMARY KEY, payload text);
+INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 200000) g;
+ANALYZE;
+"""
+# the incident in the target at T: an UPDATE and a DELETE gone wrong; legitimate writes after T
+DAMAGE = """
+UPDATE orders SET status = 'cancelled' WHERE id IN (10, 500, 19999);
+UPDATE orders SET amount = 0, note = '{}' WHERE id = 777;
+DELETE FROM orders WHERE id IN (42, 4242);
+INSERT INTO orders VALUES (20001, 'open', 1, NULL, timestamptz '%s' + interval '1 hour'),
+                          (20002, 'open', 2, NULL, timestamptz '%s' + interval '2 hours');
+UPDATE codes SET label = 'x' WHERE (region, code) = ('r1', 'c1');
+DELETE FROM codes WHERE (region, code) = ('r2', 'c2');
+INSERT INTO codes VALUES ('r9', 'new', 'n');
+UPDATE big SET payload = 'changed' WHERE id IN (7, 100000, 199999);
+""" % (T, T)
+
+
+@pytest.fixture(scope='module')
+def dbs(lab):
+    for name in (SRC, TGT):
+        lab.psql('primary', 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        lab.psql('primary', 'CREATE DATABASE "%s"' % name)
+        lab.psql('primary', SETUP, db=name)
+    lab.psql('primary', DAMAGE, db=TGT)
+    yield
+    for name in (SRC, TGT):
+        lab.psql('primary', 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+    lab.psql('primary', 'DROP ROLE IF EXISTS td_reader')
+
+
+def diff_task(lab, name, tables, user=None, password=None, **args):
+    params = node_params(lab, db=TGT, user=user, password=password)
+    source = dict(login_host=params['login_host'], login_port=params['login_port'], login_db=SRC)
+    return dict(name=name, ignore_errors=True, **{'procgenie.dbops.pg_table_diff': dict(
+        params, source=source, tables=tables, **args)})
+
+
+def by_table(res):
+    return dict((t['table'], t) for t in res['tables'])
+
+
+def test_diff_finds_inserts_updates_deletes_by_key(lab, play, dbs):
+    run = play([diff_task(lab, 'diff', [dict(name='orders'), dict(name='public.codes'), dict(name='big')])])
+    res = run.result('diff')
+    assert not res.get('failed') and res['changed'] is False, res.get('msg')
+    tables = by_table(res)
+    orders = tables['public.orders']
+    assert orders['method'] == 'key_range' and orders['key'] == ['id']
+    assert orders['source_rows'] == 20000 and orders['target_rows'] == 20000
+    assert orders['only_in_source'] == dict(count=2, keys=[['42'], ['4242']])
+    assert [r['key'] for r in orders['only_in_target']['rows']] == [['20001'], ['20002']]
+    changed = dict((r['key'][0], r['columns']) for r in orders['changed']['rows'])
+    assert changed == {'10': ['status'], '500': ['status'], '19999': ['status'], '777': ['amount', 'note']}
+    # target_hash is the row as the target had it: md5(ROW(every column)::text)
+    expected = lab.psql('primary', "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; "
+                        "SELECT md5(ROW(o.*)::text) FROM orders o WHERE id = 777", db=TGT).strip()
+    assert [r['target_hash'] for r in orders['changed']['rows'] if r['key'] == ['777']] == [expected]
+    codes = tables['public.codes']
+    assert codes['method'] == 'key_hash' and codes['key'] == ['region', 'code']
+    assert codes['only_in_source']['keys'] == [['r2', 'c2']]
+    assert [r['key'] for r in codes['only_in_target']['rows']] == [['r9', 'new']]
+    assert [(r['key'], r['columns']) for r in codes['changed']['rows']] == [(['r1', 'c1'], ['label'])]
+    assert res['differences'] is True and set(res['differing_tables']) == {'public.orders', 'public.codes',
+                                                                             'public.big'}
+    # both sides read in one REPEATABLE READ snapshot, row_security off
+    queries = '\n'.join(res['queries'])
+    assert 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' in queries and '"row_security" = \'off\'' in queries
+    assert res['commands'] == [] and lab.state['password'] not in run.text
+
+
+def test_rows_fetched_grow_with_differences_not_size(lab, play, dbs):
+    run = play([diff_task(lab, 'diff', [dict(name='big'), dict(name='orders', where="id <= 2000")])])
+    res = run.result('diff')
+    assert not res.get('failed'), res.get('msg')
+    big = by_table(res)['public.big']
+    assert big['source_rows'] == 200000 and big['changed']['count'] == 3
+    assert [r['key'] for r in big['changed']['rows']] == [['7'], ['100000'], ['199999']]
+    assert 0 < big['rows_fetched'] <= 3 * 2 * 16, big  # at most a leaf of 16 rows a side per difference
+    small = by_table(res)['public.orders']
+    assert small['target_rows'] == 1999 and small['changed']['count'] == 3  # 10, 500, 777; 19999 is out of scope
+    assert small['only_in_source']['keys'] == [['42']] and small['only_in_target']['count'] == 0
+    assert small['rows_fetched'] <= 4 * 2 * 16
+    # ten times the differences: more rows fetched, still no more than the leaves around them
+    lab.psql('primary', 'UPDATE big SET payload = payload || \'!\' WHERE id % 6000 = 1', db=TGT)
+    try:
+        res = play([diff_task(lab, 'diff', [dict(name='big')])]).result('diff')
+        big2 = by_table(res)['public.big']
+        assert big2['changed']['count'] == 3 + 34
+        assert big['rows_fetched'] < big2['rows_fetched'] <= 37 * 2 * 16
+    finally:
+        lab.psql('primary', 'UPDATE big b SET payload = s.p FROM (SELECT g, md5(g::text) p FROM generate_series(1, '
+                 '200000) g) s WHERE b.id = s.g AND b.id % 6000 = 1', db=TGT)
+
+
+def test_where_scopes_out_rows_written_after_the_point_in_time(lab, play, dbs):
+    run = play([diff_task(lab, 'diff', [dict(name='orders', where="created_at < '%s'" % T)], limit=1)])
+    res = run.result('diff')
+    assert not res.get('failed'), res.get('msg')
+    orders = by_table(res)['public.orders']
+    assert orders['only_in_target']['count'] == 0  # written after T: legitimately absent from the restore
+    assert orders['only_in_source']['count'] == 2 and orders['changed']['count'] == 4
+    assert orders['truncated'] is True and len(orders['changed']['rows']) == 1  # limit
+    # one expression only: a second statement is refused before anything runs
+    run = play([diff_task(lab, 'bad', [dict(name='orders', where="true; COMMIT; DROP TABLE orders")])])
+    res = run.result('bad')
+    assert res.get('failed') and '";" is not allowed' in res['msg'] and 'Traceback' not in run.text
+    assert lab.psql('primary', "SELECT to_regclass('orders') IS NOT NULL", db=TGT) == 't'
+
+
+def test_row_security_makes_the_diff_fail_instead_of_comparing_a_subset(lab, play, dbs):
+    for name in (SRC, TGT):
+        lab.psql('primary', """
+DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'td_reader') THEN
+  CREATE ROLE td_reader LOGIN PASSWORD 'td-reader-pw'; END IF; END $$;
+GRANT SELECT ON codes TO td_reader;
+ALTER TABLE codes ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS only_r1 ON codes;
+CREATE POLICY only_r1 ON codes FOR SELECT USING (region = 'r1');""", db=name)
+    try:
+        run = play([diff_task(lab, 'diff', [dict(name='codes')], user='td_reader', password='td-reader-pw')])
+        res = run.result('diff')
+        assert res.get('failed') and 'row-level security' in res['msg'] and 'row_security = off' in res['msg'], res
+        assert 'td-reader-pw' not in run.text and 'Traceback' not in run.text
+    finally:
+        for name in (SRC, TGT):
+            lab.psql('primary', 'ALTER TABLE codes DISABLE ROW LEVEL SECURITY; REVOKE ALL ON codes FROM td_reader',
+                     db=name)
+
+
+def test_standby_as_source_has_no_differences(lab, play, dbs):
+    lab.wait_replay(timeout=60)
+    params = node_params(lab, db=TGT)
+    standby = lab.state['nodes']['standby']
+    task = dict(name='diff', ignore_errors=True, **{'procgenie.dbops.pg_table_diff': dict(
+        params, source=dict(login_host=standby['host'], login_port=standby['port']),
+        tables=[dict(name='orders'), dict(name='codes')])})
+    res = play([task], check=True).result('diff')
+    assert not res.get('failed'), res.get('msg')
+    assert res['differences'] is False and res['changed'] is False
+    assert all(t['rows_fetched'] == 0 for t in res['tables'])
+    assert res['source']['port'] == standby['port'] and res['source']['database'] == TGT
