@@ -8,6 +8,7 @@ so the summary shows what was checked."""
 from __future__ import annotations
 
 ORDER = dict(critical=0, warn=1, ok=2)
+TYPE_MAX = dict(smallint=32767, integer=2147483647, bigint=9223372036854775807)
 
 
 def human_bytes(n):
@@ -131,10 +132,12 @@ def _sequences(result):
             continue
         fix = None
         note = ''
-        if s.get('data_type') in ('smallint', 'integer') and s.get('sequence_sql'):
+        if s.get('max_value') == TYPE_MAX.get(s.get('data_type')) and s.get('sequence_sql'):
             fix = 'ALTER SEQUENCE %s AS bigint;' % s['sequence_sql']
+        elif s.get('max_value') is not None and s.get('max_value') < TYPE_MAX['bigint'] and (s.get('increment_by') or 1) > 0:
+            note = '; its MAXVALUE is below its type\'s maximum: raise it if the column allows'
         if s.get('owned_by') and s.get('column_type') in ('smallint', 'integer'):
-            note = '; column %s is %s: it needs bigint too (ALTER TABLE ... TYPE bigint rewrites the table)' % (
+            note += '; column %s is %s: it needs bigint too (ALTER TABLE ... TYPE bigint rewrites the table)' % (
                 s['owned_by'], s['column_type'])
         out.append(finding(s['level'], 'sequences', s['sequence'], '%d%% of its range used (%s of %s, %s)%s' % (
             int(s['used'] * 100), s['last_value'], s['max_value'], s.get('data_type'), note), fix))
