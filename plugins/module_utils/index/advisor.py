@@ -69,8 +69,7 @@ class Statement(object):
 
 def _children(node):
     if isinstance(node, (list, tuple)):
-        for item in node:
-            yield item
+        yield from node
     elif isinstance(node, ast.Node):
         for attr in node.__slots__:
             yield getattr(node, attr, None)
@@ -99,8 +98,8 @@ def _column(node):
 def _conditions(stmt):
     """The condition trees of a statement: WHERE clauses and JOIN ... ON quals, at any depth."""
     for node in _walk(stmt):
-        where = getattr(node, 'whereClause', None) if isinstance(node, (ast.SelectStmt, ast.UpdateStmt,
-                                                                         ast.DeleteStmt)) else None
+        planned = isinstance(node, (ast.SelectStmt, ast.UpdateStmt, ast.DeleteStmt))
+        where = node.whereClause if planned else None
         if where is not None:
             yield where
         if isinstance(node, ast.JoinExpr) and node.quals is not None:
@@ -266,8 +265,8 @@ class Advisor(object):
         self.session.execute('SAVEPOINT dbops_plan')
         try:
             if statement.params:
-                self.session.execute(sql.SQL('PREPARE {} AS {}').format(sql.Identifier(STATEMENT_NAME),
-                                                                       sql.SQL(statement.planned_text)))
+                self.session.execute(sql.SQL('PREPARE {} AS {}').format(
+                    sql.Identifier(STATEMENT_NAME), sql.SQL(statement.planned_text)))
                 plan = self.session.scalar(sql.SQL('EXPLAIN (FORMAT JSON) EXECUTE {} ({})').format(
                     sql.Identifier(STATEMENT_NAME), sql.SQL(', ').join([sql.SQL('NULL')] * statement.params)))
                 self.session.execute(sql.SQL('DEALLOCATE {}').format(sql.Identifier(STATEMENT_NAME)))
@@ -361,14 +360,22 @@ class Advisor(object):
                 for cand in candidate_columns(columns):
                     if not covered(cand, existing):
                         candidates.setdefault((oid, cand), []).append(position)
+        failed = {}
         for key, positions in candidates.items():
             oid, columns = key
             table = tables[oid]
             text = sql.SQL('CREATE INDEX ON {} USING btree ({})').format(
                 sql.Identifier(table['schema'], table['name']),
                 sql.SQL(', ').join(sql.Identifier(c) for c in columns)).as_string(session.conn)
-            hypo = session.scalar(sql.SQL('SELECT indexrelid FROM {}(%s)').format(self.fn('hypopg_create_index')),
-                                  (text,))
+            session.execute('SAVEPOINT dbops_hypo')
+            try:
+                hypo = session.scalar(sql.SQL('SELECT indexrelid FROM {}(%s)').format(
+                    self.fn('hypopg_create_index')), (text,))
+            except psycopg2.Error as exc:
+                session.execute('ROLLBACK TO SAVEPOINT dbops_hypo')
+                failed[key] = 'hypopg could not create it: %s' % database_error_message(exc)
+                continue
+            session.execute('RELEASE SAVEPOINT dbops_hypo')
             try:
                 for position in positions:
                     try:
@@ -415,7 +422,8 @@ class Advisor(object):
                     best = value if best is None else max(best, value)
             table = tables[oid]
             rejected.append(dict(table='%s.%s' % (table['schema'], table['name']), columns=list(columns),
-                                 best_savings_pct=best, statements=[statements[p].text for p in positions]))
+                                 best_savings_pct=best, statements=[statements[p].text for p in positions],
+                                 reason=failed.get(key) or 'saves less than %s %%' % self.params['min_cost_savings']))
         report = [dict(query=s.text, calls=s.calls, total_ms=s.total_ms, cost_before=s.cost_before,
                        generic_plan=bool(s.params), skipped=s.skipped) for s in statements]
         return advice, rejected, report

@@ -59,8 +59,8 @@ class Builder(object):
         found = definition.relation(self.session, schema, name)
         if found is None or found['relkind'] not in ('i', 'I') or found['valid']:
             return False
-        self.run(sql.SQL('DROP INDEX {}{}').format(sql.SQL('CONCURRENTLY ') if concurrently else sql.SQL(''),
-                                                  sql.Identifier(schema, name)))
+        self.run(sql.SQL('DROP INDEX {}{}').format(
+            sql.SQL('CONCURRENTLY ') if concurrently else sql.SQL(''), sql.Identifier(schema, name)))
         self.record.setdefault('dropped_invalid', []).append(self.qualified(schema, name))
         return True
 
@@ -176,13 +176,14 @@ class Builder(object):
         self.check_valid(schema, name, concurrently, 'REINDEX INDEX')
 
     def drop_ccnew(self, name, table_oid):
-        """Drop the INVALID `<name>_ccnew` indexes a failed REINDEX CONCURRENTLY left on the table."""
-        prefix = name.encode('utf-8')[:definition.NAMEDATALEN - len('_ccnew') - 2].decode('utf-8', 'ignore')
+        """Drop the INVALID `<name>_ccnew` (and `_ccold`) indexes an interrupted REINDEX CONCURRENTLY left on the
+        table."""
+        prefix = name.encode('utf-8')[:definition.NAMEDATALEN - len('_ccnew') - 3].decode('utf-8', 'ignore')
         for row in self.session.rows(
                 'SELECT n.nspname AS schema, c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid '
                 'JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indrelid = %s AND NOT i.indisvalid',
                 (table_oid,)):
             rest = row['name'][len(prefix):]
-            if row['name'].startswith(prefix) and re.match(r'^.*_ccnew[0-9]*$', rest):
+            if row['name'].startswith(prefix) and re.match(r'^.*_cc(new|old)[0-9]*$', rest):
                 self.retried(lambda r=row: self.drop_if_invalid(r['schema'], r['name']),
                              'DROP INDEX of the invalid %s' % self.qualified(row['schema'], row['name']), table_oid)

@@ -61,7 +61,15 @@ def parse_element(text, position):
     what = 'columns[%d] (%s)' % (position, text)
     if not str(text).strip():
         raise IndexFailure('columns[%d] is empty' % position)
-    stmt = _parse_one_index('CREATE INDEX ON %s (%s)' % (TEMPLATE_TABLE, text), what)
+    try:
+        stmt = _parse_one_index('CREATE INDEX ON %s (%s)' % (TEMPLATE_TABLE, text), what)
+    except IndexFailure:  # an expression written without its parentheses (a + b)?
+        try:
+            stmt = _parse_one_index('CREATE INDEX ON %s ((%s))' % (TEMPLATE_TABLE, text), what)
+        except IndexFailure:
+            stmt = None
+        if stmt is None:
+            raise
     if len(stmt.indexParams or ()) != 1:
         raise IndexFailure('%s must be one index element or expression (give several as several list items)' % what)
     element = _deparse(stmt.indexParams[0])
@@ -204,7 +212,7 @@ def server_signature(session, wanted, table_oid):
 
 def generated_name(table, columns, suffix='idx'):
     """PostgreSQL's style of index name (table_col1_col2_idx) cut to 63 bytes."""
-    base = '_'.join([table] + [c for c in columns]) + '_' + suffix
+    base = '_'.join([table] + list(columns)) + '_' + suffix
     data = base.encode('utf-8')
     if len(data) <= NAMEDATALEN:
         return base
