@@ -152,6 +152,8 @@ def role_runs(lab, env):
         'migrations': ('migrate.yml', dict(dbops_connection=conn, migrations_path=migrations),
                        dict(migrations_mode='up')),
         'failover': ('failover.yml', dict(fo, failover_mode='status'), dict(failover_mode='planned')),
+        'maintenance': ('maintenance_window.yml', dict(dbops_connection=conn),
+                        dict(maintenance_window=True, dbops_environment='production')),
         'pitr_restore': ('pitr_restore.yml', dict(dbops_connection=admin, dbops_backup_dir=backups,
                                                   pitr_restore_mode='stop',
                                                   pitr_restore_data_directory=os.path.join(env['root'], 'none')),
