@@ -16,7 +16,7 @@ description:
     the oldest C(relfrozenxid) first (the greater age of the table and its TOAST table), like flexible-freeze.
   - B(Time budget.) With O(time_budget) no table is started once it is spent, and a running C(VACUUM) is bounded by
     C(statement_timeout) set to what is left (or O(statement_timeout) when smaller); a table stopped so is reported
-    C(timed_out), the tables not started in RV(skipped).
+    C(timed_out), the tables not started in RV(skipped_tables).
   - B(VACUUM FULL) (O(full)) takes an ACCESS EXCLUSIVE lock for the whole rewrite of each table - it runs only with
     O(maintenance_window=true) and a O(lock_timeout), and is refused otherwise with the reason.
   - B(pg_repack) (O(method=repack)) - the online alternative - rewrites the named tables holding ACCESS EXCLUSIVE
@@ -24,7 +24,7 @@ description:
     in the database and a C(pg_repack) client of exactly its version; a primary key or a unique index on NOT NULL
     columns; free disk for about twice the table with its indexes on the data directory's (or the table's
     tablespace's) filesystem; no transaction of the database open for longer than O(wait_timeout), nor a prepared
-    one (pg_repack waits for them). A table failing a check is skipped with the reason in RV(skipped); a missing
+    one (pg_repack waits for them). A table failing a check is skipped with the reason in RV(skipped_tables); a missing
     extension or client fails the module.
   - pg_repack runs with C(--no-kill-backend) by default (else it cancels, then terminates, the sessions that block
     it after O(wait_timeout)), C(--wait-timeout), the database as a quoted libpq value and the password in the
@@ -246,8 +246,10 @@ tables:
   elements: dict
   sample: [{table: public.audit_events, action: pg_repack, status: done, duration_s: 4.2, bytes_before: 73900032,
             bytes_after: 24600576, dead_before: 200000, dead_after: 0, reason: named}]
-skipped:
-  description: Tables not worked on, each with C(table) and C(reason) (preflight, rights, time budget spent).
+skipped_tables:
+  description:
+    - Tables not worked on, each with C(table) and C(reason) (preflight, rights, time budget spent).
+    - Not named C(skipped) - Ansible reads a true C(skipped) in a result as the task skipped.
   returned: always
   type: list
   elements: dict

@@ -154,7 +154,7 @@ class Vacuum(SessionOperation):
         for item in skipped:
             self.warn('pg_vacuum skips %s: %s' % (item['table'], item['reason']))
         return dict(changed=bool(tables) or any(g['status'] == 'planned' for g in leftovers), database=self.database,
-                    method=params['method'], tables=tables, skipped=skipped, leftovers=leftovers,
+                    method=params['method'], tables=tables, skipped_tables=skipped, leftovers=leftovers,
                     settings=settings, thresholds=thresholds, time_budget=params.get('time_budget'))
 
     def _preflight(self, session, chosen):
@@ -217,11 +217,11 @@ class Vacuum(SessionOperation):
         done, failed = [], []
         for entry in plan['tables']:
             if budget.spent():
-                plan['skipped'].append(dict(table=entry['table'], reason='the time budget of %ss was spent before '
+                plan['skipped_tables'].append(dict(table=entry['table'], reason='the time budget of %ss was spent before '
                                                                         'it' % params['time_budget']))
                 continue
             if params['method'] == 'repack' and entry['oid'] in blocked:
-                plan['skipped'].append(dict(table=entry['table'], reason='leftovers of an interrupted pg_repack '
+                plan['skipped_tables'].append(dict(table=entry['table'], reason='leftovers of an interrupted pg_repack '
                                                                         'on it could not be dropped (a pg_repack '
                                                                         'runs or lock_timeout)'))
                 continue
