@@ -52,7 +52,9 @@ options:
         reports it and compares it by name (never by C(timestamp), the class name's suffix) with O(expected);
         V(up) runs the application's O(command) under the runner lock, with O(lock_timeout) and
         O(statement_timeout) in C(PGOPTIONS), reading the table before and after to report what ran (not when
-        O(expected) shows nothing pending). Other modes are refused (revert with the application's command).
+        O(expected) shows nothing pending). V(down) runs the application's revert command (for example
+        C(migration:revert)) the same way and reports the names it removed (RV(reverted)); it fails when the table
+        is empty or the command removed nothing. V(rehearse) is refused (it needs the SQL files).
     type: str
     default: dbmate
     choices: [dbmate, typeorm]

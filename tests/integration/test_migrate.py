@@ -363,6 +363,15 @@ for name in sys.argv[2:]:
 '''
 
 
+FAKE_REVERT = '''#!%s
+"""A stand-in for `typeorm migration:revert`: removes the newest row of the table (by id)."""
+import psycopg2
+conn = psycopg2.connect('')
+conn.autocommit = True
+conn.cursor().execute("DELETE FROM migrations WHERE id = (SELECT max(id) FROM migrations)")
+'''
+
+
 def test_typeorm_table_read_compared_and_the_application_command_run(lab, play, db, tmp_path):
     import sys
     lab.psql('primary', 'CREATE TABLE migrations (id SERIAL PRIMARY KEY, "timestamp" bigint NOT NULL, '
@@ -388,8 +397,23 @@ def test_typeorm_table_read_compared_and_the_application_command_run(lab, play, 
     assert up['typeorm']['pending'] == [] and (tmp_path / 'lock_timeout.txt').read_text() == '3s'
     again = migrate(play, lab, db, None, mode='up', command=command, **base)
     assert not again.get('failed') and not again['changed'] and again['commands'] == [], again
-    refused = migrate(play, lab, db, None, mode='down', source='typeorm')
-    assert refused.get('failed') and 'supports mode status and up' in refused['msg'], refused
+    refused = migrate(play, lab, db, None, mode='rehearse', source='typeorm')
+    assert refused.get('failed') and 'supports mode status, up and down' in refused['msg'], refused
+    no_command = migrate(play, lab, db, None, mode='down', source='typeorm')
+    assert no_command.get('failed') and 'migration:revert' in no_command['msg'], no_command
+    revert = tmp_path / 'fake-revert'
+    revert.write_text(FAKE_REVERT % sys.executable)
+    revert.chmod(0o755)
+    planned = migrate(play, lab, db, None, check=True, mode='down', command=[str(revert)], **base)
+    assert planned['changed'] and sql(lab, db, 'SELECT count(*) FROM migrations') == '3', planned
+    reverted = migrate(play, lab, db, None, mode='down', command=[str(revert)], **base)
+    assert not reverted.get('failed') and reverted['typeorm']['removed'] == ['AddPriority1710000000000'], reverted
+    assert [r['name'] for r in reverted['reverted']] == ['AddPriority1710000000000']
+    assert reverted['typeorm']['pending'] == ['AddPriority1710000000000']
+    noop = migrate(play, lab, db, None, mode='down', command=['/bin/true'], **base)
+    assert noop.get('failed') and 'no migration left' in noop['msg'], noop
+    assert migrate(play, lab, db, None, mode='up', command=command, **base)['typeorm']['ran'] == [
+        'AddPriority1710000000000']
     other = 'mig_other_%d' % (int(time.time() * 1000) % 10 ** 9)
     lab.psql('primary', 'CREATE DATABASE %s' % other)
     try:

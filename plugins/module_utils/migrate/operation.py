@@ -176,15 +176,16 @@ class Migrate(SessionOperation):
         application's command checked, the runner lock taken; nothing runs."""
         params = self.params
         mode = params['mode']
-        if mode not in ('status', 'up'):
-            raise MigrateFailure('source=typeorm supports mode status and up (the application\'s own command); '
-                                 'revert with the application\'s migration:revert')
+        if mode not in ('status', 'up', 'down'):
+            raise MigrateFailure('source=typeorm supports mode status, up and down (the application\'s own command); '
+                                 'rehearse the SQL files with source=dbmate')
         command = params.get('command') or []
-        if mode == 'up':
+        if mode in ('up', 'down'):
             if not command:
-                raise MigrateFailure('source=typeorm with mode=up runs the application\'s command: set command, '
-                                     'for example [npx, typeorm, migration:run, -d, dist/data-source.js, '
-                                     '--transaction, each]')
+                raise MigrateFailure('source=typeorm with mode=%s runs the application\'s command: set command, '
+                                     'for example [npx, typeorm, %s, -d, dist/data-source.js%s]' % (
+                                         mode, 'migration:run' if mode == 'up' else 'migration:revert',
+                                         ', --transaction, each' if mode == 'up' else ''))
             program = command[0] if os.path.isabs(command[0]) else shutil.which(command[0])
             if not program or not os.access(program, os.X_OK):
                 raise MigrateFailure('The command %s is not found (or not executable)' % command[0])
@@ -195,7 +196,7 @@ class Migrate(SessionOperation):
                     raise MigrateFailure('%s %r: the command gets it in PGOPTIONS, which takes letters, digits, '
                                          '"_" and "." only (for example 10s)' % (name, params[name]))
         session = self.connect()
-        if mode == 'up' and not self.ctx.check_mode:
+        if mode in ('up', 'down') and not self.ctx.check_mode:
             self.take_runner_lock()
         rows, regclass = typeorm.read_table(session, params['typeorm_table'])
         expected = params.get('expected')
@@ -205,7 +206,13 @@ class Migrate(SessionOperation):
             expected = [r['name'] for r in other['migrations']]
         pending, unexpected = typeorm.compare(rows, expected)
         self.typeorm_rows = rows
-        will_run = mode == 'up' and (pending is None or bool(pending))
+        if mode == 'down':
+            if not rows:
+                raise MigrateFailure('down: no migration is applied (%s is %s)' % (
+                    params['typeorm_table'], 'empty' if regclass else 'missing'))
+            will_run = True  # migration:revert reverts the newest one
+        else:
+            will_run = mode == 'up' and (pending is None or bool(pending))
         status = dict(applied=[dict(version=r['timestamp'], name=r['name'], id=r['id']) for r in rows],
                       pending=[dict(name=n) for n in pending or []], drifted=[],
                       missing=[dict(name=n) for n in unexpected or []], interrupted=[])
@@ -248,6 +255,13 @@ class Migrate(SessionOperation):
         result['typeorm'] = dict(result['typeorm'], migrations=after, pending=pending, unexpected=unexpected,
                                  ran=[r['name'] for r in added], removed=removed)
         result['applied'] = [dict(version=r['timestamp'], name=r['name']) for r in added]
+        result['reverted'] = [dict(version=r['timestamp'], name=r['name']) for r in self.typeorm_rows
+                              if r['name'] in removed]
+        if self.params['mode'] == 'down':
+            if not removed:
+                raise MigrateFailure('The application\'s command ran but no migration left %s' % (
+                    result['typeorm']['table'],), result)
+            return result
         if pending:
             raise MigrateFailure('The application\'s command ran %d migration(s) but %s are still not in %s' % (
                 len(added), ', '.join(pending), result['typeorm']['table']), result)
