@@ -1,0 +1,196 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ProcGenie platform engineering
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: pg_integrity_check
+short_description: Find physical corruption in PostgreSQL tables, TOAST and btree indexes with amcheck
+version_added: 0.1.0
+description:
+  - Runs C(pg_amcheck) (the client program of the C(amcheck) extension, PostgreSQL 14 and later) with O(jobs)
+    concurrent connections over the tables of O(databases) - or of their O(schemas), or the O(tables) named - with
+    their TOAST tables and btree indexes - C(verify_heapam) on tables and TOAST, C(bt_index_check) on indexes (an
+    C(AccessShareLock); it runs on a hot standby too).
+  - O(heapallindexed) also checks that every table row has its index entry. O(parent_check) runs
+    C(bt_index_parent_check), which takes a C(ShareLock) on each index and its table (writes and VACUUM wait),
+    and so only with O(maintenance_window=true).
+  - Reports one row per problem (database, schema, relation, kind, block, offset, attribute, message), the
+    server's C(data_checksums) state and C(pg_stat_database.checksum_failures), and on Azure whether C(amcheck)
+    is in the C(azure.extensions) allow-list.
+  - Only reads - C(changed) is false - unless O(create_extension=true) and C(amcheck) is missing in a database;
+    then it is created there (C(changed=true)) and that database checked. Without it such a database is not
+    checked and a warning says so.
+  - amcheck proves corruption when it finds it; a clean result does not prove there is none.
+author:
+  - ProcGenie Platform Engineering (@procgenie)
+options:
+  databases:
+    description: Databases to check. Default - O(login_db) (or V(postgres)).
+    type: list
+    elements: str
+  schemas:
+    description: Check only the tables (with their indexes and TOAST) of these schemas (names, taken literally).
+    type: list
+    elements: str
+  tables:
+    description:
+      - Check only these tables, with their indexes and TOAST (names in SQL syntax, C(orders) or
+        C(public.orders)); with O(schemas), both are checked.
+    type: list
+    elements: str
+  heapallindexed:
+    description: Verify that every table row has an entry in each btree index (slower; C(--heapallindexed)).
+    type: bool
+    default: false
+  parent_check:
+    description:
+      - Run C(bt_index_parent_check) (parent/child page relationships) instead of C(bt_index_check). It blocks
+        INSERT, UPDATE, DELETE and VACUUM on each table while its index is checked; refused unless
+        O(maintenance_window=true), and on a standby.
+    type: bool
+    default: false
+  rootdescend:
+    description: With O(parent_check), find each tuple again from the root page (C(--rootdescend)).
+    type: bool
+    default: false
+  maintenance_window:
+    description: Say that writes may be blocked now (needed for O(parent_check)).
+    type: bool
+    default: false
+  jobs:
+    description: Concurrent connections of C(pg_amcheck) (C(--jobs)); 1 or more.
+    type: int
+    default: 1
+  create_extension:
+    description: Create the C(amcheck) extension in a database that lacks it (needs a superuser, or on Azure
+      C(azure_pg_admin) with C(amcheck) allow-listed).
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - procgenie.dbops.postgres
+  - procgenie.dbops.postgres.CLIENTS
+  - procgenie.dbops.attributes
+  - procgenie.dbops.attributes.ACTIONGROUP
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Check mode checks the databases that have C(amcheck) and reports which would get it created.
+  diff_mode:
+    support: none
+notes:
+  - With C(data_checksums) on, a damaged page fails its checksum when read - amcheck reports "invalid page in block
+    N", the server logs a warning and counts it in C(pg_stat_database.checksum_failures).
+seealso:
+  - module: procgenie.dbops.pg_table_diff
+  - name: amcheck
+    description: The extension and its functions.
+    link: https://www.postgresql.org/docs/current/amcheck.html
+  - name: pg_amcheck
+    description: The client program the module runs.
+    link: https://www.postgresql.org/docs/current/app-pgamcheck.html
+'''
+
+EXAMPLES = r'''
+- name: Check the application database's tables, TOAST and indexes, two connections
+  procgenie.dbops.pg_integrity_check:
+    login_db: procgenie
+    jobs: 2
+    heapallindexed: true
+  register: integrity
+
+- name: Stop when something is damaged
+  ansible.builtin.assert:
+    that: not integrity.corrupt
+    fail_msg: "{{ integrity.problems | map(attribute='relation') | unique | join(', ') }}"
+
+- name: Forensic run in a maintenance window
+  procgenie.dbops.pg_integrity_check:
+    databases: [procgenie]
+    tables: [public.requests]
+    heapallindexed: true
+    parent_check: true
+    maintenance_window: true
+'''
+
+RETURN = r'''
+corrupt:
+  description: Whether a problem was found or the server counted checksum failures.
+  returned: always
+  type: bool
+problems:
+  description:
+    - One per item pg_amcheck reported - C(database), C(schema), C(relation), C(kind) (C(table), C(toast) or
+      C(index)), C(block), C(offset), C(attribute) (null when not known) and C(message).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {database: procgenie, schema: public, relation: requests, kind: table, block: 2, offset: null, attribute: null,
+       message: "invalid page in block 2 of relation base/16384/16390"}
+databases:
+  description:
+    - Per database - C(amcheck_version) (null when missing), C(amcheck_available), C(extension_created),
+      C(checked), C(problems) (count) and C(reason) (why it was not checked).
+  returned: always
+  type: list
+  elements: dict
+data_checksums:
+  description: Whether the cluster has data checksums.
+  returned: always
+  type: bool
+checksum_failures:
+  description: C(database), C(failures), C(last_failure) of the databases checked and of every database with failures.
+  returned: always
+  type: list
+  elements: dict
+azure:
+  description: C(extensions) (the C(azure.extensions) allow-list, null off Azure) and C(amcheck_allow_listed).
+  returned: always
+  type: dict
+checks:
+  description: The checks run (C(heapallindexed), C(parent_check), C(rootdescend), C(jobs)).
+  returned: always
+  type: dict
+create_extension_in:
+  description: Databases where C(amcheck) is (or, in check mode, would be) created.
+  returned: always
+  type: list
+  elements: str
+in_recovery:
+  description: Whether the server is a standby.
+  returned: always
+  type: bool
+duration_s:
+  description: Seconds the module took.
+  returned: always
+  type: float
+queries:
+  description: The SQL the module ran.
+  returned: always
+  type: list
+  elements: str
+commands:
+  description: The pg_amcheck command lines (no password - it is in the environment).
+  returned: always
+  type: list
+  elements: list
+'''
+
+from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import postgres_spec
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import PostgresModule, ensure_psycopg2
+from ansible_collections.procgenie.dbops.plugins.module_utils._operation import run_operation
+from ansible_collections.procgenie.dbops.plugins.module_utils.integrity import check
+
+
+def main():
+    module = postgres_spec().merge(check.argument_spec()).create_module(PostgresModule, supports_check_mode=True)
+    ensure_psycopg2(module)
+    run_operation(module, check.IntegrityCheck, check.ERRORS, 'The integrity check')
+
+
+if __name__ == '__main__':
+    main()
