@@ -39,49 +39,87 @@ author:
 options:
   source:
     description:
-      - The server and database holding the good rows - for example the cluster M(procgenie.dbops.pg_restore_pitr)
-        restored to before the corruption. Options not given are the target's (the module's connection options).
-      - Its tables must have the target's columns with the same types.
+      - The server holding the good rows - for example the cluster M(procgenie.dbops.pg_restore_pitr) restored to
+        before the corruption (a NEW server). Its tables must have the target's columns with the same types.
+        Connection settings as M(procgenie.dbops.pg_table_diff)'s. O(source.login_user), O(source.login_password),
+        O(source.login_db) and the SSL settings default to the module's own login options (a restored copy has
+        the same roles and database); where the server is (host, port or socket) must be given.
     type: dict
     required: true
     suboptions:
       login_host:
-        description: Host of the source.
+        description: Host name or IP address of the source server.
         type: str
+        aliases: [host]
       login_port:
-        description: Port of the source.
+        description: TCP port of the source server (V(5432) when not set).
         type: int
+        aliases: [port]
       login_user:
-        description: User of the source.
+        description: Role on the source (default - the module's O(login_user)).
         type: str
+        aliases: [login]
       login_password:
-        description: Password of O(source.login_user).
+        description: Password of the source's role (default - the module's O(login_password)). Never logged.
         type: str
       login_db:
-        description: Database of the source.
+        description: Database on the source (default - the module's O(login_db)).
         type: str
+        aliases: [db]
       login_unix_socket:
-        description: Unix socket folder of the source.
+        description: Directory of the source server's Unix-domain socket.
         type: path
       ssl_mode:
-        description: libpq sslmode for the source.
+        description: libpq C(sslmode) for the source (default - the module's O(ssl_mode)).
         type: str
         choices: [allow, disable, prefer, require, verify-ca, verify-full]
       ca_cert:
-        description: CA certificate for the source.
+        description: Certificate authorities file for the source (libpq C(sslrootcert)).
         type: path
+        aliases: [ssl_rootcert]
       ssl_cert:
-        description: Client certificate for the source.
+        description: Client certificate file for the source.
         type: path
       ssl_key:
-        description: Client key for the source.
+        description: Client key file for the source.
         type: path
       connect_params:
-        description: Further libpq keywords for the source (never a password).
+        description: Further libpq keywords for the source (no password; use O(source.login_password)).
         type: dict
+  tables:
+    description:
+      - Instead of O(diff) - the tables to compare now (M(procgenie.dbops.pg_table_diff)'s comparison, same
+        options), then restore.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Table name in SQL syntax (C(orders), C(public.orders), C("Odd Name")).
+        type: str
+        required: true
+      where:
+        description:
+          - A boolean SQL expression over the table's columns that scopes the comparison on both sides, for
+            example C(created_at < '2026-08-01 03:00+00') - rows written after the point in time of a restore are
+            legitimately missing from it. One expression; C(;) outside strings and unbalanced parentheses are
+            refused. It runs in read-only transactions.
+        type: str
+      key:
+        description:
+          - Columns identifying a row, for a table without primary key (a unique key). Default - the primary key,
+            which must be the same on both sides.
+        type: list
+        elements: str
+  limit:
+    description:
+      - With O(tables) - keys listed per table and kind of difference; a table with more differences is refused (every
+        row to restore must be listed).
+    type: int
+    default: 10000
   diff:
     description:
-      - The registered result of M(procgenie.dbops.pg_table_diff) (or a dict with its C(tables)). Per table -
+      - The registered result of M(procgenie.dbops.pg_table_diff) (or a dict with its C(tables)); or give O(tables).
+        Per table -
         C(table), C(key), C(only_in_source.keys) (rows to insert), C(changed.rows) and C(only_in_target.rows)
         (C(key) and C(target_hash) each).
       - A diff whose table is C(truncated) (more differences than its limit) is refused - every row to restore must
@@ -89,7 +127,6 @@ options:
       - Scope it with pg_table_diff's C(where) (for example C(created_at < <the restore point>)), so that rows
         written legitimately after the point in time are not deleted or overwritten.
     type: dict
-    required: true
   delete_extra:
     description:
       - Delete the rows only in the target (C(only_in_target)). Default - keep them (reported as C(extra_kept)).
@@ -208,6 +245,11 @@ delete_extra:
   description: O(delete_extra).
   returned: always
   type: bool
+diff:
+  description: With O(tables), the comparison made (the C(tables) of M(procgenie.dbops.pg_table_diff)); null with O(diff).
+  returned: always
+  type: list
+  elements: dict
 duration_s:
   description: Seconds the module took.
   returned: always

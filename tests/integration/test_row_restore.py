@@ -58,6 +58,7 @@ CORRUPTION = """
 UPDATE orders SET amount = 0, note = 'oops' WHERE id % 25 = 0;
 DELETE FROM orders WHERE account_id = 7;
 DELETE FROM accounts WHERE id = 7;
+INSERT INTO orders (id, account_id, amount, note, created_at) VALUES (1000, 1, 9, 'bogus', '2025-08-01');
 """
 
 # after T: legitimate writes (new rows, created after T)
@@ -129,8 +130,15 @@ def scoped_diff(lab):
     return dict(tables=[table_diff(lab, 'accounts', where), table_diff(lab, 'orders', where)])
 
 
+def source(lab):
+    params = node_params(lab, db=GOOD)
+    return dict(login_host=params['login_host'], login_port=params['login_port'], login_db=GOOD)
+
+
 def restore_task(lab, diff, undo_dir, name='restore', **extra):
-    args = dict(node_params(lab, db=LIVE), source=dict(login_db=GOOD), diff=diff, undo_dir=undo_dir)
+    args = dict(node_params(lab, db=LIVE), source=source(lab), undo_dir=undo_dir)
+    if diff is not None:
+        args['diff'] = diff
     args.update(extra)
     return dict(name=name, register='out', ignore_errors=True, **{'procgenie.dbops.pg_row_restore': args})
 
@@ -140,6 +148,7 @@ def test_restores_exactly_the_affected_rows_keeps_later_ones_and_undoes(lab, cor
     before = dict(accounts=rows(lab, LIVE, 'accounts'), orders=rows(lab, LIVE, 'orders'))
     diff = scoped_diff(lab)
     assert diff['tables'][1]['changed']['count'] == 12 and diff['tables'][1]['only_in_source']['count'] == 8
+    assert diff['tables'][1]['only_in_target']['count'] == 1
     assert diff['tables'][0]['only_in_source']['count'] == 1
 
     checked = play([restore_task(lab, diff, undo_dir, delete_extra=True)], check=True).result('restore')
@@ -147,8 +156,9 @@ def test_restores_exactly_the_affected_rows_keeps_later_ones_and_undoes(lab, cor
     assert checked['changed'] is True and checked['undo_script'].startswith(undo_dir)
     assert not os.path.exists(undo_dir)
     assert rows(lab, LIVE, 'orders') == before['orders']
-    assert [(s['table'], s['action'], s['rows']) for s in checked['statements'][:3]] == [
-        ('public.accounts', 'insert', 1), ('public.orders', 'insert', 8), ('public.orders', 'update', 12)]
+    assert [(s['table'], s['action'], s['rows']) for s in checked['statements'][:4]] == [
+        ('public.accounts', 'insert', 1), ('public.orders', 'insert', 8), ('public.orders', 'update', 12),
+        ('public.orders', 'delete', 1)]
     assert checked['order']['insert'] == ['public.accounts', 'public.orders']
     assert checked['order']['delete'] == ['public.orders', 'public.accounts']
 
@@ -156,16 +166,17 @@ def test_restores_exactly_the_affected_rows_keeps_later_ones_and_undoes(lab, cor
     assert result.get('failed') is not True, result.get('msg')
     assert result['changed'] is True
     orders = dict((t['table'], t) for t in result['tables'])['public.orders']
-    assert orders['insert']['count'] == 8 and orders['update']['count'] == 12 and orders['delete']['count'] == 0
+    assert orders['insert']['count'] == 8 and orders['update']['count'] == 12 and orders['delete']['keys'] == [[1000]]
     # every row of before T is the good copy's again; the later rows are still there, untouched
     scope = "created_at < '%s'" % T
     assert rows(lab, LIVE, 'orders', scope) == rows(lab, GOOD, 'orders', scope)
     assert rows(lab, LIVE, 'accounts', scope) == rows(lab, GOOD, 'accounts', scope)
     later = "created_at >= '%s'" % T
-    assert rows(lab, LIVE, 'orders', later) == dict((k, v) for k, v in before['orders'].items() if k > 300)
+    assert rows(lab, LIVE, 'orders', later) == dict((k, v) for k, v in before['orders'].items() if 300 < k < 1000)
     assert len(rows(lab, LIVE, 'orders', later)) == 5 and len(rows(lab, LIVE, 'accounts', later)) == 1
     # triggers fired (audit), sequences past every id
-    assert query(lab, LIVE, "SELECT op, count(*) FROM audit GROUP BY op ORDER BY op") == [('INSERT', 8), ('UPDATE', 12)]
+    assert query(lab, LIVE, "SELECT op, count(*) FROM audit GROUP BY op ORDER BY op") == [
+        ('DELETE', 1), ('INSERT', 8), ('UPDATE', 12)]
     assert query(lab, LIVE, "SELECT nextval(pg_get_serial_sequence('orders', 'id')) > max(id) FROM orders")[0][0]
     # the undo script: 0600 in a 0700 folder, plain SQL
     path = result['undo_script']
@@ -241,3 +252,48 @@ def test_refusals_before_any_change(lab, corrupted, play, workdir):
     os.chmod(undo_dir, 0o755)
     result = play([restore_task(lab, diff, undo_dir)]).result('restore')
     assert result['failed'] is True and 'other users' in result['msg']
+
+
+def test_a_trigger_rewriting_restored_rows_rolls_back(lab, corrupted, play, workdir):
+    undo_dir = os.path.join(workdir, 'rr-undo-trigger')
+    query(lab, LIVE, "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.note := 'touched'; "
+                     "RETURN NEW; END $$; CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW "
+                     "EXECUTE FUNCTION touch()")
+    before = rows(lab, LIVE, 'orders')
+    result = play([restore_task(lab, scoped_diff(lab), undo_dir)]).result('restore')
+    assert result['failed'] is True and 'differ from the source' in result['msg'], result['msg']
+    assert len(result['changed_by_trigger']) == 12
+    assert rows(lab, LIVE, 'orders') == before
+    assert os.listdir(undo_dir) == []  # the undo script of the change that did not happen is gone
+    # with delete_extra, a table that a cascading foreign key references is refused
+    query(lab, LIVE, "DROP TRIGGER orders_touch ON orders; CREATE TABLE notes (id int PRIMARY KEY, "
+                     "order_id bigint REFERENCES orders ON DELETE CASCADE)")
+    result = play([restore_task(lab, scoped_diff(lab), undo_dir, delete_extra=True)]).result('restore')
+    assert result['failed'] is True and 'ON DELETE CASCADE' in result['msg'] and 'public.notes' in result['msg']
+    assert rows(lab, LIVE, 'orders') == before
+
+
+def test_pg_table_diff_result_and_tables_compared_now(lab, corrupted, play, workdir):
+    """The two ways in: a registered pg_table_diff result (check mode), and tables compared by the module itself."""
+    undo_dir = os.path.join(workdir, 'rr-undo-tables')
+    scope = "created_at < '%s'" % T
+    tables = [dict(name='accounts', where=scope), dict(name='public.orders', where=scope)]
+    conn = node_params(lab, db=LIVE)
+    tasks = [
+        dict(name='diff', register='diff', **{'procgenie.dbops.pg_table_diff': dict(
+            conn, source=source(lab), tables=tables)}),
+        dict(name='planned', register='planned', check_mode=True, **{'procgenie.dbops.pg_row_restore': dict(
+            conn, source=source(lab), diff='{{ diff }}', undo_dir=undo_dir, delete_extra=True)}),
+        dict(name='restored', register='restored', **{'procgenie.dbops.pg_row_restore': dict(
+            conn, source=source(lab), tables=tables, undo_dir=undo_dir, delete_extra=True)}),
+    ]
+    run = play(tasks)
+    assert run.rc == 0, run
+    planned, restored = run.result('planned'), run.result('restored')
+    assert planned['changed'] is True and restored['changed'] is True
+    for result in (planned, restored):
+        orders = dict((t['table'], t) for t in result['tables'])['public.orders']
+        assert (orders['insert']['count'], orders['update']['count'], orders['delete']['count']) == (8, 12, 1)
+    assert restored['diff'][1]['changed']['count'] == 12 and planned['diff'] is None
+    assert rows(lab, LIVE, 'orders', scope) == rows(lab, GOOD, 'orders', scope)
+    assert len(rows(lab, LIVE, 'orders', "created_at >= '%s'" % T)) == 5

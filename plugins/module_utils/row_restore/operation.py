@@ -23,19 +23,20 @@ import os
 import uuid
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts
-from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.procgenie.dbops.plugins.module_utils._catalog import (
     CatalogError, foreign_keys, parse_table_name, resolve_tables)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    database_error_message, open_session, psycopg2, sql)
+    database_error_message, psycopg2, sql)
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
 from ansible_collections.procgenie.dbops.plugins.module_utils._psql_script import scan_lines
 from ansible_collections.procgenie.dbops.plugins.module_utils.row_restore import diffs, statements, undo
 from ansible_collections.procgenie.dbops.plugins.module_utils.row_restore.diffs import DiffError
+from ansible_collections.procgenie.dbops.plugins.module_utils.table_diff import compare as diff_compare
+from ansible_collections.procgenie.dbops.plugins.module_utils.table_diff import operation as diff_operation
+from ansible_collections.procgenie.dbops.plugins.module_utils.table_diff import source as diff_source
 
-# Output settings of both sessions: the text of a row is the same on both servers and exact (pg_table_diff's own)
-OUTPUT_SETTINGS = (('datestyle', 'ISO, MDY'), ('timezone', 'UTC'), ('intervalstyle', 'postgres'),
-                   ('extra_float_digits', '3'), ('bytea_output', 'hex'), ('row_security', 'off'))
+# Output settings of both sessions (pg_table_diff's own): the text of a row is the same on both servers and exact
+OUTPUT_SETTINGS = diff_compare.SESSION_SETTINGS
 UNDO_PREFIX = 'row_restore_'
 
 
@@ -47,35 +48,23 @@ class RowRestoreError(Exception):
         self.result = result or {}
 
 
-ERRORS = (RowRestoreError, DiffError, CatalogError, _artifacts.ArtifactError)
-
-
-def source_options():
-    """The `source` option: the server holding the good rows (a restored copy). Unset options are the target's."""
-    return dict(type='dict', required=True, options=dict(
-        login_host=dict(type='str'), login_port=dict(type='int'), login_user=dict(type='str'),
-        login_password=dict(type='str', no_log=True), login_db=dict(type='str'), login_unix_socket=dict(type='path'),
-        ssl_mode=dict(type='str', choices=['allow', 'disable', 'prefer', 'require', 'verify-ca', 'verify-full']),
-        ca_cert=dict(type='path'), ssl_cert=dict(type='path'), ssl_key=dict(type='path', no_log=False),
-        connect_params=dict(type='dict')))
+ERRORS = (RowRestoreError, DiffError, CatalogError, _artifacts.ArtifactError, diff_compare.TableDiffError,
+          diff_source.SourceError)
 
 
 def argument_spec():
-    return ArgumentSpec(dict(
-        source=source_options(),
-        diff=dict(type='dict', required=True),
+    """pg_row_restore's options: pg_table_diff's `source` (the one definition), a `diff` or the `tables` (and
+    `limit`) to compare now, and the restore's own."""
+    tables = diff_operation.tables_spec()
+    tables.options['tables'] = dict(tables.options['tables'], required=False)
+    return diff_source.source_spec().merge(tables).add(
+        diff=dict(type='dict'),
+        limit=dict(type='int', default=10000),
         delete_extra=dict(type='bool', default=False),
         undo_dir=dict(type='path', required=True),
         lock_timeout=dict(type='str', default='5s'),
         triggers=dict(type='str', default='fire', choices=['fire', 'replica']),
-    ))
-
-
-def source_params(params):
-    """The source's connection options: its own where given, the target's otherwise."""
-    merged = dict(params)
-    merged.update((k, v) for k, v in (params.get('source') or {}).items() if v is not None)
-    return merged
+    ).constrain(mutually_exclusive=[('diff', 'tables')], required_one_of=[('diff', 'tables')])
 
 
 def check_undo_dir(folder):
@@ -100,6 +89,7 @@ class RowRestore(SessionOperation):
         super(RowRestore, self).__init__(params, ctx)
         self.source = None
         self.tables = []
+        self.computed = None
 
     # ------------------------------------------------------------ sessions
     def _settings(self, session):
@@ -108,16 +98,28 @@ class RowRestore(SessionOperation):
             [v for pair in OUTPUT_SETTINGS for v in pair])
 
     def _open_source(self):
-        self.source = open_session(source_params(self.params), autocommit=True, log=self.log)
-        self.source.conn.set_session(isolation_level='REPEATABLE READ', readonly=True, autocommit=False)
-        self._settings(self.source)
+        """The source's session in one REPEATABLE READ READ ONLY snapshot, pg_table_diff's settings."""
+        self.source = diff_source.open_source(self.params, log=self.log)
+        diff_compare.begin_snapshot(self.source)
+
+    def _diff(self):
+        """The diff given, or the tables compared now (pg_table_diff's comparison, its own two snapshots)."""
+        if self.params.get('diff') is not None:
+            return diffs.read_diff(self.params['diff'])
+        if self.params['limit'] < 1:
+            raise RowRestoreError('limit must be 1 or more (keys listed per table and kind)')
+        sessions = diff_operation.DiffSessions(self.params, self.log).open()
+        try:
+            tables = diff_compare.compare_tables(sessions.source, sessions.target,
+                                                 diff_operation.table_specs(self.params), self.params['limit'])
+        finally:
+            sessions.close()
+        self.computed = tables
+        return diffs.read_diff(tables)
 
     def close(self):
         if self.source is not None:
-            try:
-                self.source.rollback()
-            except Exception:  # pylint: disable=broad-except
-                pass
+            diff_compare.end_snapshot(self.source)
             self.source.close()
             self.source = None
         super(RowRestore, self).close()
@@ -134,7 +136,8 @@ class RowRestore(SessionOperation):
     def plan(self):
         params = self.params
         check_undo_dir(params['undo_dir'])
-        entries = diffs.read_diff(params['diff'])
+        diff_source.source_params(params)  # refuses a source without a place before connecting anywhere
+        entries = self._diff()
         truncated = [e['table'] for e in entries if e['truncated']]
         if truncated:
             raise RowRestoreError('the diff of %s is truncated (more differences than its limit listed): run '
@@ -170,7 +173,6 @@ class RowRestore(SessionOperation):
         for table in self.tables:
             table['sequences'] = self._plan_sequences(session, table)
         session.rollback()
-        self.source.rollback()
         changed = any(table['apply'][a] for table in self.tables for a in diffs.ACTIONS)
         self.insert_order = [by_oid[o] for o in insert_order]
         self.delete_order = [by_oid[o] for o in delete_order]
@@ -183,7 +185,7 @@ class RowRestore(SessionOperation):
             delete_extra=params['delete_extra'], undo_script=undo_path, conflicts=[], sequences_moved=[],
             order=dict(insert=[_table_label(t) for t in self.insert_order],
                        delete=[_table_label(t) for t in self.delete_order]),
-            statements=self._statements(), duration_s=self.elapsed())
+            statements=self._statements(), diff=self.computed, duration_s=self.elapsed())
 
     def _read_table(self, entry):
         """The target's table of a diff entry with its columns; the same table on the source, same columns."""
@@ -279,7 +281,7 @@ class RowRestore(SessionOperation):
                                   'without delete_extra, or delete the referencing rows first' % (
                                       ', '.join(sorted(set(t['qname'] for t in deleting if t['oid'] in
                                                            set(r['parent'] for r in rows)))),
-                                      rows[0]['action'], ', '.join('%s.%s' % (r['child'], r['name']) for r in rows)))
+                                      rows[0]['action'], ', '.join('%s (%s)' % (r['child'], r['name']) for r in rows)))
 
     def _plan_sequences(self, session, table):
         """Sequences of the table's columns (serial, identity) that restored rows would leave behind."""

@@ -52,10 +52,11 @@ SELECT tgrelid::bigint AS oid, tgname AS name, tgenabled AS enabled, (tgtype & 2
 
 # foreign keys into the tables whose ON DELETE action changes other rows (cascade, set null, set default)
 CASCADES_SQL = """
-SELECT confrelid::bigint AS parent, conrelid::regclass::text AS child, conname AS name,
-       CASE confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END AS action
-  FROM pg_constraint
- WHERE contype = 'f' AND confrelid = ANY(%s::oid[]) AND confdeltype IN ('c', 'n', 'd')
+SELECT f.confrelid::bigint AS parent, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS child,
+       f.conname AS name,
+       CASE f.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END AS action
+  FROM pg_constraint f JOIN pg_class c ON c.oid = f.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE f.contype = 'f' AND f.confrelid = ANY(%s::oid[]) AND f.confdeltype IN ('c', 'n', 'd')
  ORDER BY 1, 2, 3
 """
 
