@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import psycopg2
 import pytest
 
@@ -105,24 +102,25 @@ def test_create_idempotent_replace_refusals_and_absent(lab, play, database):
 
 
 def test_build_behind_a_lock_retries_then_succeeds(lab, play, database):
+    from tests.integration.test_cancel import Monitor, in_thread, wait_until
     sql(lab, 'CREATE TABLE locked AS SELECT g AS id, g % 10 AS grp FROM generate_series(1, 2000) g')
     writer = connect(lab)
-    cur = writer.cursor()
-    cur.execute('UPDATE locked SET grp = grp WHERE id = 1')  # an open transaction writing to the table
-    release = threading.Timer(3.0, writer.commit)
-    release.start()
+    writer.cursor().execute('UPDATE locked SET grp = grp WHERE id = 1')  # an open transaction writing to the table
+    monitor = Monitor(lab)
     try:
-        started = time.monotonic()
-        run = play([task(lab, 'build', name='locked_grp_idx', table='locked', columns=['grp'], lock_timeout='400ms',
-                         lock_retries=6, lock_retry_delay=0.3)])
-        took = time.monotonic() - started
+        thread, outcome = in_thread(play, [task(lab, 'build', name='locked_grp_idx', table='locked', columns=['grp'],
+                                                lock_timeout='400ms', lock_retries=8, lock_retry_delay=0.2)])
+        # the first attempt made its catalog entry, waited for the writer and timed out; the retry drops its
+        # INVALID leftover (and waits for the writer too): then the writer commits
+        wait_until(lambda: monitor.active('DROP INDEX CONCURRENTLY%locked_grp_idx%'), 60, 'a retry')
+        writer.commit()
+        thread.join(120)
     finally:
-        release.join()
         writer.close()
-    res = run.result('build')
+        monitor.close()
+    res = outcome['run'].result('build')
     assert res['changed'] is True and not res.get('failed'), res
-    assert res['lock_retries'] >= 1 and took >= 3, (res['lock_retries'], took)
-    # the first attempt made its catalog entry and then waited for the writer: its INVALID leftover was dropped
+    assert res['lock_retries'] >= 1, res
     assert 'public.locked_grp_idx' in res['dropped_invalid'], res
     assert indexes(lab, 'locked') == ['locked_grp_idx:t']
 
@@ -210,3 +208,28 @@ def test_advisor_keeps_only_the_index_that_helps(lab, play, database):
     again = run.result('apply again')
     assert again['changed'] is False and again['advice'] == [], again
     assert sql(lab, "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'") == '0'
+
+
+def test_cancel_ends_the_waiting_build_and_its_session(lab, play, database):
+    """SIGTERM to the module (an AWX cancel) while its concurrent build waits behind a lock: within 2 s the module's
+    session is gone from the server; the next run builds the index."""
+    from tests.integration.test_cancel import Monitor, cancel, in_thread, module_process, wait_until
+    sql(lab, 'CREATE TABLE waiting AS SELECT g AS id FROM generate_series(1, 100) g')
+    holder = connect(lab)
+    holder.cursor().execute('LOCK TABLE waiting IN SHARE MODE')
+    monitor = Monitor(lab)
+    try:
+        thread, outcome = in_thread(play, [task(lab, 'build', name='waiting_id_idx', table='waiting', columns=['id'],
+                                                lock_timeout='60s')])
+        module = module_process('pg_index')
+        wait_until(lambda: monitor.active('CREATE INDEX CONCURRENTLY%'), 60, 'the build waiting for its lock')
+        cancel(module, monitor, 'CREATE INDEX CONCURRENTLY%', tree=[])
+        thread.join(60)
+    finally:
+        holder.close()
+        monitor.close()
+    assert outcome['run'].result('build').get('failed'), outcome['run']
+    run = play([task(lab, 'again', name='waiting_id_idx', table='waiting', columns=['id'])])
+    res = run.result('again')
+    assert res['changed'] is True and not res.get('failed'), res
+    assert indexes(lab, 'waiting') == ['waiting_id_idx:t']
