@@ -217,13 +217,13 @@ class Vacuum(SessionOperation):
         done, failed = [], []
         for entry in plan['tables']:
             if budget.spent():
-                plan['skipped_tables'].append(dict(table=entry['table'], reason='the time budget of %ss was spent before '
-                                                                        'it' % params['time_budget']))
+                reason = 'the time budget of %ss was spent before it' % params['time_budget']
+                plan['skipped_tables'].append(dict(table=entry['table'], reason=reason))
                 continue
             if params['method'] == 'repack' and entry['oid'] in blocked:
-                plan['skipped_tables'].append(dict(table=entry['table'], reason='leftovers of an interrupted pg_repack '
-                                                                        'on it could not be dropped (a pg_repack '
-                                                                        'runs or lock_timeout)'))
+                reason = ('leftovers of an interrupted pg_repack on it could not be dropped (a pg_repack runs on it, '
+                          'or lock_timeout)')
+                plan['skipped_tables'].append(dict(table=entry['table'], reason=reason))
                 continue
             started = time.monotonic()
             if params['method'] == 'repack':

@@ -107,8 +107,8 @@ def choose(rows, thresholds, settings, named=None):
             if row['oid'] not in named:
                 continue
             if not row.get('allowed'):
-                skipped.append(dict(table=row['qname'], reason='the login role does not own the table (nor has '
-                                                                  'MAINTAIN on it): VACUUM would skip it'))
+                reason = 'the login role does not own the table (nor has MAINTAIN on it): VACUUM would skip it'
+                skipped.append(dict(table=row['qname'], reason=reason))
                 continue
             chosen.append(dict(row, reason='; '.join(reasons) or 'named'))
         elif reasons and row.get('allowed'):
