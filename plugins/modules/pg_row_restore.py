@@ -32,6 +32,9 @@ description:
   - Both sessions run with C(row_security=off), so row-level security makes the restore fail instead of silently
     acting on a subset (connect as the table owner, a C(BYPASSRLS) role or a superuser), and with the same output
     settings (C(DateStyle=ISO), C(TimeZone=UTC)), so that a row's text, and its hash, is the same on both servers.
+  - Its session sets C(default_transaction_read_only=off) for itself, so it writes while the database is in the
+    runbook's emergency read-only mode (M(procgenie.dbops.pg_read_only), the first step of the recovery), which keeps
+    the application from writing meanwhile.
   - Identifiers are quoted by psycopg2.sql; keys and rows are parameters, converted by the table's own row type, so
     no value becomes SQL text.
 author:

@@ -145,6 +145,8 @@ class RowRestore(SessionOperation):
                                   'to restore is listed' % ', '.join(truncated))
         session = self.open(autocommit=False)
         self._settings(session)
+        # the restore writes while the database is in emergency read-only mode (pg_read_only: the runbook's first step)
+        session.execute("SELECT set_config('default_transaction_read_only', 'off', false)")
         session.commit()
         try:
             session.execute('SELECT set_config(%s, %s, true)', ['lock_timeout', params['lock_timeout']])

@@ -80,6 +80,7 @@ def undo_script(steps, written_at, lock_timeout):
         "SET client_encoding = 'UTF8';",
         'SET standard_conforming_strings = on;',
         'SET row_security = off;',
+        'SET default_transaction_read_only = off;',
         'BEGIN;',
         'SET LOCAL lock_timeout = %s;' % _psql_script.literal(lock_timeout),
         'SET CONSTRAINTS ALL DEFERRED;',
