@@ -283,7 +283,8 @@ class Advisor(object):
         return float(plan[0]['Plan']['Total Cost'])
 
     def resolve(self, statements):
-        """Map each statement's column references to the tables (oids) they belong to."""
+        """Map each statement's column references to the tables (oids) they belong to (the catalogs left out: the
+        statements of monitoring tools, and this module's own, read them)."""
         names = set()
         for statement in statements:
             for schema, name, _alias in statement.relations:
@@ -295,7 +296,8 @@ class Advisor(object):
                 "ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 "
                 "AND NOT attisdropped ORDER BY attnum) AS columns FROM pg_class c JOIN pg_namespace n "
                 "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(CASE WHEN %s::text IS NULL THEN "
-                "quote_ident(%s) ELSE quote_ident(%s) || '.' || quote_ident(%s) END) AND c.relkind IN ('r', 'm', 'p')",
+                "quote_ident(%s) ELSE quote_ident(%s) || '.' || quote_ident(%s) END) AND c.relkind IN ('r', 'm', 'p') "
+                "AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'",
                 (schema, name, schema, name))
             if row is not None:
                 tables[(schema, name)] = row
