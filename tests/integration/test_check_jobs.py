@@ -197,7 +197,7 @@ def variables(lab, ctx):
         'maintenance_window.yml': [
             dict(dbops_connection=conn, maintenance_window=True, maintenance_advise_indexes=True,
                  maintenance_apply_advised_indexes=True, maintenance_advise_min_cost_savings=1,
-                 maintenance_thresholds=dict(dead_tuples=0, dead_ratio=0, bloat_ratio=0, bloat_min_bytes=0)),
+                 maintenance_thresholds=dict(dead_tuples=0, dead_ratio=0)),
             dict(dbops_connection=conn, dbops_environment='production', maintenance_window=True,
                  maintenance_repack_method='vacuum_full', maintenance_vacuum_freeze=True,
                  maintenance_thresholds=dict(dead_tuples=0, dead_ratio=0, bloat_ratio=0, bloat_min_bytes=0))],

@@ -17,6 +17,9 @@ from tests.harness.playbook import run_playbook
 DB = 'maint_role'
 ROLE = 'procgenie.dbops.maintenance : '
 WINDOW_REASON = 'outside the maintenance window (maintenance_window is false)'
+# the advisor on a statement an index on dead15_t (v) makes far cheaper (85,000 rows, one matches)
+ADVISOR = dict(maintenance_advise_indexes=True, maintenance_apply_advised_indexes=True,
+               maintenance_advise_queries=['SELECT * FROM dead15_t WHERE v = 4242'])
 
 # dead_t: 20,000 dead of 30,000 (over both environments' thresholds); dead15_t: 15,000 dead of 100,000 (15 %: over
 # production's 10 %, under development's 20 %); bloat_t: about 24 MB of which 80 % is deleted rows (VACUUM leaves
@@ -102,6 +105,8 @@ def state(lab):
     for name, filenode, size, dead, vacuums, analyzes in rows:
         found[name] = dict(filenode=filenode, size=size, dead=dead, vacuums=vacuums, analyzes=analyzes)
     found['uniq_t_k valid'] = query(lab, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'uniq_t_k'::regclass")[0][0]
+    found['indexes'] = [r[0] for r in query(lab, "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                                                  "ORDER BY indexname")]
     found['rows'] = query(lab, 'SELECT (SELECT count(*) FROM bloat_t), (SELECT sum(id) FROM bloat_t), '
                                '(SELECT count(*) FROM dead_t), (SELECT count(*) FROM uniq_t)')[0]
     return found
@@ -144,7 +149,7 @@ def summary(run_):
 def test_outside_the_window_only_vacuum_runs_and_the_heavy_steps_are_listed_as_skipped(lab, tables, collections_root,
                                                                                        home):
     before = state(lab)
-    result = run(lab, collections_root, home)
+    result = run(lab, collections_root, home, **ADVISOR)
     assert result.rc == 0, (failures(result), result)
     # VACUUM (ANALYZE) of the table over the thresholds ran
     assert 'public.dead_t' in vacuumed(result)
@@ -157,17 +162,25 @@ def test_outside_the_window_only_vacuum_runs_and_the_heavy_steps_are_listed_as_s
     assert after['bloat_t']['filenode'] == before['bloat_t']['filenode']
     assert after['bloat_t']['size'] == before['bloat_t']['size']
     assert after['uniq_t_k valid'] is False
+    assert after['indexes'] == before['indexes']
     # ... and are listed with the reason
     skipped = plan(result)['maintenance_skipped']
     assert [(s['step'], s['objects'], s['reason']) for s in skipped] == [
         ('repack of bloated tables', ['public.bloat_t'], WINDOW_REASON),
         ('rebuild of invalid indexes', ['public.uniq_t_k'], WINDOW_REASON)]
+    advice = result.result(ROLE + 'Ask the index advisor')['advice']
+    assert [a['table'] for a in advice] == ['public.dead15_t'], advice
+    skipped = result.result(ROLE + 'List the advised indexes not built outside the window')['ansible_facts'][
+        'maintenance_skipped']
+    assert [(s['step'], s['objects'], s['reason']) for s in skipped[2:]] == [
+        ('building of advised indexes', [advice[0]['create_sql']], WINDOW_REASON)]
     shown = '\n'.join(result.result(ROLE + 'Show the maintenance')['msg'])
     assert 'public.bloat_t' in shown and WINDOW_REASON in shown, shown
     msg = summary(result)
     assert 'outside the maintenance window' in msg and 'vacuumed' in msg and 'public.dead_t' in msg, msg
     assert 'skipped repack of bloated tables (1: public.bloat_t): ' + WINDOW_REASON in msg, msg
     assert 'skipped rebuild of invalid indexes (1: public.uniq_t_k)' in msg, msg
+    assert 'skipped building of advised indexes (1: ' in msg, msg
     assert 'would' not in msg and 'repacked' not in msg and 'rebuilt' not in msg, msg
 
 
@@ -178,7 +191,7 @@ def test_check_mode_changes_nothing_and_the_environments_choose_different_tables
     before = state(lab)
     chosen = {}
     for environment, check in (('development', True), ('production', False)):
-        extravars = dict(dbops_environment=environment, maintenance_window=True)
+        extravars = dict(ADVISOR, dbops_environment=environment, maintenance_window=True)
         if not check:
             extravars['maintenance_check_only'] = True
         result = run(lab, collections_root, home, check=check, **extravars)
@@ -193,6 +206,7 @@ def test_check_mode_changes_nothing_and_the_environments_choose_different_tables
         assert '(%s, %s, inside the maintenance window)' % (DB, environment) in msg, msg
         assert 'would vacuum' in msg and 'would rebuild 1 invalid index(es) (public.uniq_t_k)' in msg, msg
         assert status(result, 'Rebuild the invalid indexes') == 'changed'
+        assert 'the index advisor proposes 1 index(es) (public.dead15_t), would build them' in msg, msg
         if environment == 'development':
             assert 'would repack 1 table(s) (public.bloat_t)' in msg, msg
             assert [t['table'] for t in result.result(ROLE + 'Repack the bloated tables')['tables']] == \
@@ -213,10 +227,12 @@ def test_check_mode_changes_nothing_and_the_environments_choose_different_tables
 def test_inside_the_window_the_invalid_index_is_rebuilt_and_the_bloated_table_repacked(lab, tables, collections_root,
                                                                                          home):
     before = state(lab)
-    result = run(lab, collections_root, home, maintenance_window=True)
+    result = run(lab, collections_root, home, maintenance_window=True, **ADVISOR)
     assert result.rc == 0, (failures(result), result)
     after = state(lab)
     assert after['uniq_t_k valid'] is True
+    built = [d for d in after['indexes'] if d not in before['indexes']]
+    assert len(built) == 1 and 'ON public.dead15_t USING btree (v)' in built[0], built
     assert after['bloat_t']['filenode'] != before['bloat_t']['filenode']
     assert after['bloat_t']['size'] < before['bloat_t']['size'] * 0.4, (before['bloat_t'], after['bloat_t'])
     assert after['rows'] == before['rows']
@@ -227,9 +243,12 @@ def test_inside_the_window_the_invalid_index_is_rebuilt_and_the_bloated_table_re
     msg = summary(result)
     assert 'inside the maintenance window' in msg and 'repacked 1 table(s) (public.bloat_t' in msg, msg
     assert 'rebuilt 1 invalid index(es) (public.uniq_t_k)' in msg and 'skipped' not in msg, msg
+    assert 'the index advisor proposes 1 index(es) (public.dead15_t), built them' in msg, msg
     assert 'would' not in msg, msg
     # the next window finds nothing heavy left to do
-    result = run(lab, collections_root, home, maintenance_window=True)
+    result = run(lab, collections_root, home, maintenance_window=True, **ADVISOR)
     assert result.rc == 0, (failures(result), result)
     assert plan(result)['maintenance_plan']['repack'] == [] and plan(result)['maintenance_plan']['indexes'] == []
     assert status(result, 'Repack the bloated tables') == 'skipped'
+    assert result.result(ROLE + 'Ask the index advisor')['advice'] == []
+    assert state(lab)['indexes'] == after['indexes']
