@@ -208,6 +208,13 @@ def test_advisor_keeps_only_the_index_that_helps(lab, play, database):
     again = run.result('apply again')
     assert again['changed'] is False and again['advice'] == [], again
     assert sql(lab, "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'") == '0'
+    # create_extension keeps hypopg in the database: a change, reported once
+    run = play([task(lab, 'keep', advise=True, create_extension=True, queries=queries[:1]),
+                task(lab, 'keep again', advise=True, create_extension=True, queries=queries[:1])])
+    keep = run.result('keep')
+    assert keep['changed'] is True and keep['hypopg']['created'] is True and keep['advice'] == [], keep
+    assert run.result('keep again')['changed'] is False, run.result('keep again')
+    assert sql(lab, "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'") == '1'
 
 
 def test_cancel_ends_the_waiting_build_and_its_session(lab, play, database):
