@@ -145,6 +145,25 @@ def test_time_budget_stops_the_running_table_and_starts_no_other(lab, play, data
     assert res['skipped_tables'] == [dict(table='public.budget_b', reason='the time budget of 2.0s was spent before it')]
 
 
+def test_cancelled_vacuum_ends_its_statement_and_session_within_2s(lab, play, database):
+    sql(lab, 'DROP TABLE IF EXISTS waits; CREATE TABLE waits (id int)')
+    blocker = connect(lab)
+    blocker.autocommit = False
+    monitor = Monitor(lab)
+    try:
+        blocker.cursor().execute('LOCK TABLE waits IN SHARE UPDATE EXCLUSIVE MODE')
+        thread, outcome = in_thread(play, [vacuum(lab, tables=['waits'], lock_timeout=0)])
+        module = module_process('pg_vacuum')
+        wait_until(lambda: monitor.module_sessions('VACUUM%'), 60, 'the waiting VACUUM')
+        assert cancel(module, monitor, 'VACUUM%', tree=[]) < 2.0
+        thread.join(60)
+    finally:
+        blocker.rollback()
+        blocker.close()
+        monitor.close()
+    assert outcome['run'].result('vacuum').get('failed') is True
+
+
 def test_repack_of_a_bloated_table_while_a_writer_writes(lab, play, database):
     bloated(lab, 'busy', rows=100000)
     monitor = connect(lab)

@@ -17,7 +17,8 @@ import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.procgenie.dbops.plugins.module_utils._catalog import CatalogError, qualified, resolve_tables
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
+    ClientError, forget, install_sigterm_handler, on_cancel)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     database_error_message, psycopg2, sql)
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
@@ -112,6 +113,7 @@ class Vacuum(SessionOperation):
         self.superuser = True
         self.database = None
         self.filenodes = {}
+        self.cancel_token = None
 
     # ------------------------------------------------------------ plan
     def plan(self):
@@ -121,7 +123,10 @@ class Vacuum(SessionOperation):
         problems += more
         if problems:
             raise VacuumError('; '.join(problems))
+        install_sigterm_handler()
+        psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)  # a cancel (SIGTERM) interrupts a VACUUM
         session = self.open()
+        self.cancel_token = on_cancel(session.conn.cancel)
         facts = session.row(selection.SETTINGS_SQL)
         settings = selection.settings_of(facts)
         self.superuser = bool(facts['superuser'])
@@ -201,6 +206,12 @@ class Vacuum(SessionOperation):
             else:
                 usable.append(row)
         return usable, skipped, leftovers
+
+    def close(self):
+        if self.cancel_token is not None:
+            forget(self.cancel_token)
+            self.cancel_token = None
+        super(Vacuum, self).close()
 
     # ------------------------------------------------------------ apply
     def apply(self, plan):
