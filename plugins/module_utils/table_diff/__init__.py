@@ -44,9 +44,13 @@ sides at the same time (a thread each). Per table:
 * only the rows of differing leaves are fetched (key, md5 of the row, md5 of each column): ``rows_fetched`` grows
   with the number of differences, not with the size of the table.
 
-Row hashes are ``hash_record_extended(ROW(columns), 0)`` (PostgreSQL 14+ on both sides; the text form for types
-without a hash function; values equal by their type's equality hash equal, e.g. numeric 1.0 and 1.00) and
-``md5(ROW(columns)::text)`` before 14. The comparison row has the target's column order by name; both tables must
+Range checksums (PostgreSQL 14+ on both sides): per row, the sum of each column's hash by its type's default hash
+function (``hashtext(col::text)`` for types without one taking the column's own type) weighted by the column's
+position, as bigint; per range ``count(*)`` and ``bit_xor`` of those (no numeric sums: the first level is one cheap
+scan). Values equal by their type's equality hash equal (numeric 1.0 and 1.00). Before 14: ``md5(ROW(columns)::text)``
+folded to bigint and summed. Key-hash buckets use ``hash_record_extended(ROW(key), 0)``. Fetched leaf rows are
+compared by ``md5(ROW(columns)::text)`` and per column ``md5(col::text)``. The comparison row has the target's column
+order by name; both tables must
 have the same columns and types, and the same primary key (or the `key` given).
 
 Why not reladiff (the maintained fork of data-diff, PyPI reladiff 0.6.0): its segment checksums run as separate

@@ -87,7 +87,15 @@ def run_both(source, target, fn):
 # ---------------------------------------------------------------- table descriptions
 _COLUMNS_SQL = """
 SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type,
-       format_type(COALESCE(NULLIF(t.typbasetype, 0), a.atttypid), NULL) AS base
+       format_type(COALESCE(NULLIF(t.typbasetype, 0), a.atttypid), NULL) AS base,
+       (SELECT p.proname::text
+          FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash'
+          JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amprocnum = 1
+               AND ap.amproclefttype = oc.opcintype AND ap.amprocrighttype = oc.opcintype
+          JOIN pg_proc p ON p.oid = ap.amproc AND p.pronamespace = 'pg_catalog'::regnamespace
+               AND p.pronargs = 1 AND p.proargtypes[0] = oc.opcintype
+         WHERE oc.opcdefault AND oc.opcintype = COALESCE(NULLIF(t.typbasetype, 0), a.atttypid)
+         ORDER BY p.proname LIMIT 1) AS hash_fn
   FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
  WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attnum"""
@@ -101,7 +109,9 @@ def describe(session, name, side):
     except CatalogError as exc:
         raise TableDiffError('%s: %s' % (side, exc))
     table = rows[0]
-    table['columns'] = [(r['name'], r['type'], r['base']) for r in session.rows(_COLUMNS_SQL, [table['oid']])]
+    rows = session.rows(_COLUMNS_SQL, [table['oid']])
+    table['columns'] = [(r['name'], r['type'], r['base']) for r in rows]
+    table['hash_functions'] = dict((r['name'], r['hash_fn']) for r in rows)
     table['estimate'] = session.scalar('SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %s',
                                        [table['oid']]) or 0
     return table
@@ -142,21 +152,34 @@ def check_pair(name, src, tgt, key=None):
     columns = [c[0] for c in tgt['columns']]
     integer_key = len(key) == 1 and tcols[key[0]][2] in INTEGER_TYPES
     hashable = [c for c in columns if tcols[c][2] in HASHABLE]
-    return dict(columns=columns, key=key, integer_key=integer_key, hashable=hashable)
+    functions = tgt.get('hash_functions') or {}
+    if functions != (src.get('hash_functions') or {}):  # another major with other hash functions: text for those
+        functions = dict((c, f) for c, f in functions.items() if f == (src.get('hash_functions') or {}).get(c))
+    return dict(columns=columns, key=key, integer_key=integer_key, hashable=hashable,
+                hash_functions=dict((c, functions.get(c)) for c in columns))
 
 
 # ---------------------------------------------------------------- SQL pieces
 class TableSql(object):
     """The SQL of one table's comparison (identical on both sides: columns in the target's order)."""
 
-    def __init__(self, schema, name, columns, key, hashable, where, modern):
+    def __init__(self, schema, name, columns, key, hashable, where, modern, hash_functions=None):
         self.table = sql.SQL('.').join([sql.Identifier(schema), sql.Identifier(name)])
         self.columns = columns
         self.key = key
         ident = sql.Identifier
         if modern:
-            parts = [ident(c) if c in hashable else sql.SQL('{}::text').format(ident(c)) for c in columns]
-            self.row_hash = sql.SQL('pg_catalog.hash_record_extended(ROW({}), 0)').format(sql.SQL(', ').join(parts))
+            # per row: the columns' own hash functions (the type's default hash opclass; text for types without
+            # one) weighted by position, as bigint; per range: bit_xor (PostgreSQL 14) - no numeric sums
+            terms = []
+            for index, column in enumerate(columns):
+                function = (hash_functions or {}).get(column)
+                value = sql.SQL('{}({})').format(sql.Identifier('pg_catalog', function), ident(column)) \
+                    if function else sql.SQL('pg_catalog.hashtext({}::text)').format(ident(column))
+                terms.append(sql.SQL('{} * COALESCE({}, {})::bigint').format(
+                    sql.Literal(2 * index + 1), value, sql.Literal(index + 1)))
+            self.row_hash = sql.SQL(' + ').join(terms)
+            self.aggregate = sql.SQL('bit_xor')
             self.key_hash = sql.SQL('pg_catalog.hash_record_extended(ROW({}), 0)').format(
                 sql.SQL(', ').join(ident(k) if k in hashable else sql.SQL('{}::text').format(ident(k)) for k in key))
         else:
@@ -164,6 +187,7 @@ class TableSql(object):
                 sql.SQL(', ').join(ident(c) for c in columns))
             self.key_hash = sql.SQL("('x' || substr(md5(ROW({})::text), 1, 16))::bit(64)::bigint").format(
                 sql.SQL(', ').join(ident(k) for k in key))
+            self.aggregate = sql.SQL('sum')
         self.md5 = sql.SQL('md5(ROW({})::text)').format(sql.SQL(', ').join(ident(c) for c in columns))
         self.col_md5 = sql.SQL('ARRAY[{}]').format(sql.SQL(', ').join(
             sql.SQL('md5({}::text)').format(ident(c)) for c in columns))
@@ -184,23 +208,23 @@ class TableSql(object):
     def range_top(self, lo, width, wide):
         seg = sql.SQL('div({k}::numeric - {lo}, {w})') if wide else sql.SQL('({k}::bigint - {lo}) / {w}')
         seg = seg.format(k=self.k0, lo=sql.Literal(lo), w=sql.Literal(width))
-        return sql.SQL('SELECT {lo}::bigint AS parent, {seg} AS seg, count(*) AS n, sum({h}) AS s '
+        return sql.SQL('SELECT {lo}::bigint AS parent, {seg} AS seg, count(*) AS n, {agg}({h}) AS s '
                        'FROM {t} WHERE {w} GROUP BY 2').format(
-            lo=sql.Literal(lo), seg=seg, h=self.row_hash, t=self.table, w=self.where)
+            lo=sql.Literal(lo), seg=seg, h=self.row_hash, t=self.table, w=self.where, agg=self.aggregate)
 
     def range_level(self, width, wide):
         """Sub-ranges of the ranges %(a)s..%(b)s (arrays of first and last keys, inclusive)."""
         seg = sql.SQL('div({k}::numeric - r.a, {w})') if wide else sql.SQL('({k}::bigint - r.a) / {w}')
         seg = seg.format(k=self.k0, w=sql.Literal(width))
-        return sql.SQL('SELECT r.a AS parent, {seg} AS seg, count(*) AS n, sum({h}) AS s '
+        return sql.SQL('SELECT r.a AS parent, {seg} AS seg, count(*) AS n, {agg}({h}) AS s '
                        'FROM unnest(%(a)s::bigint[], %(b)s::bigint[]) AS r(a, b) JOIN {t} '
                        'ON {k} >= r.a AND {k} <= r.b WHERE {w} GROUP BY 1, 2').format(
-            seg=seg, h=self.row_hash, t=self.table, k=self.k0, w=self.where)
+            seg=seg, h=self.row_hash, t=self.table, k=self.k0, w=self.where, agg=self.aggregate)
 
     def hash_level(self, bits, parent_bits):
         mask = sql.Literal((1 << bits) - 1)
-        query = sql.SQL('SELECT 0 AS parent, {kh} & {m} AS seg, count(*) AS n, sum({h}) AS s FROM {t} WHERE {w}').format(
-            kh=self.key_hash, m=mask, h=self.row_hash, t=self.table, w=self.where)
+        query = sql.SQL('SELECT 0 AS parent, {kh} & {m} AS seg, count(*) AS n, {agg}({h}) AS s FROM {t} WHERE {w}').format(
+            kh=self.key_hash, m=mask, h=self.row_hash, t=self.table, w=self.where, agg=self.aggregate)
         if parent_bits:
             query += sql.SQL(' AND ({kh} & {pm}) = ANY(%(parents)s::bigint[])').format(
                 kh=self.key_hash, pm=sql.Literal((1 << parent_bits) - 1))
@@ -360,7 +384,8 @@ def compare_table(source, target, spec, limit=100):
     src, tgt = describe(source, name, 'source'), describe(target, name, 'target')
     pair = check_pair(tgt['qname'], src, tgt, spec.get('key'))
     modern = min(source.server_version_num, target.server_version_num) >= MODERN
-    q = TableSql(tgt['schema'], tgt['name'], pair['columns'], pair['key'], pair['hashable'], where, modern)
+    q = TableSql(tgt['schema'], tgt['name'], pair['columns'], pair['key'], pair['hashable'], where, modern,
+                 pair['hash_functions'])
     for side, session in (('source', source), ('target', target)):
         try:
             session.execute('SAVEPOINT probe')
