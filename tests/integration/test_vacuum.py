@@ -246,8 +246,14 @@ def test_cancelled_repack_ends_within_2s_and_the_next_run_drops_its_leftovers(la
                  "WHERE tgrelid = %(o)s) || ',' || (SELECT count(*) FROM pg_type WHERE typname = 'pk_%(o)s')" % dict(o=oid))
     assert sql(lab, leftovers) == '1,1,1'  # what pg_repack left behind: its log table, trigger and key type
     sql(lab, 'INSERT INTO halted VALUES (99999999, \'after\')')  # the trigger still logs every write
+    # and two tables pg_repack cannot take: no key, an INVALID index (a failed unique build)
+    sql(lab, 'DROP TABLE IF EXISTS nokey, badidx; CREATE TABLE nokey (v int); '
+             'CREATE TABLE badidx (id int PRIMARY KEY, v int); INSERT INTO badidx VALUES (1, 1), (2, 1)')
+    with pytest.raises(Exception):
+        sql(lab, 'CREATE UNIQUE INDEX CONCURRENTLY badidx_v ON badidx (v)')
     run = play([dict(vacuum(lab, 'check', method='repack', tables=['halted']), check_mode=True),
-                vacuum(lab, 'again', method='repack', tables=['halted'])])
+                vacuum(lab, 'again', method='repack', tables=['halted']),
+                vacuum(lab, 'refused', method='repack', tables=['nokey', 'badidx'])])
     res = run.result('check')
     assert not res.get('failed') and res['leftovers'][0]['status'] == 'planned', res
     assert set(o['kind'] for o in res['leftovers'][0]['objects']) == set(['table', 'trigger', 'type'])
@@ -257,3 +263,7 @@ def test_cancelled_repack_ends_within_2s_and_the_next_run_drops_its_leftovers(la
     assert res['tables'][0]['status'] == 'done' and res['tables'][0]['bytes_after'] < res['tables'][0]['bytes_before']
     assert sql(lab, leftovers) == '0,0,0'
     assert sql(lab, 'SELECT count(*) FROM halted WHERE id = 99999999') == '1'
+    res = run.result('refused')
+    assert not res.get('failed') and res['changed'] is False and res['tables'] == [] and res['commands'] == [], res
+    reasons = dict((s['table'], s['reason']) for s in res['skipped_tables'])
+    assert 'no primary key' in reasons['public.nokey'] and 'INVALID index(es) badidx_v' in reasons['public.badidx']

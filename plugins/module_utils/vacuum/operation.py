@@ -183,6 +183,11 @@ class Vacuum(SessionOperation):
             if not (key_info.get(row['oid']) or {}).get('has_key'):
                 reasons.append('it has no primary key nor a valid unique index on NOT NULL columns (pg_repack needs '
                                'one to replay the changes made while it copies)')
+            invalid = (key_info.get(row['oid']) or {}).get('invalid_indexes') or []
+            if invalid:
+                reasons.append('INVALID index(es) %s: pg_repack does not rebuild them (it warns "skipping invalid '
+                               'index" and leaves them as they are); drop or rebuild them first (pg_index state: '
+                               'absent or rebuilt)' % ', '.join(invalid))
             location = (key_info.get(row['oid']) or {}).get('location') or data_dir
             needed = repack.DISK_FACTOR * int(row['bytes'] or 0)
             if data_dir is not None and location:

@@ -60,6 +60,9 @@ SELECT c.oid::bigint AS oid,
                   AND NOT EXISTS (SELECT 1 FROM pg_attribute a
                                    WHERE a.attrelid = c.oid AND a.attnum = ANY(i.indkey) AND NOT a.attnotnull))
          AS has_key,
+       ARRAY(SELECT quote_ident(ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+              WHERE i.indrelid = c.oid AND NOT i.indisvalid AND ic.relname !~ '^index_[0-9]+$'
+              ORDER BY ic.relname)::text[] AS invalid_indexes,
        CASE WHEN c.reltablespace = 0 THEN NULL ELSE pg_tablespace_location(c.reltablespace) END AS location
   FROM pg_class c WHERE c.oid = ANY(%s::oid[])
 """
@@ -172,8 +175,9 @@ def argv(path, database, table, wait_timeout, no_kill_backend=True, jobs=1, supe
 
 # ---------------------------------------------------------------- preflight
 def keys(session, oids):
-    """{oid: {has_key, location}}: a valid unique index without expression or predicate on NOT NULL columns (what
-    pg_repack's repack.primary_keys view wants), and the tablespace's folder (None: the data directory)."""
+    """{oid: {has_key, invalid_indexes, location}}: a valid unique index without expression or predicate on NOT NULL
+    columns (what pg_repack's repack.primary_keys view wants); the table's INVALID indexes (pg_repack's own leftovers
+    index_<oid> aside, dropped before); the tablespace's folder (None: the data directory)."""
     rows = session.rows(KEYS_SQL, [list(oids)]) if oids else []
     return dict((r['oid'], r) for r in rows)
 
