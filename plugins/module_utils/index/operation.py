@@ -202,7 +202,7 @@ class Index(SessionOperation):
 
     def plan_present(self, entry, wanted, existing, table):
         signature = definition.server_signature(self.session, wanted, table['oid'])
-        entry['definition'] = entry['sql']
+        entry['definition'] = existing['definition'] if existing is not None else None
         if existing is None:
             self.add(entry, 'create', wanted, None, table['oid'])
             return
@@ -223,6 +223,13 @@ class Index(SessionOperation):
                                    existing['schema'], existing['name'], ', '.join(differ), existing['definition'],
                                    entry['sql']))
         self.refuse_constraint(existing, 'replace')
+        if self.params['concurrently']:
+            temporary = definition.temporary_name(wanted.name)
+            beside = definition.relation(self.session, wanted.schema, temporary)
+            if beside is not None and (beside['relkind'] not in ('i', 'I') or beside['valid']):
+                raise IndexFailure('%s.%s, the name the replacement is built under before the swap, is taken (an '
+                                   'interrupted replacement?): %s - drop or rename it first' % (
+                                       wanted.schema, temporary, beside['definition'] or beside['relkind']))
         self.add(entry, 'replace', wanted, existing, table['oid'])
 
     def refuse_constraint(self, existing, what):
