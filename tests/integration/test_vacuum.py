@@ -164,6 +164,29 @@ def test_cancelled_vacuum_ends_its_statement_and_session_within_2s(lab, play, da
     assert outcome['run'].result('vacuum').get('failed') is True
 
 
+def test_time_budget_ends_a_waiting_repack_and_drops_what_it_left(lab, play, database):
+    bloated(lab, 'slow_rep', rows=20000)
+    oid = sql(lab, "SELECT 'slow_rep'::regclass::oid")
+    holder = connect(lab)
+    holder.autocommit = False
+    try:
+        holder.cursor().execute("SELECT txid_current()")  # pg_repack waits for this transaction: the budget ends it
+        run = play([vacuum(lab, method='repack', tables=['slow_rep'], time_budget=3)])
+        cursor = holder.cursor()
+        cursor.execute('SELECT 1')  # the transaction pg_repack waited for was left alone
+    finally:
+        holder.rollback()
+        holder.close()
+    res = run.result('vacuum')
+    assert not res.get('failed'), res
+    table = res['tables'][0]
+    assert table['status'] == 'timed_out' and 'time budget' in table['error'] and table['leftovers'] == 'cleaned', table
+    assert 2.5 <= table['duration_s'] < 15, table
+    assert sql(lab, "SELECT count(*) FROM pg_class WHERE relnamespace = 'repack'::regnamespace AND relname ~ '_%s$'"
+                    % oid) == '0'
+    assert sql(lab, "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s" % oid) == '0'
+
+
 def test_repack_of_a_bloated_table_while_a_writer_writes(lab, play, database):
     bloated(lab, 'busy', rows=100000)
     monitor = connect(lab)
