@@ -25,6 +25,12 @@ HASHABLE = frozenset((
     'character', 'boolean', 'date', 'timestamp without time zone', 'timestamp with time zone',
     'time without time zone', 'time with time zone', 'interval', 'uuid', 'bytea', 'jsonb', 'inet', 'cidr',
     'macaddr', 'oid', '"char"', 'name', 'money'))
+# types whose hash opclass's function takes another type: their hash through a cheap exact conversion (the
+# sessions' TimeZone is UTC on both sides), keyed by a marker describe() gives
+SPECIAL_HASHES = {
+    '@timestamptz': sql.SQL('pg_catalog.timestamp_hash({}::timestamp)') if sql else None,
+    '@date': sql.SQL("pg_catalog.hashint4({} - DATE '2000-01-01')") if sql else None,
+}
 MODERN = 140000  # hash_record_extended (PostgreSQL 14)
 TOP_SEGMENT_ROWS = 512  # rows per first-level range/bucket
 FANOUT = 64  # sub-ranges (or 2**FANOUT_BITS buckets) per differing range
@@ -95,7 +101,9 @@ SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type,
           JOIN pg_proc p ON p.oid = ap.amproc AND p.pronamespace = 'pg_catalog'::regnamespace
                AND p.pronargs = 1 AND p.proargtypes[0] = oc.opcintype
          WHERE oc.opcdefault AND oc.opcintype = COALESCE(NULLIF(t.typbasetype, 0), a.atttypid)
-         ORDER BY p.proname LIMIT 1) AS hash_fn
+         ORDER BY p.proname LIMIT 1) AS hash_fn,
+       CASE COALESCE(NULLIF(t.typbasetype, 0), a.atttypid) WHEN 'timestamptz'::regtype THEN '@timestamptz'
+            WHEN 'date'::regtype THEN '@date' END AS special
   FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
  WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attnum"""
@@ -111,7 +119,7 @@ def describe(session, name, side):
     table = rows[0]
     rows = session.rows(_COLUMNS_SQL, [table['oid']])
     table['columns'] = [(r['name'], r['type'], r['base']) for r in rows]
-    table['hash_functions'] = dict((r['name'], r['hash_fn']) for r in rows)
+    table['hash_functions'] = dict((r['name'], r['special'] or r['hash_fn']) for r in rows)
     table['estimate'] = session.scalar('SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %s',
                                        [table['oid']]) or 0
     return table
@@ -174,8 +182,12 @@ class TableSql(object):
             terms = []
             for index, column in enumerate(columns):
                 function = (hash_functions or {}).get(column)
-                value = sql.SQL('{}({})').format(sql.Identifier('pg_catalog', function), ident(column)) \
-                    if function else sql.SQL('pg_catalog.hashtext({}::text)').format(ident(column))
+                if function in SPECIAL_HASHES:
+                    value = SPECIAL_HASHES[function].format(ident(column))
+                elif function:
+                    value = sql.SQL('{}({})').format(sql.Identifier('pg_catalog', function), ident(column))
+                else:
+                    value = sql.SQL('pg_catalog.hashtext({}::text)').format(ident(column))
                 terms.append(sql.SQL('{} * COALESCE({}, {})::bigint').format(
                     sql.Literal(2 * index + 1), value, sql.Literal(index + 1)))
             self.row_hash = sql.SQL(' + ').join(terms)
