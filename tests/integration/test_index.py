@@ -207,6 +207,16 @@ def test_advisor_keeps_only_the_index_that_helps(lab, play, database):
     again = run.result('apply again')
     assert again['changed'] is False and again['advice'] == [], again
     assert sql(lab, "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'") == '0'
+    # a role that cannot create hypopg is told what it needs
+    sql(lab, "DROP ROLE IF EXISTS idx_app; CREATE ROLE idx_app LOGIN PASSWORD 'idx-app-pw'; "
+             "GRANT SELECT ON orders TO idx_app")
+    try:
+        args = dict(node_params(lab, db=DB, user='idx_app', password='idx-app-pw'), advise=True, queries=queries[:1])
+        run = play([dict(name='unprivileged', ignore_errors=True, **{'procgenie.dbops.pg_index': args})])
+    finally:
+        sql(lab, 'REVOKE ALL ON orders FROM idx_app; DROP ROLE idx_app')
+    res = run.result('unprivileged')
+    assert res.get('failed') and 'not created in this database' in res['msg'] and 'azure_pg_admin' in res['msg'], res
     # create_extension keeps hypopg in the database: a change, reported once
     run = play([task(lab, 'keep', advise=True, create_extension=True, queries=queries[:1]),
                 task(lab, 'keep again', advise=True, create_extension=True, queries=queries[:1])])

@@ -135,3 +135,8 @@ def test_lock_retries_with_backoff():
     assert info.value.attempts == 3
     with pytest.raises(ValueError):
         _lock_retry.with_lock_retries(lambda: (_ for _ in ()).throw(ValueError()), 2, 1, sleep=sleeps.append)
+
+
+def test_the_missing_hypopg_message_says_how_to_install_it():
+    message = advisor.HYPOPG_HELP.format(major=15)
+    assert 'postgresql-15-hypopg' in message and 'azure.extensions' in message and 'hypopg_15' in message

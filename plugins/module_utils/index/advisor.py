@@ -340,7 +340,14 @@ class Advisor(object):
         """Advise: returns (advice, rejected, statements report). The caller rolls the transaction back."""
         session = self.session
         if create_extension_in_transaction:
-            session.execute('CREATE EXTENSION IF NOT EXISTS hypopg')
+            try:
+                session.execute('CREATE EXTENSION IF NOT EXISTS hypopg')
+            except psycopg2.Error as exc:
+                raise definition.IndexFailure(
+                    'hypopg is available on the server but not created in this database, and the advisor could not '
+                    'create it for its transaction (creating it needs a superuser, or on Azure a member of '
+                    'azure_pg_admin with hypopg allow-listed in azure.extensions; or CREATE EXTENSION hypopg once '
+                    'as such a role): %s' % database_error_message(exc))
         self.hypopg_schema = hypopg_state(session)['schema']
         session.execute("SET LOCAL transaction_read_only = on")
         session.execute("SET LOCAL plan_cache_mode = force_generic_plan")

@@ -279,6 +279,9 @@ class Index(SessionOperation):
         session.execute('BEGIN')
         try:
             advice, rejected, report = advisor.Advisor(session, params, self.warn).run(statements, in_transaction)
+        except IndexFailure as exc:
+            exc.result = result
+            raise
         except psycopg2.Error as exc:
             raise IndexFailure('the advisor failed: %s' % database_error_message(exc), result)
         finally:
