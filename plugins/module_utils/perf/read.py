@@ -132,8 +132,10 @@ ORDER BY 1
 # The key widths of the btree indexes for the estimate: fixed-size types by their length, others by pg_stats of
 # the table's column (or, for an expression, of the index's own column).
 INDEX_WIDTHS = """
+WITH stats AS MATERIALIZED (SELECT schemaname, tablename, attname, avg_width FROM pg_stats WHERE NOT inherited)
 SELECT i.indexrelid AS oid,
-       sum(coalesce(CASE WHEN ia.attlen > 0 THEN ia.attlen::float8 END, st.avg_width::float8, 32))::float8 AS width,
+       sum(coalesce(CASE WHEN ia.attlen > 0 THEN ia.attlen::float8 END, st.avg_width::float8, se.avg_width::float8,
+                    32))::float8 AS width,
        coalesce((SELECT split_part(o, '=', 2)::int FROM unnest(c.reloptions) o WHERE o LIKE 'fillfactor=%'), 90)
          AS fillfactor
 FROM pg_index i
@@ -144,9 +146,9 @@ JOIN pg_class t ON t.oid = i.indrelid
 JOIN pg_namespace tn ON tn.oid = t.relnamespace
 JOIN pg_attribute ia ON ia.attrelid = i.indexrelid AND ia.attnum > 0 AND ia.attnum <= i.indnkeyatts
 LEFT JOIN pg_attribute ta ON ta.attrelid = i.indrelid AND ta.attnum = i.indkey[ia.attnum - 1]
-LEFT JOIN pg_stats st ON NOT st.inherited AND (
-       (ta.attnum IS NOT NULL AND st.schemaname = tn.nspname AND st.tablename = t.relname AND st.attname = ta.attname)
-    OR (ta.attnum IS NULL AND st.schemaname = n.nspname AND st.tablename = c.relname AND st.attname = ia.attname))
+LEFT JOIN stats st ON st.schemaname = tn.nspname AND st.tablename = t.relname AND st.attname = ta.attname
+LEFT JOIN stats se ON ta.attnum IS NULL AND se.schemaname = n.nspname AND se.tablename = c.relname
+                   AND se.attname = ia.attname
 WHERE c.relkind = 'i' AND {user_schemas}
 GROUP BY i.indexrelid, c.reloptions
 """
