@@ -146,7 +146,7 @@ class Vacuum(SessionOperation):
         if params['method'] == 'repack':
             chosen, refused, leftovers = self._preflight(session, chosen)
             skipped += refused
-        elif session.scalar("SELECT to_regnamespace('repack') IS NOT NULL"):
+        else:
             leftovers = repack.find_leftovers(session)
         for group in leftovers:
             group['status'] = 'running' if group['running'] else 'planned'
