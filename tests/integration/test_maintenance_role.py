@@ -24,7 +24,8 @@ ADVISOR = dict(maintenance_advise_indexes=True, maintenance_apply_advised_indexe
 # dead_t: 20,000 dead of 30,000 (over both environments' thresholds); dead15_t: 15,000 dead of 100,000 (15 %: over
 # production's 10 %, under development's 20 %); bloat_t: about 24 MB of which 80 % is deleted rows (VACUUM leaves
 # that space in the table: over development's 10 MiB, under production's 100 MiB); uniq_t_k: INVALID, left by a failed unique concurrent build
-# whose duplicates were deleted since (a rebuild succeeds). Autovacuum is off on them so the figures stay put.
+# whose duplicates were deleted since (a rebuild succeeds), and uniq_t_pkey_ccnew, as an interrupted REINDEX
+# CONCURRENTLY leaves it (dropped, not rebuilt). Autovacuum is off on them so the figures stay put.
 BUILD = [
     'DROP TABLE IF EXISTS dead_t, dead15_t, bloat_t, uniq_t',
     'CREATE EXTENSION IF NOT EXISTS pg_repack',
@@ -79,6 +80,9 @@ def tables(lab, database):
                 cur.execute(statement)
             with pytest.raises(psycopg2.errors.UniqueViolation):
                 cur.execute('CREATE UNIQUE INDEX CONCURRENTLY uniq_t_k ON uniq_t (k)')
+            # what an interrupted REINDEX INDEX CONCURRENTLY of uniq_t_pkey leaves: an INVALID uniq_t_pkey_ccnew
+            with pytest.raises(psycopg2.errors.UniqueViolation):
+                cur.execute('CREATE UNIQUE INDEX CONCURRENTLY uniq_t_pkey_ccnew ON uniq_t (k)')
             cur.execute('DELETE FROM uniq_t WHERE id > 100')
             cur.execute('ANALYZE bloat_t')
     finally:
@@ -91,7 +95,7 @@ def tables(lab, database):
             break
         assert time.time() < deadline, dead
         time.sleep(0.3)
-    assert state(lab)['uniq_t_k valid'] is False
+    assert state(lab)['uniq_t_k valid'] is False and state(lab)['uniq_t_pkey_ccnew valid'] is False
 
 
 def state(lab):
@@ -104,7 +108,9 @@ def state(lab):
     found = {}
     for name, filenode, size, dead, vacuums, analyzes in rows:
         found[name] = dict(filenode=filenode, size=size, dead=dead, vacuums=vacuums, analyzes=analyzes)
-    found['uniq_t_k valid'] = query(lab, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'uniq_t_k'::regclass")[0][0]
+    for index in ('uniq_t_k', 'uniq_t_pkey_ccnew'):
+        found[index + ' valid'] = (query(lab, "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+                                         (index,)) or [(None,)])[0][0]
     found['indexes'] = [r[0] for r in query(lab, "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' "
                                                   "ORDER BY indexname")]
     found['rows'] = query(lab, 'SELECT (SELECT count(*) FROM bloat_t), (SELECT sum(id) FROM bloat_t), '
@@ -161,18 +167,19 @@ def test_outside_the_window_only_vacuum_runs_and_the_heavy_steps_are_listed_as_s
     assert status(result, 'Rebuild the invalid indexes') == 'skipped'
     assert after['bloat_t']['filenode'] == before['bloat_t']['filenode']
     assert after['bloat_t']['size'] == before['bloat_t']['size']
-    assert after['uniq_t_k valid'] is False
+    assert after['uniq_t_k valid'] is False and after['uniq_t_pkey_ccnew valid'] is False
     assert after['indexes'] == before['indexes']
     # ... and are listed with the reason
     skipped = plan(result)['maintenance_skipped']
     assert [(s['step'], s['objects'], s['reason']) for s in skipped] == [
         ('repack of bloated tables', ['public.bloat_t'], WINDOW_REASON),
-        ('rebuild of invalid indexes', ['public.uniq_t_k'], WINDOW_REASON)]
+        ('rebuild of invalid indexes', ['public.uniq_t_k'], WINDOW_REASON),
+        ('drop of the leftovers of an interrupted REINDEX CONCURRENTLY', ['public.uniq_t_pkey_ccnew'], WINDOW_REASON)]
     advice = result.result(ROLE + 'Ask the index advisor')['advice']
     assert [a['table'] for a in advice] == ['public.dead15_t'], advice
     skipped = result.result(ROLE + 'List the advised indexes not built outside the window')['ansible_facts'][
         'maintenance_skipped']
-    assert [(s['step'], s['objects'], s['reason']) for s in skipped[2:]] == [
+    assert [(s['step'], s['objects'], s['reason']) for s in skipped[3:]] == [
         ('building of advised indexes', [advice[0]['create_sql']], WINDOW_REASON)]
     shown = '\n'.join(result.result(ROLE + 'Show the maintenance')['msg'])
     assert 'public.bloat_t' in shown and WINDOW_REASON in shown, shown
@@ -205,6 +212,7 @@ def test_check_mode_changes_nothing_and_the_environments_choose_different_tables
         msg = summary(result)
         assert '(%s, %s, inside the maintenance window)' % (DB, environment) in msg, msg
         assert 'would vacuum' in msg and 'would rebuild 1 invalid index(es) (public.uniq_t_k)' in msg, msg
+        assert 'would drop 1 leftover index(es) of an interrupted REINDEX (public.uniq_t_pkey_ccnew)' in msg, msg
         assert status(result, 'Rebuild the invalid indexes') == 'changed'
         assert 'the index advisor proposes 1 index(es) (public.dead15_t), would build them' in msg, msg
         if environment == 'development':
@@ -230,7 +238,7 @@ def test_inside_the_window_the_invalid_index_is_rebuilt_and_the_bloated_table_re
     result = run(lab, collections_root, home, maintenance_window=True, **ADVISOR)
     assert result.rc == 0, (failures(result), result)
     after = state(lab)
-    assert after['uniq_t_k valid'] is True
+    assert after['uniq_t_k valid'] is True and after['uniq_t_pkey_ccnew valid'] is None
     built = [d for d in after['indexes'] if d not in before['indexes']]
     assert len(built) == 1 and 'ON public.dead15_t USING btree (v)' in built[0], built
     assert after['bloat_t']['filenode'] != before['bloat_t']['filenode']
@@ -243,6 +251,7 @@ def test_inside_the_window_the_invalid_index_is_rebuilt_and_the_bloated_table_re
     msg = summary(result)
     assert 'inside the maintenance window' in msg and 'repacked 1 table(s) (public.bloat_t' in msg, msg
     assert 'rebuilt 1 invalid index(es) (public.uniq_t_k)' in msg and 'skipped' not in msg, msg
+    assert 'dropped 1 leftover index(es) of an interrupted REINDEX (public.uniq_t_pkey_ccnew)' in msg, msg
     assert 'the index advisor proposes 1 index(es) (public.dead15_t), built them' in msg, msg
     assert 'would' not in msg, msg
     # the next window finds nothing heavy left to do
