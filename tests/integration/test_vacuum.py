@@ -154,7 +154,8 @@ def test_cancelled_vacuum_ends_its_statement_and_session_within_2s(lab, play, da
         blocker.cursor().execute('LOCK TABLE waits IN SHARE UPDATE EXCLUSIVE MODE')
         thread, outcome = in_thread(play, [vacuum(lab, tables=['waits'], lock_timeout=0)])
         module = module_process('pg_vacuum')
-        wait_until(lambda: monitor.module_sessions('VACUUM%'), 60, 'the waiting VACUUM')
+        wait_until(lambda: monitor.active('VACUUM%'), 60, 'the waiting VACUUM')
+        time.sleep(0.3)  # well inside the wait for the lock
         assert cancel(module, monitor, 'VACUUM%', tree=[]) < 2.0
         thread.join(60)
     finally:
