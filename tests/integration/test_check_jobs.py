@@ -240,6 +240,13 @@ def variables(lab, ctx):
                  connections_cleanup_min_duration=0,
                  connections_cleanup_states=[], connections_cleanup_include_superusers=True,
                  connections_cleanup_grace=1)],
+        'restore_checklist.yml': [
+            dict(dbops_connection=conn, restore_checklist_state_file=os.path.join(ctx['backups'], 'checklist.json'),
+                 restore_checklist_notify_url='http://127.0.0.1:9/never-posted',
+                 restore_checklist_traffic='database', restore_checklist_recreate_database=True,
+                 restore_checklist_migrations='dbmate', restore_checklist_migrations_path=migrations,
+                 restore_checklist_migrations_lint='off', restore_checklist_health_url='http://127.0.0.1:9/health',
+                 restore_checklist_watch_minutes=0.05, restore_checklist_watch_interval=1, **backups)],
         'pitr_restore.yml': [
             dict(dbops_connection=admin, pitr_restore_mode='base_backup', pitr_restore_keep_last=1,
                  pitr_restore_max_age_days=0.00001, **backups),

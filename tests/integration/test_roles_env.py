@@ -4,6 +4,7 @@ not know, and the one-line summary each role ends with, through the playbooks as
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 
@@ -140,6 +141,15 @@ def role_runs(lab, env):
     with open(os.path.join(migrations, '1_probe.sql'), 'w') as handle:
         handle.write('-- migrate:up\nCREATE TABLE IF NOT EXISTS summary_probe (id bigint PRIMARY KEY);\n\n'
                      '-- migrate:down\nDROP TABLE IF EXISTS summary_probe;\n')
+    # an open restore checklist record (as a killed run leaves it): status reports it, a check-mode abort would
+    # resume its traffic
+    checklist = os.path.join(env['root'], 'summary-checklist.json')
+    with open(checklist, 'w') as handle:
+        json.dump(dict(format=1, status='running', key=dict(database=DB, method='dump', source='x.dump'),
+                       artifact='x.dump', host='localhost', started='2026-01-01T00:00:00Z',
+                       updated='2026-01-01T00:01:00Z', done=[1, 2, 3], step=4, runs=1, traffic='stopped',
+                       traffic_spec=dict(method='none', database=DB)), handle)
+    os.chmod(checklist, 0o600)
     return {
         'backup': ('backup.yml', dict(dbops_connection=conn, dbops_backup_dir=backups), {}),
         'backup_verify': ('verify_backup.yml', dict(dbops_connection=admin, dbops_backup_dir=backups), {}),
@@ -158,6 +168,10 @@ def role_runs(lab, env):
                                                   pitr_restore_mode='stop',
                                                   pitr_restore_data_directory=os.path.join(env['root'], 'none')),
                          dict(pitr_restore_mode='base_backup')),
+        'restore_checklist': ('restore_checklist.yml', dict(dbops_connection=conn, restore_checklist_mode='status',
+                                                            restore_checklist_state_file=checklist,
+                                                            restore_checklist_notify='none'),
+                              dict(restore_checklist_mode='abort')),
         'rls': ('rls.yml', dict(dbops_connection=conn), {}),
         'server_info': ('server_info.yml', dict(dbops_connection=admin), {}),
         'tuning': ('tune.yml', dict(dbops_connection=admin, tuning_mode='recommend'),
