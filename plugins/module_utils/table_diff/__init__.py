@@ -13,7 +13,7 @@ For other modules (pg_row_restore)
   (a `_connection.Session`); ``source.source_params(params)`` gives the connection parameters.
 * ``operation.DiffSessions(params, log, target=None).open()``: both sessions (the target opened from the login
   options unless given), each with ``compare.begin_snapshot``: fixed output settings (DateStyle ISO, TimeZone UTC,
-  extra_float_digits 3, bytea_output hex, IntervalStyle postgres), ``row_security = off``, and a
+  extra_float_digits 3, bytea_output hex, IntervalStyle postgres, jit off), ``row_security = off``, and a
   ``REPEATABLE READ READ ONLY`` transaction; ``.close()`` ends them.
 * ``compare.compare_tables(source_session, target_session, tables, limit=100)``: ``tables`` a list of
   ``dict(table='public.orders', where=None or 'created_at < ...', key=None or ['id'])``; returns one entry per table::

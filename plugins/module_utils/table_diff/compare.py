@@ -14,9 +14,11 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._connection import
     database_error_message, psycopg2, sql)
 from ansible_collections.procgenie.dbops.plugins.module_utils.table_diff.where import WhereError, check_where
 
-# session settings that fix the text form of values, so that both servers print a row the same way
+# session settings that fix the text form of values, so that both servers print a row the same way; row_security
+# off (a policy that would hide rows makes the queries fail); jit off (compiling the small range queries costs more
+# than they take)
 SESSION_SETTINGS = (('DateStyle', 'ISO, YMD'), ('IntervalStyle', 'postgres'), ('TimeZone', 'UTC'),
-                    ('extra_float_digits', '3'), ('bytea_output', 'hex'), ('row_security', 'off'))
+                    ('extra_float_digits', '3'), ('bytea_output', 'hex'), ('row_security', 'off'), ('jit', 'off'))
 INTEGER_TYPES = ('smallint', 'integer', 'bigint')
 # types whose default hash function hash_record_extended uses (equal values hash equal); other columns are hashed
 # through their text form (json, xml, geometric types, ranges of them, ...)
