@@ -252,3 +252,49 @@ def test_killed_during_verification_is_continued_with_traffic_resumed(lab, ctx, 
     fresh = [n for n in os.listdir(os.path.join(ctx['root'], 'killed-fresh')) if n.endswith('.manifest.json')]
     assert len(fresh) == 1
     assert 'continued the restore checklist' in run.results[-1]['result']['msg']
+
+
+FAILING_HOOK = """---
+- name: Application traffic hook (test) - logs the call; stopping fails after the application is stopped
+  ansible.builtin.shell: |
+    echo "{{ restore_checklist_traffic_action }}" >> %(log)s
+    test "{{ restore_checklist_traffic_action }}" = start
+"""
+
+
+def test_a_failed_step_says_traffic_is_stopped_and_abort_resumes_it(lab, ctx, collections_root, home):
+    """The stop hook fails half-way (the application may be down): the failure notice names the traffic's state and
+    the record keeps it; restore_checklist_mode=abort starts the application with the recorded hook (whatever the
+    variables say now) and closes the record; a second abort has nothing to do."""
+    with Receiver() as receiver:
+        extravars, log = variables(ctx, receiver, 'failed', restore_checklist_fresh_backup=False,
+                                   restore_checklist_migrations='none', restore_checklist_health_url='',
+                                   restore_checklist_watch_minutes=0)
+        with open(extravars['restore_checklist_traffic_hook'], 'w') as handle:
+            handle.write(FAILING_HOOK % dict(log=log))
+        run = run_playbook(PLAYBOOK, collections_root, home, extravars=extravars)
+        assert run.rc != 0
+        assert 'failed at step 3' in failures(run)[-1][1] and 'traffic is stopping' in failures(run)[-1][1], \
+            failures(run)
+        said = notices(receiver, 'failed')
+        assert len(said) == 2 and 'FAILED at step 3' in said[1] and 'traffic is stopping' in said[1], said
+        with open(extravars['restore_checklist_state_file']) as handle:
+            state = json.load(handle)
+        assert state['status'] == 'failed' and state['traffic'] == 'stopping' and state['failure']['step'] == 3, state
+        assert lines(log) == ['stop']
+
+        abort = dict(extravars, restore_checklist_mode='abort', restore_checklist_traffic='none')
+        run = run_playbook(PLAYBOOK, collections_root, home, extravars=abort)
+        assert run.rc == 0, failures(run)
+        assert lines(log) == ['stop', 'start']
+        said = notices(receiver, 'failed')
+        assert len(said) == 3 and 'ABORTED after step 2' in said[2] and 'traffic resumed' in said[2], said
+        with open(extravars['restore_checklist_state_file']) as handle:
+            state = json.load(handle)
+        assert state['status'] == 'aborted' and state['traffic'] == 'running', state
+        assert 'aborted the restore checklist' in run.results[-1]['result']['msg']
+
+        run = run_playbook(PLAYBOOK, collections_root, home, extravars=abort)
+        assert run.rc == 0, failures(run)
+        assert 'nothing to abort' in run.results[-1]['result']['msg']
+        assert len(notices(receiver, 'failed')) == 3 and lines(log) == ['stop', 'start']
