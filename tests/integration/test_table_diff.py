@@ -167,3 +167,22 @@ def test_standby_as_source_has_no_differences(lab, play, dbs):
     assert res['differences'] is False and res['changed'] is False
     assert all(t['rows_fetched'] == 0 for t in res['tables'])
     assert res['source']['port'] == standby['port'] and res['source']['database'] == TGT
+
+
+def test_cancel_ends_both_sessions_within_2s_even_while_waiting_for_a_lock(lab, play, dbs):
+    import psycopg2
+    from tests.integration.test_cancel import Monitor, cancel, in_thread, module_process, wait_until
+    blocker = psycopg2.connect(**lab.conninfo('primary', TGT))
+    monitor = Monitor(lab)
+    try:
+        blocker.cursor().execute('LOCK TABLE codes IN ACCESS EXCLUSIVE MODE')
+        thread, outcome = in_thread(play, [diff_task(lab, 'diff', [dict(name='codes')])])
+        module = module_process('pg_table_diff')
+        wait_until(lambda: monitor.active('%codes%'), 60, 'the diff waiting for the lock on codes')
+        cancel(module, monitor, '%codes%', tree=[])
+        blocker.rollback()
+        thread.join(60)
+        assert outcome['run'].result('diff').get('failed') is True
+    finally:
+        blocker.close()
+        monitor.close()

@@ -63,6 +63,36 @@ def end_snapshot(session):
         pass
 
 
+def in_worker(fn, sessions=lambda: ()):
+    """fn() in a worker thread while the main thread waits in short joins, so that a SIGTERM (AWX cancel) is handled
+    at once even while a query waits for a lock: the handler cancels the queries of `sessions()` (the sessions open
+    at that moment) and raises SystemExit. Returns fn()'s result; raises its error."""
+    _clients.exit_on_sigterm()
+    box = {}
+
+    def work():
+        try:
+            box['result'] = fn()
+        except BaseException as exc:  # pylint: disable=broad-except  # re-raised in the main thread
+            box['error'] = exc
+
+    def cancel():
+        for session in sessions():
+            if session is not None:
+                session.conn.cancel()
+    token = _clients.on_cancel(cancel)
+    thread = threading.Thread(target=work, daemon=True)
+    try:
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.05)
+    finally:
+        _clients.forget(token)
+    if 'error' in box:
+        raise box['error']
+    return box.get('result')
+
+
 def run_both(source, target, fn):
     """fn(source) and fn(target) at the same time (two servers work in parallel), each in its own thread, the main
     thread waiting in short joins so that a SIGTERM reaches it; a cancel cancels both queries. Returns the two

@@ -81,8 +81,14 @@ class TableDiff(SessionOperation):
     def plan(self):
         specs = table_specs(self.params)
         where = source.describe(self.params)
-        self.sessions = DiffSessions(self.params, self.log).open()
-        tables = compare.compare_tables(self.sessions.source, self.sessions.target, specs, self.params['limit'])
+        self.sessions = DiffSessions(self.params, self.log)
+        sessions = self.sessions
+
+        def work():
+            sessions.open()
+            return compare.compare_tables(sessions.source, sessions.target, specs, self.params['limit'])
+        # every query in a worker: a cancel (SIGTERM) cancels them even while one waits for a lock
+        tables = compare.in_worker(work, lambda: (sessions.source, sessions.target))
         differ = [t['table'] for t in tables
                   if t['only_in_source']['count'] or t['only_in_target']['count'] or t['changed']['count']]
         return dict(changed=False, tables=tables, differences=bool(differ), differing_tables=differ,
