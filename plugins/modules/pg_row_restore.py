@@ -133,7 +133,7 @@ options:
   delete_extra:
     description:
       - Delete the rows only in the target (C(only_in_target)). Default - keep them (reported as C(extra_kept)).
-      - Refused for a table that foreign keys reference with C(ON DELETE CASCADE), C(SET NULL) or C(SET DEFAULT):
+      - Refused for a table that foreign keys reference with C(ON DELETE CASCADE), C(SET NULL) or C(SET DEFAULT) -
         the delete would change rows the diff does not list.
     type: bool
     default: false
@@ -174,7 +174,7 @@ attributes:
     support: none
 notes:
   - Take the diff right before the restore, and stop writes to the affected tables first (M(procgenie.dbops.pg_read_only)
-    or a lock): rows changed between the two are never overwritten, but they stop the restore.
+    or a lock) - rows changed between the two are never overwritten, but they stop the restore.
 seealso:
   - module: procgenie.dbops.pg_table_diff
   - module: procgenie.dbops.pg_restore_pitr

@@ -247,6 +247,20 @@ def variables(lab, ctx):
                  restore_checklist_migrations='dbmate', restore_checklist_migrations_path=migrations,
                  restore_checklist_migrations_lint='off', restore_checklist_health_url='http://127.0.0.1:9/health',
                  restore_checklist_watch_minutes=0.05, restore_checklist_watch_interval=1, **backups)],
+        'corruption_recovery.yml': [
+            dict(dbops_connection=conn, corruption_recovery_tables=[
+                dict(name='requisitions', where="created_at < '2025-03-01'"), dict(name='public.vendors')],
+                 corruption_recovery_restore_target='latest', corruption_recovery_create_amcheck=True,
+                 corruption_recovery_backup_dir=ctx['base'], corruption_recovery_wal_archive=lab.state['archive_dir'],
+                 corruption_recovery_data_directory=ctx['new_restore'], corruption_recovery_port=ctx['new_port'],
+                 corruption_recovery_pg_bindir=lab.state['bindir'], corruption_recovery_delete_extra=True,
+                 corruption_recovery_undo_dir=os.path.join(ctx['backups'], 'undo'), corruption_recovery_approved=True),
+            # an already restored copy as the source: compared, and the restore planned, in check mode
+            dict(dbops_connection=conn, corruption_recovery_tables=[dict(name='requisitions')],
+                 corruption_recovery_source=dict(login_host='127.0.0.1', login_port=ctx['restored_port'], login_db=DB),
+                 corruption_recovery_integrity_check=False, corruption_recovery_delete_extra=True,
+                 corruption_recovery_undo_dir=os.path.join(ctx['backups'], 'undo'), corruption_recovery_approved=True),
+        ],
         'pitr_restore.yml': [
             dict(dbops_connection=admin, pitr_restore_mode='base_backup', pitr_restore_keep_last=1,
                  pitr_restore_max_age_days=0.00001, **backups),

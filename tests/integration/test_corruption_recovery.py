@@ -148,8 +148,9 @@ def test_corruption_recovery_playbook(lab, incident, play):
     assert first.rc != 0
     failed = [r for r in first.results if r['status'] == 'failed']
     assert [r['task'] for r in failed] == ['5. Approval given'], [(r['task'], r['result'].get('msg')) for r in failed]
-    assert first.result('4. Differences')['msg'].startswith('public.cr_accounts: 0 row(s) to insert')
-    assert 'public.cr_orders: 7 row(s) to insert, 10 to update, 0 to delete' in first.result('4. Differences')['msg']
+    differences = [r['msg'] for r in first.result('4. Differences')['results']]
+    assert differences[0].startswith('public.cr_accounts: 0 row(s) to insert, 0 to update, 0 to delete')
+    assert differences[1].startswith('public.cr_orders: 7 row(s) to insert, 10 to update, 0 to delete')
     assert lab.psql('primary', "SELECT count(*) FROM cr_orders WHERE amount = 0", db=DB) == '10'
     setting = "SELECT coalesce(array_to_string(setconfig, ','), '') FROM pg_db_role_setting s JOIN pg_database d " \
               "ON d.oid = s.setdatabase WHERE d.datname = '%s' AND s.setrole = 0" % DB
