@@ -27,7 +27,7 @@ ADVISOR = dict(maintenance_advise_indexes=True, maintenance_apply_advised_indexe
 # whose duplicates were deleted since (a rebuild succeeds), and uniq_t_pkey_ccnew, as an interrupted REINDEX
 # CONCURRENTLY leaves it (dropped, not rebuilt). Autovacuum is off on them so the figures stay put.
 BUILD = [
-    'DROP TABLE IF EXISTS dead_t, dead15_t, bloat_t, uniq_t',
+    'DROP TABLE IF EXISTS dead_t, dead15_t, bloat_t, uniq_t, bloat_nokey_t',
     'CREATE EXTENSION IF NOT EXISTS pg_repack',
     'CREATE TABLE dead_t (id bigint PRIMARY KEY, v int) WITH (autovacuum_enabled = false)',
     'INSERT INTO dead_t SELECT g, g FROM generate_series(1, 30000) g',
@@ -234,6 +234,17 @@ def test_check_mode_changes_nothing_and_the_environments_choose_different_tables
 
 def test_inside_the_window_the_invalid_index_is_rebuilt_and_the_bloated_table_repacked(lab, tables, collections_root,
                                                                                          home):
+    # a second bloated table (about 14 MB, 80 % deleted) pg_repack cannot work on: it has no key
+    conn = connect(lab)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE bloat_nokey_t WITH (autovacuum_enabled = false) AS "
+                        "SELECT g AS id, repeat(md5(g::text), 6) AS pad FROM generate_series(1, 60000) g")
+            cur.execute('DELETE FROM bloat_nokey_t WHERE id % 5 <> 0')
+            cur.execute('ANALYZE bloat_nokey_t')
+    finally:
+        conn.close()
+    nokey_size = query(lab, "SELECT pg_relation_size('bloat_nokey_t')")[0][0]
     before = state(lab)
     result = run(lab, collections_root, home, maintenance_window=True, **ADVISOR)
     assert result.rc == 0, (failures(result), result)
@@ -248,7 +259,15 @@ def test_inside_the_window_the_invalid_index_is_rebuilt_and_the_bloated_table_re
     repacked = result.result(ROLE + 'Repack the bloated tables')['tables']
     assert [t['table'] for t in repacked] == ['public.bloat_t']
     assert repacked[0]['bytes_after'] < repacked[0]['bytes_before']
+    # the table without a key is left as it is, and said why
+    assert [t['table'] for t in plan(result)['maintenance_plan']['repack']] == ['public.bloat_t', 'public.bloat_nokey_t']
+    assert query(lab, "SELECT pg_relation_size('bloat_nokey_t')")[0][0] == nokey_size
+    left = result.result(ROLE + 'Repack the bloated tables')['skipped_tables']
+    assert [t['table'] for t in left] == ['public.bloat_nokey_t'] and 'no primary key' in left[0]['reason'], left
+    shown = '\n'.join(result.result(ROLE + 'Show the maintenance')['msg'])
+    assert 'public.bloat_nokey_t: not repacked, it has no primary key' in shown, shown
     msg = summary(result)
+    assert 'not repacked: public.bloat_nokey_t (see the list above)' in msg, msg
     assert 'inside the maintenance window' in msg and 'repacked 1 table(s) (public.bloat_t' in msg, msg
     assert 'rebuilt 1 invalid index(es) (public.uniq_t_k)' in msg and 'skipped' not in msg, msg
     assert 'dropped 1 leftover index(es) of an interrupted REINDEX (public.uniq_t_pkey_ccnew)' in msg, msg
@@ -257,7 +276,9 @@ def test_inside_the_window_the_invalid_index_is_rebuilt_and_the_bloated_table_re
     # the next window finds nothing heavy left to do
     result = run(lab, collections_root, home, maintenance_window=True, **ADVISOR)
     assert result.rc == 0, (failures(result), result)
-    assert plan(result)['maintenance_plan']['repack'] == [] and plan(result)['maintenance_plan']['indexes'] == []
-    assert status(result, 'Repack the bloated tables') == 'skipped'
+    assert [t['table'] for t in plan(result)['maintenance_plan']['repack']] == ['public.bloat_nokey_t']
+    assert plan(result)['maintenance_plan']['indexes'] == []
+    assert status(result, 'Repack the bloated tables') == 'ok'
+    assert result.result(ROLE + 'Repack the bloated tables')['tables'] == []
     assert result.result(ROLE + 'Ask the index advisor')['advice'] == []
     assert state(lab)['indexes'] == after['indexes']
