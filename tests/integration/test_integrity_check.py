@@ -111,3 +111,25 @@ def test_extension_only_when_asked_and_azure_allow_list(cluster, play):
     assert any(r['database'] == DB and r['failures'] for r in res['checksum_failures'])
     res = run.result('again')
     assert res['changed'] is False and res['databases'][0]['checked'] is True
+
+
+def test_cancel_ends_pg_amcheck_and_its_sessions_within_2s(cluster, play):
+    import psycopg2
+    from tests.integration.test_cancel import Monitor, cancel, in_thread, module_process, program_of, wait_until
+    lab = cluster
+    blocker = psycopg2.connect(**lab.conninfo('primary', DB))
+    monitor = Monitor(lab)
+    try:
+        blocker.cursor().execute('LOCK TABLE bystander IN ACCESS EXCLUSIVE MODE')
+        thread, outcome = in_thread(play, [task(lab, 'check', tables=['bystander'], jobs=2)])
+        module = module_process('pg_integrity_check')
+        wait_until(lambda: program_of(module, ('pg_amcheck',)), 60, 'pg_amcheck')
+        wait_until(lambda: monitor.active('%verify_heapam%') or monitor.active('%bt_index_check%'), 60,
+                   'pg_amcheck waiting for the lock on bystander')
+        cancel(module, monitor, '%bystander%')
+        blocker.rollback()
+        thread.join(60)
+        assert outcome['run'].result('check').get('failed') is True
+    finally:
+        blocker.close()
+        monitor.close()
