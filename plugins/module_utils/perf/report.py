@@ -207,6 +207,11 @@ def sorted_findings(findings):
 
 
 # ---------------------------------------------------------------------------------------------- charts (pure)
+def svg_open(label, width, height):
+    return ('<svg class="chart" role="img" width="%d" height="%d" viewBox="0 0 %d %d" xmlns="http://www.w3.org/2000/svg">'
+            '<title>%s</title>' % (width, height, width, height, esc(label)))
+
+
 def bar_chart(label, rows, unit=None, markers=None):
     """A horizontal bar chart as inline SVG. rows: (name, value, shown, level); markers: (value, name) drawn as
     vertical lines (a threshold). Names are escaped, long ones shortened (the full name in the bar's tooltip)."""
@@ -217,9 +222,7 @@ def bar_chart(label, rows, unit=None, markers=None):
     top = max([_number(r[1]) for r in rows] + [_number(m[0]) for m in markers] + [1.0])
     left, width, bar_h, gap, head = 300, 360, 16, 6, 18 if markers else 4
     height = head + len(rows) * (bar_h + gap) + 4
-    parts = ['<svg class="chart" role="img" width="%d" height="%d" viewBox="0 0 %d %d" '
-             'xmlns="http://www.w3.org/2000/svg"><title>%s</title>' % (left + width + 120, height, left + width + 120,
-                                                                        height, esc(label))]
+    parts = [svg_open(label, left + width + 120, height)]
     for index, (name, value, shown, level) in enumerate(rows):
         y = head + index * (bar_h + gap)
         w = max(1, int(round(width * max(_number(value), 0) / top)))
@@ -245,9 +248,7 @@ def stacked_chart(label, rows, series):
     top = max(totals + [1.0])
     left, width, bar_h, gap, head = 300, 360, 16, 6, 22
     height = head + len(rows) * (bar_h + gap) + 4
-    svg = ['<svg class="chart" role="img" width="%d" height="%d" viewBox="0 0 %d %d" '
-           'xmlns="http://www.w3.org/2000/svg"><title>%s</title>' % (left + width + 120, height, left + width + 120,
-                                                                      height, esc(label))]
+    svg = [svg_open(label, left + width + 120, height)]
     x = left
     for key, cls, lbl in series:
         svg.append('<rect x="%d" y="2" width="10" height="10" class="%s"/><text x="%d" y="11" class="mlbl">%s</text>'
@@ -384,8 +385,8 @@ def wraparound_part(vacuum):
         tables = sorted([r for r in vacuum['tables'] if _number(r.get(key)) is not None],
                         key=lambda r: -_number(r.get(key)))
         rows += [(r.get('table'), r.get(key), fmt_count(r.get(key)), level_of(r)) for r in tables[:10]]
-        body.append('<h3>%s (databases, then the oldest tables)</h3>%s' % (what, bar_chart(what, rows,
-                                                                                            markers=markers)))
+        chart = bar_chart(what, rows, markers=markers)
+        body.append('<h3>%s (databases, then the oldest tables)</h3>%s' % (what, chart))
     body.append(table([col('Setting', 'name'), col('Value', 'value', fmt_int, 'n')],
                       [dict(name=k, value=v) for k, v in sorted(settings.items())], 'No settings in the facts.'))
     return ''.join(body)
@@ -422,8 +423,9 @@ def sequences_part(sequences):
 
 def sizes_part(sizes):
     tables = sizes['tables']
-    chart = stacked_chart('Table sizes', [(r.get('table'), dict(table=r.get('table_bytes'), index=r.get('index_bytes'),
-                                                                 toast=r.get('toast_bytes'))) for r in tables],
+    bars = [(r.get('table'), dict(table=r.get('table_bytes'), index=r.get('index_bytes'), toast=r.get('toast_bytes')))
+            for r in tables]
+    chart = stacked_chart('Table sizes', bars,
                           [('table', 'seg-table', 'table'), ('index', 'seg-index', 'indexes'),
                            ('toast', 'seg-toast', 'TOAST')])
     return (chart + table([col('Table', 'table'), col('Total', 'total_bytes', fmt_bytes, 'n'),
