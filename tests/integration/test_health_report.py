@@ -14,9 +14,6 @@ from tests.conftest import REPO, node_params
 from tests.harness import chromium
 from tests.harness.perf_facts import EVIL_QUERY, EVIL_TABLE, sample
 
-pytestmark = pytest.mark.skipif(chromium.chromium() is None, reason='chromium is not installed')
-
-
 class Page(html.parser.HTMLParser):
     """The tags and the visible text of a DOM (as chromium dumped it)."""
 

@@ -358,7 +358,8 @@ def indexes_part(indexes):
                col('Definition', 'definition', sql), col('Covering definition', 'covered_by_definition', sql), size,
                fix], indexes['redundant']),
         '<h3>Unused indexes</h3>',
-        '<p class="meta">Not scanned since the statistics were reset (%s).</p>' % esc(since) if since else '',
+        '<p class="meta">Not scanned since the statistics were reset (%s).</p>' % esc(since) if since else
+        '<p class="meta">Not scanned since the statistics began (never reset).</p>',
         table([col('Table', 'table'), col('Index', 'index'), col('Scans', 'idx_scan', fmt_int, 'n'),
                col('Definition', 'definition', sql), size, fix], indexes['unused']),
         '<h3>Invalid indexes</h3>',
