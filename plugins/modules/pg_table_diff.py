@@ -17,7 +17,7 @@ description:
     key) or of key-hash buckets (any other key) are computed on the servers, both at the same time; only ranges
     that differ are split further, and only the rows of differing leaves (at most 16 rows a side) are fetched, as
     their key and hashes - the rows transferred grow with the number of differences, not with the size of the
-    table (RV(tables[].rows_fetched)).
+    table (C(rows_fetched) in RV(tables)).
   - Both sessions run with C(row_security = off), so a row-level security policy that would hide rows from the
     login role makes the module fail instead of silently comparing a subset.
   - Reports per table the rows only in the source (missing in the target), only in the target, and changed (with
