@@ -14,6 +14,7 @@ from tests.conftest import REPO, node_params
 from tests.harness import chromium
 from tests.harness.perf_facts import EVIL_QUERY, EVIL_TABLE, sample
 
+
 class Page(html.parser.HTMLParser):
     """The tags and the visible text of a DOM (as chromium dumped it)."""
 
