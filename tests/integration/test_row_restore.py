@@ -189,12 +189,15 @@ def test_restores_exactly_the_affected_rows_keeps_later_ones_and_undoes(lab, cor
     assert 'oops' in script and '\\restrict' not in script
     assert not [line for line in script.splitlines() if line.startswith('\\')]
 
-    again = play([restore_task(lab, diff, undo_dir, delete_extra=True)]).result('restore')
+    # a second run, with the same diff and with a fresh one: nothing to do
+    run = play([restore_task(lab, diff, undo_dir, name='again', delete_extra=True),
+                restore_task(lab, scoped_diff(lab), undo_dir, name='fresh', delete_extra=True)])
+    again, fresh = run.result('again'), run.result('fresh')
     assert again.get('failed') is not True, again.get('msg')
     assert again['changed'] is False and again['undo_script'] is None
-    assert sorted(os.listdir(undo_dir)) == [os.path.basename(path)]
-    fresh = play([restore_task(lab, scoped_diff(lab), undo_dir, delete_extra=True)]).result('restore')
+    assert sum(t['already_restored'] for t in again['tables']) == 22
     assert fresh.get('failed') is not True and fresh['changed'] is False
+    assert sorted(os.listdir(undo_dir)) == [os.path.basename(path)]
 
     # the undo script puts the corrupted state back exactly
     params = node_params(lab, db=LIVE)
@@ -210,19 +213,16 @@ def test_restores_exactly_the_affected_rows_keeps_later_ones_and_undoes(lab, cor
 def test_a_row_changed_after_the_diff_stops_the_restore_untouched(lab, corrupted, play, workdir):
     undo_dir = os.path.join(workdir, 'rr-undo-conflict')
     diff = scoped_diff(lab)
+    # a changed row changed again, and a missing row inserted meanwhile with other content
     query(lab, LIVE, "UPDATE orders SET note = 'fixed by hand' WHERE id = 50")
+    query(lab, LIVE, "INSERT INTO orders (id, account_id, amount, created_at) VALUES (166, 1, 1, '2025-07-01')")
     before = dict(accounts=rows(lab, LIVE, 'accounts'), orders=rows(lab, LIVE, 'orders'))
     result = play([restore_task(lab, diff, undo_dir)]).result('restore')
     assert result['failed'] is True and 'changed after the diff' in result['msg']
-    assert [(c['table'], c['action'], c['key']) for c in result['conflicts']] == [('public.orders', 'update', [50])]
+    assert sorted((c['table'], c['action'], c['key']) for c in result['conflicts']) == [
+        ('public.orders', 'insert', [166]), ('public.orders', 'update', [50])]
     assert rows(lab, LIVE, 'orders') == before['orders'] and rows(lab, LIVE, 'accounts') == before['accounts']
     assert not os.path.exists(undo_dir) or not os.listdir(undo_dir)
-    # a missing row inserted meanwhile with other content is a conflict too
-    diff = scoped_diff(lab)
-    query(lab, LIVE, "INSERT INTO orders (id, account_id, amount, created_at) VALUES (166, 1, 1, '2025-07-01')")
-    result = play([restore_task(lab, diff, undo_dir)]).result('restore')
-    assert result['failed'] is True
-    assert [(c['action'], c['key']) for c in result['conflicts']] == [('insert', [166])]
 
 
 def test_refusals_before_any_change(lab, corrupted, play, workdir):
@@ -236,7 +236,10 @@ def test_refusals_before_any_change(lab, corrupted, play, workdir):
                                      changed=dict(rows=[dict(key=[1], target_hash='x')]))])), 'target_hash'),
         (dict(lock_timeout='soon'), 'lock_timeout'),
         (dict(triggers='replica', login_user='rr_plain', login_password='rr-plain-pw'), 'superuser'),
+        (dict(delete_extra=True), 'ON DELETE CASCADE (public.notes'),
     ]
+    # with delete_extra, a table that a cascading foreign key references is refused
+    query(lab, LIVE, "CREATE TABLE notes (id int PRIMARY KEY, order_id bigint REFERENCES orders ON DELETE CASCADE)")
     query(lab, LIVE, "DO $$ BEGIN CREATE ROLE rr_plain LOGIN PASSWORD 'rr-plain-pw'; "
                      "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     before = rows(lab, LIVE, 'orders')
@@ -267,12 +270,6 @@ def test_a_trigger_rewriting_restored_rows_rolls_back(lab, corrupted, play, work
     assert len(result['changed_by_trigger']) == 12
     assert rows(lab, LIVE, 'orders') == before
     assert os.listdir(undo_dir) == []  # the undo script of the change that did not happen is gone
-    # with delete_extra, a table that a cascading foreign key references is refused
-    query(lab, LIVE, "DROP TRIGGER orders_touch ON orders; CREATE TABLE notes (id int PRIMARY KEY, "
-                     "order_id bigint REFERENCES orders ON DELETE CASCADE)")
-    result = play([restore_task(lab, scoped_diff(lab), undo_dir, delete_extra=True)]).result('restore')
-    assert result['failed'] is True and 'ON DELETE CASCADE' in result['msg'] and 'public.notes' in result['msg']
-    assert rows(lab, LIVE, 'orders') == before
 
 
 def test_pg_table_diff_result_and_tables_compared_now(lab, corrupted, play, workdir):
@@ -299,3 +296,43 @@ def test_pg_table_diff_result_and_tables_compared_now(lab, corrupted, play, work
     assert restored['diff'][1]['changed']['count'] == 12 and planned['diff'] is None
     assert rows(lab, LIVE, 'orders', scope) == rows(lab, GOOD, 'orders', scope)
     assert len(rows(lab, LIVE, 'orders', "created_at >= '%s'" % T)) == 5
+
+
+def test_cancel_ends_the_sessions_and_changes_nothing(lab, corrupted, play, workdir):
+    """AWX cancel (SIGTERM) while the restore waits for a row lock: within 2 s the module and its server sessions
+    are gone, nothing changed, no undo script."""
+    import threading
+    import time
+
+    from tests.integration.test_cancel import DEADLINE_S, alive, module_process, wait_until
+    undo_dir = os.path.join(workdir, 'rr-undo-cancel')
+    diff = scoped_diff(lab)
+    before = rows(lab, LIVE, 'orders')
+    holder = connect(lab, LIVE)
+    holder.autocommit = False
+    with holder.cursor() as cur:
+        cur.execute('SELECT 1 FROM orders WHERE id = 50 FOR UPDATE')
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(run=play([restore_task(
+        lab, diff, undo_dir, lock_timeout='60s')])), daemon=True)
+    thread.start()
+    module = module_process('pg_row_restore')
+    monitor = connect(lab, 'postgres')
+
+    def sessions(waiting=False):
+        with monitor.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'procgenie.dbops%%' "
+                        "AND datname IN (%s, %s)" + (" AND wait_event_type = 'Lock'" if waiting else ''), [LIVE, GOOD])
+            return cur.fetchall()
+    wait_until(lambda: sessions(waiting=True), 60, 'the restore waiting for the row lock')
+    started = time.monotonic()
+    module.send_signal(15)
+    while sessions() or alive(module):
+        assert time.monotonic() - started < DEADLINE_S, ('still there after SIGTERM', sessions(), alive(module))
+        time.sleep(0.05)
+    holder.rollback()
+    holder.close()
+    monitor.close()
+    thread.join(60)
+    assert rows(lab, LIVE, 'orders') == before
+    assert not os.path.exists(undo_dir) or not os.listdir(undo_dir)

@@ -22,7 +22,7 @@ import json
 import os
 import uuid
 
-from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts
+from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts, _clients
 from ansible_collections.procgenie.dbops.plugins.module_utils._catalog import (
     CatalogError, foreign_keys, parse_table_name, resolve_tables)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
@@ -90,6 +90,14 @@ class RowRestore(SessionOperation):
         self.source = None
         self.tables = []
         self.computed = None
+        self.cancel_tokens = []
+
+    def _cancellable(self, session):
+        """An AWX cancel (SIGTERM) cancels the session's running statement (a wait for a row lock included) before
+        the module exits, so its server session ends at once: psycopg2 waits in Python (wait_select), where the
+        signal handler runs."""
+        self.cancel_tokens.append(_clients.on_cancel(session.conn.cancel))
+        return session
 
     # ------------------------------------------------------------ sessions
     def _settings(self, session):
@@ -99,7 +107,7 @@ class RowRestore(SessionOperation):
 
     def _open_source(self):
         """The source's session in one REPEATABLE READ READ ONLY snapshot, pg_table_diff's settings."""
-        self.source = diff_source.open_source(self.params, log=self.log)
+        self.source = self._cancellable(diff_source.open_source(self.params, log=self.log))
         diff_compare.begin_snapshot(self.source)
 
     def _diff(self):
@@ -118,6 +126,9 @@ class RowRestore(SessionOperation):
         return diffs.read_diff(tables)
 
     def close(self):
+        for token in self.cancel_tokens:
+            _clients.forget(token)
+        self.cancel_tokens = []
         if self.source is not None:
             diff_compare.end_snapshot(self.source)
             self.source.close()
@@ -135,6 +146,8 @@ class RowRestore(SessionOperation):
     # ------------------------------------------------------------ plan
     def plan(self):
         params = self.params
+        _clients.exit_on_sigterm()
+        psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
         check_undo_dir(params['undo_dir'])
         diff_source.source_params(params)  # refuses a source without a place before connecting anywhere
         entries = self._diff()
@@ -143,7 +156,7 @@ class RowRestore(SessionOperation):
             raise RowRestoreError('the diff of %s is truncated (more differences than its limit listed): run '
                                   'pg_table_diff again with a larger limit, or a narrower where, so that every row '
                                   'to restore is listed' % ', '.join(truncated))
-        session = self.open(autocommit=False)
+        session = self._cancellable(self.open(autocommit=False))
         self._settings(session)
         # the restore writes while the database is in emergency read-only mode (pg_read_only: the runbook's first step)
         session.execute("SELECT set_config('default_transaction_read_only', 'off', false)")
