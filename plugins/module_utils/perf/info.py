@@ -95,9 +95,9 @@ class PerfInfo(SessionOperation):
         idx_rows = read.indexes(session, srv['version_num'])
         tab_rows = read.tables(session, params['tenant_column'])
         if method == 'pgstattuple':
-            measured, widths = read.pgstattuple(session, srv['pgstattuple_schema'], thresholds['bloat_min_bytes']), []
+            measured, stats = read.pgstattuple(session, srv['pgstattuple_schema'], thresholds['bloat_min_bytes']), {}
         else:
-            measured, widths = None, read.index_widths(session)
+            measured, stats = None, read.stats(session)
         seq_rows = read.sequences(session)
         db_rows = read.databases(session)
         stmts = self.statements(session, srv)
@@ -113,10 +113,10 @@ class PerfInfo(SessionOperation):
             statements=stmts,
             indexes=dict(indexes.health(idx_rows, tab_rows, thresholds, params['tenant_column'], replica_scans),
                          unused_since=_iso(srv['stats_reset']), replicas=replicas),
-            bloat=maintenance.bloat(method, tab_rows, idx_rows, widths, measured, srv['block_size'], thresholds, top),
+            bloat=maintenance.bloat(method, tab_rows, idx_rows, stats, measured, srv['block_size'], thresholds, top),
             vacuum=maintenance.vacuum(tab_rows, db_rows, srv, thresholds, top),
             sequences=maintenance.sequences(seq_rows, thresholds),
-            sizes=maintenance.sizes(tab_rows, db_rows, top),
+            sizes=maintenance.sizes(tab_rows, idx_rows, db_rows, top),
             thresholds=thresholds,
             counts=dict(tables=len(tab_rows), indexes=len(idx_rows), sequences=len(seq_rows)),
         )

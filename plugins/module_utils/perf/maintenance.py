@@ -72,9 +72,33 @@ def index_estimate(index, width, fillfactor, block_size):
     return max(pages - expected, 0) * block_size
 
 
-def bloat(method, tables, indexes, widths, measured, block_size, thresholds, top):
+def table_width(table, stats):
+    """(width, has_nulls) of a table's rows from pg_stats ({(relid, attnum): (avg_width, null_frac)}); (None, None)
+    when it has no statistics."""
+    found = [stats[(table['oid'], n)] for n in range(1, (table.get('columns') or 0) + 1) if (table['oid'], n) in stats]
+    if not found:
+        return None, None
+    return sum((1 - (nf or 0)) * (w or 0) for w, nf in found), any((nf or 0) > 0 for _w, nf in found)
+
+
+def index_width(index, stats):
+    """The average key width of an index from pg_stats: a table column's, or an expression's own statistics
+    (32 bytes when ANALYZE has none); None when the table was never analyzed."""
+    width = 0.0
+    for pos, attnum in enumerate(list(index.get('keys') or [])[:index.get('nkeyatts') or len(index.get('keys') or [])]):
+        if attnum:
+            found = stats.get((index['table_oid'], attnum))
+            if found is None:
+                return None
+            width += found[0] or 0
+        else:
+            width += (stats.get((index['oid'], pos + 1)) or (32.0, 0))[0] or 0
+    return width
+
+
+def bloat(method, tables, indexes, stats, measured, block_size, thresholds, top):
     """The `bloat` result. method 'pgstattuple': `measured` = (table rows, index rows) of read.pgstattuple; else
-    the estimate from the catalog rows and `widths` (read.index_widths)."""
+    the estimate from the catalog rows and `stats` (read.stats)."""
     table_items, index_items = [], []
     by_oid = dict((t['oid'], t) for t in tables)
     idx_by_oid = dict((i['oid'], i) for i in indexes)
@@ -96,15 +120,14 @@ def bloat(method, tables, indexes, widths, measured, block_size, thresholds, top
         for t in tables:
             if t.get('relkind') not in ('r', 'm'):
                 continue
-            wasted = table_estimate(t, block_size)
+            width, has_nulls = table_width(t, stats)
+            wasted = table_estimate(dict(t, width=width, has_nulls=has_nulls), block_size)
             if wasted is not None:
                 table_items.append((t, (t.get('relpages') or 0) * block_size, min(wasted, t.get('table_bytes') or 0)))
-        wmap = dict((w['oid'], w) for w in widths)
         for i in indexes:
-            w = wmap.get(i['oid'])
-            if w is None or i.get('relkind') != 'i' or not i.get('valid'):
+            if i.get('relkind') != 'i' or not i.get('valid') or i.get('method') != 'btree':
                 continue
-            wasted = index_estimate(i, w['width'], w['fillfactor'], block_size)
+            wasted = index_estimate(i, index_width(i, stats), i.get('fillfactor'), block_size)
             if wasted is not None:
                 index_items.append((i, i.get('bytes') or 0, min(wasted, i.get('bytes') or 0)))
 
@@ -195,10 +218,16 @@ def sequences(rows, thresholds):
     return out
 
 
-def sizes(tables, dbs, top):
-    items = [dict(table=t['table'], total_bytes=t.get('total_bytes') or 0, table_bytes=t.get('table_bytes') or 0,
-                  index_bytes=t.get('index_bytes') or 0, toast_bytes=t.get('toast_bytes') or 0,
-                  live_rows=t.get('n_live_tup') or 0) for t in tables if t.get('relkind') in ('r', 'm')]
+def sizes(tables, indexes, dbs, top):
+    """The largest tables (total = heap with TOAST + its indexes, sized once in the index rows) and the databases."""
+    index_bytes = {}
+    for i in indexes:
+        if i.get('relkind') == 'i':
+            index_bytes[i['table_oid']] = index_bytes.get(i['table_oid'], 0) + (i.get('bytes') or 0)
+    items = [dict(table=t['table'], total_bytes=(t.get('heap_total_bytes') or 0) + index_bytes.get(t['oid'], 0),
+                  table_bytes=t.get('table_bytes') or 0, index_bytes=index_bytes.get(t['oid'], 0),
+                  toast_bytes=t.get('toast_bytes') or 0, live_rows=t.get('n_live_tup') or 0)
+             for t in tables if t.get('relkind') in ('r', 'm')]
     items.sort(key=lambda x: (-x['total_bytes'], x['table']))
     databases = [dict(database=d['database'], bytes=d.get('bytes')) for d in dbs]
     databases.sort(key=lambda x: (-(x['bytes'] or 0), x['database']))

@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, ProcGenie platform engineering
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What pg_perf_info reads: a fixed number of catalog queries whatever the size of the schema (the guards, the
-server, the indexes, the tables, the index widths for the bloat estimate or pgstattuple's measures, the sequences,
+server, the indexes, the tables, pg_stats for the bloat estimate or pgstattuple's measures, the sequences,
 the databases, and pg_stat_statements' numbers and the texts of the top statements), plus one query a replica.
 
 Identifiers that end up in fix SQL are quoted by the server (format('%I.%I') / quote_ident) and come back as text;
@@ -45,7 +45,10 @@ LEFT JOIN (SELECT n.nspname FROM pg_extension e
            JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgstattuple') pst ON true
 """
 
-GUARDS = "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)"
+# work_mem: the index rows (with their definitions) are joined in memory; jit off: compiling these catalog
+# queries (estimated large on a big schema) costs seconds and saves nothing
+GUARDS = ("SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false), "
+          "set_config('work_mem', '64MB', false), set_config('jit', 'off', false)")
 
 # One row an index of the user schemas. Partitioned indexes (relkind 'I') sum the sizes and scans of their
 # partitions (pg_partition_tree); attached partition indexes are marked (they cannot be dropped on their own).
@@ -57,7 +60,9 @@ SELECT i.indexrelid AS oid, i.indrelid AS table_oid, c.relname::text AS name,
        tn.nspname || '.' || t.relname AS "table", format('%I.%I', tn.nspname, t.relname) AS table_sql,
        n.nspname || '.' || c.relname AS "index", format('%I.%I', n.nspname, c.relname) AS index_sql,
        am.amname::text AS method, c.relkind::text AS relkind, t.relkind::text AS table_kind,
-       i.indnatts AS natts, i.indnkeyatts AS nkeyatts, i.indkey::int2[] AS keys, i.indclass::oid[] AS opclasses,
+       i.indnatts AS natts, i.indnkeyatts AS nkeyatts,
+       coalesce((SELECT split_part(o, '=', 2)::int FROM unnest(c.reloptions) o WHERE o LIKE 'fillfactor=%'), 90)
+         AS fillfactor, i.indkey::int2[] AS keys, i.indclass::oid[] AS opclasses,
        i.indcollation::oid[] AS collations, i.indoption::int2[] AS options,
        pg_get_expr(i.indexprs, i.indrelid) AS exprs, pg_get_expr(i.indpred, i.indrelid) AS predicate,
        i.indisunique AS "unique", i.indisprimary AS "primary", i.indisexclusion AS exclusion,
@@ -91,15 +96,11 @@ LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid
 LEFT JOIN cons ON cons.conindid = i.indexrelid
 LEFT JOIN building b ON b.index_relid = i.indexrelid
 WHERE t.relkind IN ('r', 'p', 'm') AND {user_schemas}
-ORDER BY 1
 """
 
-# One row a table (ordinary, partitioned, materialized view) of the user schemas: statistics, ages, sizes, the
-# tenant column's number and the widths of its columns from pg_stats (the bloat estimate).
+# One row a table (ordinary, partitioned, materialized view) of the user schemas: statistics, ages, sizes (the
+# indexes' sizes come from the index rows: no relation is measured twice) and the tenant column's number.
 TABLES = """
-WITH widths AS (SELECT st.schemaname, st.tablename, sum((1 - st.null_frac) * st.avg_width)::float8 AS width,
-                       bool_or(st.null_frac > 0) AS has_nulls, count(*) AS stats_columns
-                FROM pg_stats st WHERE NOT st.inherited GROUP BY 1, 2)
 SELECT c.oid, n.nspname || '.' || c.relname AS "table", format('%%I.%%I', n.nspname, c.relname) AS table_sql,
        c.relkind::text AS relkind, c.relispartition AS partition,
        s.seq_scan, s.seq_tup_read, s.idx_scan, s.n_live_tup, s.n_dead_tup,
@@ -108,49 +109,31 @@ SELECT c.oid, n.nspname || '.' || c.relname AS "table", format('%%I.%%I', n.nspn
             CASE WHEN tc.oid IS NOT NULL THEN age(tc.relfrozenxid) END) END::bigint AS xid_age,
        CASE WHEN c.relkind IN ('r', 'm') THEN greatest(mxid_age(c.relminmxid),
             CASE WHEN tc.oid IS NOT NULL THEN mxid_age(tc.relminmxid) END) END::bigint AS mxid_age,
-       pg_total_relation_size(c.oid) AS total_bytes, pg_relation_size(c.oid) AS table_bytes,
-       pg_indexes_size(c.oid) AS index_bytes,
+       CASE WHEN c.relkind IN ('r', 'm') THEN pg_table_size(c.oid) ELSE 0 END AS heap_total_bytes,
+       CASE WHEN c.relkind IN ('r', 'm') THEN pg_relation_size(c.oid) ELSE 0 END AS table_bytes,
        CASE WHEN tc.oid IS NOT NULL THEN pg_total_relation_size(tc.oid) ELSE 0 END AS toast_bytes,
        c.reltuples::float8 AS reltuples, c.relpages::bigint AS relpages,
        (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = %(tenant)s
           AND a.attnum > 0 AND NOT a.attisdropped) AS tenant_attnum,
-       quote_ident(%(tenant)s) AS tenant_sql,
-       (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
-          AND NOT a.attisdropped) AS columns,
-       w.width, w.has_nulls, w.stats_columns,
+       quote_ident(%(tenant)s) AS tenant_sql, c.relnatts AS columns,
        coalesce((SELECT split_part(o, '=', 2)::int FROM unnest(c.reloptions) o WHERE o LIKE 'fillfactor=%%'), 100)
          AS fillfactor
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid
 LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
-LEFT JOIN widths w ON w.schemaname = n.nspname AND w.tablename = c.relname
 WHERE c.relkind IN ('r', 'p', 'm') AND {user_schemas}
-ORDER BY 1
 """
 
-# The key widths of the btree indexes for the estimate: fixed-size types by their length, others by pg_stats of
-# the table's column (or, for an expression, of the index's own column).
-INDEX_WIDTHS = """
-WITH stats AS MATERIALIZED (SELECT schemaname, tablename, attname, avg_width FROM pg_stats WHERE NOT inherited)
-SELECT i.indexrelid AS oid,
-       sum(coalesce(CASE WHEN ia.attlen > 0 THEN ia.attlen::float8 END, st.avg_width::float8, se.avg_width::float8,
-                    32))::float8 AS width,
-       coalesce((SELECT split_part(o, '=', 2)::int FROM unnest(c.reloptions) o WHERE o LIKE 'fillfactor=%'), 90)
-         AS fillfactor
-FROM pg_index i
-JOIN pg_class c ON c.oid = i.indexrelid
-JOIN pg_am am ON am.oid = c.relam AND am.amname = 'btree'
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_class t ON t.oid = i.indrelid
-JOIN pg_namespace tn ON tn.oid = t.relnamespace
-JOIN pg_attribute ia ON ia.attrelid = i.indexrelid AND ia.attnum > 0 AND ia.attnum <= i.indnkeyatts
-LEFT JOIN pg_attribute ta ON ta.attrelid = i.indrelid AND ta.attnum = i.indkey[ia.attnum - 1]
-LEFT JOIN stats st ON st.schemaname = tn.nspname AND st.tablename = t.relname AND st.attname = ta.attname
-LEFT JOIN stats se ON ta.attnum IS NULL AND se.schemaname = n.nspname AND se.tablename = c.relname
-                   AND se.attname = ia.attname
-WHERE c.relkind = 'i' AND {user_schemas}
-GROUP BY i.indexrelid, c.reloptions
+# pg_stats by relation oid and column number (the estimate's widths): a table's columns, and an expression
+# index's own columns (ANALYZE gathers statistics of index expressions under the index)
+STATS = """
+SELECT c.oid AS relid, a.attnum, st.avg_width::float8 AS avg_width, st.null_frac::float8 AS null_frac
+FROM pg_stats st
+JOIN pg_namespace n ON n.nspname = st.schemaname
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = st.tablename
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = st.attname
+WHERE NOT st.inherited AND {user_schemas}
 """
 
 # pgstattuple's measures of the tables and btree indexes at least `min_bytes` large (smaller ones are never
@@ -231,6 +214,17 @@ WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema') AND s.schemaname 
 """
 
 
+def _rows(session, query, params=None):
+    """Session.rows for the large reads: plain tuples zipped into dicts (a RealDictCursor sets every value through
+    Python, seconds on 15,000 indexes); recorded in the query log like every statement."""
+    with session.conn.cursor() as cur:
+        text = cur.mogrify(query, params)
+        session.log.add(text.decode('utf-8', 'replace') if isinstance(text, bytes) else text)
+        cur.execute(query, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, values)) for values in cur.fetchall()]
+
+
 def _q(text, **parts):
     return sql.SQL(text).format(user_schemas=sql.SQL(USER_SCHEMAS), **parts)
 
@@ -246,15 +240,16 @@ def server(session):
 def indexes(session, version_num):
     nnd = 'i.indnullsnotdistinct' if version_num >= 150000 else 'false'
     last = 's.last_idx_scan' if version_num >= 160000 else 'NULL::timestamptz'
-    return session.rows(_q(INDEXES, nulls_not_distinct=sql.SQL(nnd), last_idx_scan=sql.SQL(last)))
+    return _rows(session, _q(INDEXES, nulls_not_distinct=sql.SQL(nnd), last_idx_scan=sql.SQL(last)))
 
 
 def tables(session, tenant_column):
-    return session.rows(_q(TABLES), dict(tenant=tenant_column))
+    return _rows(session, _q(TABLES), dict(tenant=tenant_column))
 
 
-def index_widths(session):
-    return session.rows(_q(INDEX_WIDTHS))
+def stats(session):
+    """{(relid, attnum): (avg_width, null_frac)} of pg_stats."""
+    return dict(((r['relid'], r['attnum']), (r['avg_width'], r['null_frac'])) for r in _rows(session, _q(STATS)))
 
 
 def pgstattuple(session, schema, min_bytes):
@@ -288,7 +283,7 @@ def statements(session, schema, columns, database_only):
         toplevel=sql.SQL('s.toplevel') if cols['toplevel'] else sql.SQL('true'),
         total=sql.Identifier(cols['total']), max=sql.Identifier(cols['max']), schema=sql.Identifier(schema),
         scope=sql.SQL(scope))
-    return session.rows(query)
+    return _rows(session, query)
 
 
 def statements_reset_time(session, schema):
