@@ -141,3 +141,24 @@ def test_findings_one_line_each_critical_first():
     assert all('\n' not in f['message'] for f in out)
     assert set(f['area'] for f in out) == {'statements', 'indexes', 'bloat', 'vacuum', 'wraparound', 'sequences',
                                            'sizes'}
+
+
+def test_widths_from_pg_stats_and_sizes_counted_once():
+    stats = {(1, 1): (4.0, 0.0), (1, 2): (100.0, 0.5), (7, 1): (20.0, 0.0)}
+    assert maintenance.table_width(dict(oid=1, columns=3), stats) == (54.0, True)
+    assert maintenance.table_width(dict(oid=2, columns=3), stats) == (None, None)  # never analyzed
+    plain = dict(oid=5, table_oid=1, keys=[1, 2], nkeyatts=1)                     # (a) INCLUDE (b): leaf holds both
+    assert maintenance.index_width(plain, stats) == 104.0
+    expr = dict(oid=7, table_oid=1, keys=[0, 1], nkeyatts=2)                       # (lower(b), a)
+    assert maintenance.index_width(expr, stats) == 24.0
+    assert maintenance.index_width(dict(oid=8, table_oid=1, keys=[0]), stats) == 32.0
+    assert maintenance.index_width(dict(oid=9, table_oid=2, keys=[1]), stats) is None
+    tables = [dict(oid=1, table='public.a', relkind='r', heap_total_bytes=1000, table_bytes=800, toast_bytes=100,
+                   n_live_tup=3),
+              dict(oid=2, table='public.p', relkind='p', heap_total_bytes=0)]
+    indexes = [dict(oid=5, table_oid=1, relkind='i', bytes=300), dict(oid=6, table_oid=1, relkind='i', bytes=200),
+               dict(oid=9, table_oid=2, relkind='I', bytes=999)]
+    sizes = maintenance.sizes(tables, indexes, [dict(database='d', bytes=5)], 10)
+    assert sizes['tables'] == [dict(table='public.a', total_bytes=1500, table_bytes=800, index_bytes=500,
+                                    toast_bytes=100, live_rows=3)]
+    assert sizes['databases'] == [dict(database='d', bytes=5)]

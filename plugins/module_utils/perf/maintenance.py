@@ -82,10 +82,11 @@ def table_width(table, stats):
 
 
 def index_width(index, stats):
-    """The average key width of an index from pg_stats: a table column's, or an expression's own statistics
-    (32 bytes when ANALYZE has none); None when the table was never analyzed."""
+    """The average width of an index's leaf tuples' columns (keys and INCLUDE columns) from pg_stats: a table
+    column's, or an expression's own statistics (32 bytes when ANALYZE has none); None when the table was never
+    analyzed."""
     width = 0.0
-    for pos, attnum in enumerate(list(index.get('keys') or [])[:index.get('nkeyatts') or len(index.get('keys') or [])]):
+    for pos, attnum in enumerate(index.get('keys') or []):
         if attnum:
             found = stats.get((index['table_oid'], attnum))
             if found is None:
