@@ -167,6 +167,10 @@ def test_restores_exactly_the_affected_rows_keeps_later_ones_and_undoes(lab, cor
     result = play([restore_task(lab, diff, undo_dir, delete_extra=True)]).result('restore')
     assert result.get('failed') is not True, result.get('msg')
     assert result['changed'] is True
+    # queries show the statements with counts for the rows and keys: no row value, no password
+    shown = ' '.join(result['queries'])
+    assert 'oops' not in shown and 'bogus' not in shown and 'account 7' not in shown
+    assert lab.state['password'] not in shown and '<12 rows of public.orders>' in shown
     orders = dict((t['table'], t) for t in result['tables'])['public.orders']
     assert orders['insert']['count'] == 8 and orders['update']['count'] == 12 and orders['delete']['keys'] == [[1000]]
     # every row of before T is the good copy's again; the later rows are still there, untouched
@@ -334,5 +338,33 @@ def test_cancel_ends_the_sessions_and_changes_nothing(lab, corrupted, play, work
     holder.close()
     monitor.close()
     thread.join(60)
+    assert rows(lab, LIVE, 'orders') == before
+    assert not os.path.exists(undo_dir) or not os.listdir(undo_dir)
+
+
+def test_a_row_changed_between_plan_and_apply_stops_it(lab, corrupted, workdir):
+    """The guard under the locks: the operation planned, a row changed by another session, then applied (the one
+    test that drives the operation itself: ansible-playbook cannot run a statement between plan and apply)."""
+    import psycopg2.extensions
+    from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Context
+    from ansible_collections.procgenie.dbops.plugins.module_utils.row_restore.operation import (
+        RowRestore, RowRestoreError)
+    undo_dir = os.path.join(workdir, 'rr-undo-race')
+    params = dict(node_params(lab, db=LIVE), ssl_mode='prefer', connect_params={}, source=source(lab),
+                  diff=scoped_diff(lab), tables=None, limit=10000, delete_extra=False, undo_dir=undo_dir,
+                  lock_timeout='5s', triggers='fire')
+    operation = RowRestore(params, Context())
+    try:
+        plan = operation.plan()
+        assert plan['changed'] is True
+        query(lab, LIVE, "UPDATE orders SET note = 'meanwhile' WHERE id = 75")
+        before = rows(lab, LIVE, 'orders')
+        with pytest.raises(RowRestoreError) as failure:
+            operation.apply(plan)
+    finally:
+        operation.close()
+        psycopg2.extensions.set_wait_callback(None)
+    assert 'between the plan and the locks' in str(failure.value)
+    assert [(c['action'], c['key']) for c in failure.value.result['conflicts']] == [('update', [75])]
     assert rows(lab, LIVE, 'orders') == before
     assert not os.path.exists(undo_dir) or not os.listdir(undo_dir)

@@ -246,13 +246,15 @@ class RowRestore(SessionOperation):
         """Each item's decision from the target's row now and the source's row; the source's rows kept."""
         items = table['items']
         current = dict((r['ord'], r['hash']) for r in self._run(
-            self.session, statements.target_state(table), [self._keys_json(table, items)], fetch=True))
+            self.session, statements.target_state(table), [self._keys_json(table, items)], _keys_shown(items),
+            fetch=True))
         wanted = [(i, item) for i, item in enumerate(items, 1) if item['action'] != 'delete']
         table['source_rows'] = {}
         source_hash = {}
         if wanted:
             rows = self._run(self.source, statements.source_rows(table),
-                             [self._keys_json(table, [item for _i, item in wanted])], fetch=True)
+                             [self._keys_json(table, [item for _i, item in wanted])], _keys_shown(wanted),
+                             fetch=True)
             texts = dict((wanted[r['ord'] - 1][0], r['row']) for r in rows)
             table['source_rows'] = texts
             if texts:
@@ -388,7 +390,8 @@ class RowRestore(SessionOperation):
             pre = {}
             if applying:
                 rows = self._run(self.session, statements.target_state(table, lock=True, with_rows=True),
-                                 [self._keys_json(table, [it for _o, it in applying])], fetch=True)
+                                 [self._keys_json(table, [it for _o, it in applying])], _keys_shown(applying),
+                                 fetch=True)
                 pre = dict((applying[r['ord'] - 1][0], r) for r in rows)
             for ordinal, item in applying:
                 found = pre.get(ordinal)
@@ -435,7 +438,7 @@ class RowRestore(SessionOperation):
                     continue
                 if action == 'delete':
                     done = self._run(session, statements.delete_rows(table),
-                                     [self._keys_json(table, [it for _o, it in items])])
+                                     [self._keys_json(table, [it for _o, it in items])], _keys_shown(items))
                 else:
                     query = (statements.insert_rows if action == 'insert' else statements.update_rows)(table)
                     if query is None:
@@ -468,6 +471,11 @@ class RowRestore(SessionOperation):
                     session.scalar(statements.SETVAL_SQL, [seq['sequence'], move])
                     moved.append(dict(sequence=seq['sequence'], to=move))
         plan['sequences_moved'] = moved
+
+
+def _keys_shown(items):
+    """What `queries` shows for a JSON parameter of keys (the keys are in the result's `tables`)."""
+    return ['<%d keys>' % len(items)]
 
 
 def _shown(conflicts):
