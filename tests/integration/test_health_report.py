@@ -112,19 +112,23 @@ def test_report_is_written_private_idempotent_and_escaped(play, where):
     assert mode_of(dest) == 0o640
 
 
-@pytest.mark.parametrize('args, words', [
+BAD_INPUT = [
     (dict(facts={'rows': 3}), ['not a result of procgenie.dbops.pg_perf_info']),
     (dict(facts={'findings': 'none'}), ['facts.findings must be a list of dicts']),
     (dict(facts={'indexes': {'duplicate': {'a': 1}}}), ['facts.indexes.duplicate must be a list of dicts']),
     (dict(facts={'findings': []}, mode='0644'), ['mode 0644', 'every user']),
     (dict(facts={'findings': []}, mode='rw-'), ['octal file mode']),
-])
-def test_bad_input_fails_clearly_and_writes_nothing(play, where, args, words):
+]
+
+
+def test_bad_input_fails_clearly_and_writes_nothing(play, where):
     dest = os.path.join(where, 'new', 'health.html')
-    run = play([report_task(dest=dest, **args)])
-    res = run.result('report')
-    assert res.get('failed') and all(w in res['msg'] for w in words), res
-    assert 'Traceback' not in res['msg'] and not os.path.exists(os.path.join(where, 'new'))
+    run = play([report_task('bad %d' % i, dest=dest, **args) for i, (args, _words) in enumerate(BAD_INPUT)])
+    for i, (_args, words) in enumerate(BAD_INPUT):
+        res = run.result('bad %d' % i)
+        assert res.get('failed') and all(w in res['msg'] for w in words), res
+        assert 'Traceback' not in res['msg']
+    assert not os.path.exists(os.path.join(where, 'new'))
 
 
 def test_a_folder_at_dest_is_refused(play, where):
