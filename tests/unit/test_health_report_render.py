@@ -52,6 +52,14 @@ def test_render_is_deterministic_escaped_and_orders_findings():
     assert report.count_levels(facts['findings']) == {'critical': 2, 'warn': 1, 'ok': 0}
 
 
+def test_the_time_shown_is_the_facts_own():
+    facts = sample()
+    page = report.render(report.check_facts(facts))
+    assert 'read at' not in page
+    facts['server']['now'] = '2026-11-30T17:01:34+00:00'
+    assert 'read at 2026-11-30T17:01:34+00:00' in report.render(report.check_facts(facts))
+
+
 def test_render_without_statements_says_how_to_enable():
     facts = sample()
     facts['statements'] = {'available': False, 'message': 'CREATE EXTENSION pg_stat_statements <after preload>'}

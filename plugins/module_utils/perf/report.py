@@ -5,8 +5,8 @@
 
 `render(facts, title)` is pure (unit-tested): inline CSS, inline SVG charts, no script, no link to anything outside
 the file (a Content-Security-Policy that allows nothing else says so to the browser), every value of the facts
-escaped, and nothing that changes between two runs on the same facts (no clock), so a second run reports
-`changed: false`. `HealthReport` is the operation: plan() checks the facts, the mode and the destination and
+escaped, and nothing that changes between two runs on the same facts (no clock of its own: the time shown is
+the facts' `server.now`, when they were read), so a second run on the same facts reports `changed: false`. `HealthReport` is the operation: plan() checks the facts, the mode and the destination and
 renders the page; apply() writes it under a temporary name in the same folder and renames it over `dest`
 (folders it creates are 0700, the file `mode`, 0600 by default: query text can hold data).
 """
@@ -489,6 +489,7 @@ def render(facts, title='PostgreSQL health report'):
     counts = count_levels(facts['findings'])
     about = ['PostgreSQL %s' % esc(server.get('version')) if server.get('version') is not None else '',
              'database %s' % esc(server.get('database')) if server.get('database') is not None else '',
+             'read at %s' % esc(server.get('now')) if server.get('now') else '',
              'statistics since %s' % esc(server.get('stats_reset')) if server.get('stats_reset') else
              'statistics never reset']
     head = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
