@@ -100,8 +100,8 @@ def test_sort_keys_numbers_numerically():
 
 
 def test_top_fanout():
-    assert compare.top_fanout(0) == 1 and compare.top_fanout(2000000) == 3907 and compare.top_fanout(10 ** 9) == compare.MAX_TOP
-    assert compare.top_fanout(100000) == 196
+    assert compare.top_fanout(0) == 1 and compare.top_fanout(2000000) == 7813 and compare.top_fanout(10 ** 9) == compare.MAX_TOP
+    assert compare.top_fanout(100000) == 391
 
 
 def desc(columns, pk=('id',)):

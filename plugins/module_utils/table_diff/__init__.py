@@ -36,8 +36,9 @@ Both sessions read in their own REPEATABLE READ snapshot; every aggregate is com
 sides at the same time (a thread each). Per table:
 
 * integer single-column key (``key_range``): min and max of the key; the first level splits [min, max] into about
-  rows/512 ranges (at most 8192) and returns per range ``count(*)`` and ``sum(hash(row))`` in ONE scan; ranges whose
-  count or sum differ are split into 64 sub-ranges each (one query per level and side, index range scans of the
+  rows/256 ranges (at most 16384) and returns per range ``count(*)`` and a hash of its rows in ONE scan (a
+  parallel plan where the server allows one); ranges whose
+  count or hash differ are split into 64 sub-ranges each (one query per level and side, index range scans of the
   differing ranges only), until a range holds at most 16 rows on each side (a leaf);
 * any other key (text, uuid, composite: ``key_hash``): the same on buckets of a 64-bit hash of the key (the first
   level by its low bits, each further level 6 more bits, a scan of the differing buckets); collation-independent;

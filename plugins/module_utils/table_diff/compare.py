@@ -27,18 +27,18 @@ HASHABLE = frozenset((
     'character', 'boolean', 'date', 'timestamp without time zone', 'timestamp with time zone',
     'time without time zone', 'time with time zone', 'interval', 'uuid', 'bytea', 'jsonb', 'inet', 'cidr',
     'macaddr', 'oid', '"char"', 'name', 'money'))
-# types whose hash opclass's function takes another type: their hash through a cheap exact conversion (the
-# sessions' TimeZone is UTC on both sides), keyed by a marker describe() gives
+# types whose hash opclass's function takes another type: their hash through a cheap exact conversion (a
+# timestamptz as its distance from an epoch, a date as days), keyed by a marker describe() gives
 SPECIAL_HASHES = {
-    '@timestamptz': sql.SQL('pg_catalog.timestamp_hash({}::timestamp)') if sql else None,
+    '@timestamptz': sql.SQL("pg_catalog.interval_hash({} - TIMESTAMPTZ '2000-01-01 00:00:00+00')") if sql else None,
     '@date': sql.SQL("pg_catalog.hashint4({} - DATE '2000-01-01')") if sql else None,
 }
 MODERN = 140000  # hash_record_extended (PostgreSQL 14)
-TOP_SEGMENT_ROWS = 512  # rows per first-level range/bucket
+TOP_SEGMENT_ROWS = 256  # rows per first-level range/bucket
 FANOUT = 64  # sub-ranges (or 2**FANOUT_BITS buckets) per differing range
 FANOUT_BITS = 6
 LEAF_ROWS = 16  # a range with at most this many rows on each side is fetched
-MAX_TOP = 8192
+MAX_TOP = 16384
 MAX_BITS = 62
 
 
@@ -332,8 +332,21 @@ def _is_int(value):
 
 
 # ---------------------------------------------------------------- the comparison
-def _groups(session, query, params=None):
-    return dict(((r['parent'], r['seg']), (r['n'], r['s'])) for r in session.rows(query, params))
+# the first level reads the whole table: a parallel plan (the planner takes every row for a group of its own, as it
+# cannot know how many ranges an expression makes, and so never plans the partial aggregation without this)
+PARALLEL_SETTINGS = (('parallel_setup_cost', '0'), ('parallel_tuple_cost', '0'))
+
+
+def _groups(session, query, params=None, parallel=False):
+    if parallel:
+        for name, value in PARALLEL_SETTINGS:
+            session.execute(sql.SQL('SET {} = {}').format(sql.Identifier(name), sql.Literal(value)))
+    try:
+        return dict(((r['parent'], r['seg']), (r['n'], r['s'])) for r in session.rows(query, params))
+    finally:
+        if parallel:
+            for name, _value in PARALLEL_SETTINGS:
+                session.execute(sql.SQL('RESET {}').format(sql.Identifier(name)))
 
 
 def _fetch(session, query, params):
@@ -354,7 +367,7 @@ def _compare_range(source, target, q, estimate, stats):
     wide = hi - lo >= (1 << 62)
     width = max(1, -(-(hi - lo + 1) // top_fanout(estimate)))
     ends = {lo: hi}
-    groups = run_both(source, target, lambda s: _groups(s, q.range_top(lo, width, wide)))
+    groups = run_both(source, target, lambda s: _groups(s, q.range_top(lo, width, wide), parallel=True))
     stats['source_rows'] = sum(v[0] for v in groups[0].values())
     stats['target_rows'] = sum(v[0] for v in groups[1].values())
     leaves, levels = [], 1
@@ -386,7 +399,7 @@ def _compare_range(source, target, q, estimate, stats):
 def _compare_hash(source, target, q, estimate, stats):
     """Key-hash buckets (any key type, collation-independent); returns (src_rows, tgt_rows) of differing leaves."""
     bits = max(1, int(math.ceil(math.log(top_fanout(estimate), 2)))) if top_fanout(estimate) > 1 else 1
-    groups = run_both(source, target, lambda s: _groups(s, q.hash_level(bits, 0)))
+    groups = run_both(source, target, lambda s: _groups(s, q.hash_level(bits, 0), parallel=True))
     stats['source_rows'] = sum(v[0] for v in groups[0].values())
     stats['target_rows'] = sum(v[0] for v in groups[1].values())
     leaves, levels = {}, 1
