@@ -66,6 +66,8 @@ LATER = """
 INSERT INTO accounts (name, created_at) VALUES ('later account', timestamptz '2026-02-01 00:00:00+00');
 INSERT INTO orders (account_id, amount, note, created_at)
 SELECT 41, n, 'later', timestamptz '2026-02-01 00:00:00+00' + make_interval(mins => n) FROM generate_series(1, 5) AS n;
+-- and a bad migration set the orders sequence back
+SELECT setval(pg_get_serial_sequence('orders', 'id'), 100);
 """
 
 
@@ -160,6 +162,10 @@ def test_restores_exactly_the_affected_rows_keeps_later_ones_and_undoes(lab, cor
         ('public.accounts', 'insert', 1), ('public.orders', 'insert', 8), ('public.orders', 'update', 12),
         ('public.orders', 'delete', 1)]
     assert checked['order']['insert'] == ['public.accounts', 'public.orders']
+    planned = dict((t['table'], t) for t in checked['tables'])
+    assert planned['public.orders']['sequences'] == [
+        dict(sequence='public.orders_id_seq', column='id', last_value=100, to=305)]
+    assert planned['public.accounts']['sequences'] == []
     assert checked['order']['delete'] == ['public.orders', 'public.accounts']
 
     # the runbook's first step: the database in emergency read-only mode; the restore writes all the same
@@ -183,7 +189,9 @@ def test_restores_exactly_the_affected_rows_keeps_later_ones_and_undoes(lab, cor
     # triggers fired (audit), sequences past every id
     assert query(lab, LIVE, "SELECT op, count(*) FROM audit GROUP BY op ORDER BY op") == [
         ('DELETE', 1), ('INSERT', 8), ('UPDATE', 12)]
-    assert query(lab, LIVE, "SELECT last_value >= (SELECT max(id) FROM orders) FROM orders_id_seq")[0][0]
+    assert result['sequences_moved'] == [dict(sequence='public.orders_id_seq', to=305)]
+    assert query(lab, LIVE, "SELECT last_value, is_called FROM orders_id_seq") == [(305, True)]
+    assert query(lab, LIVE, "SELECT last_value FROM accounts_id_seq") == [(41,)]
     # the undo script: 0600 in a 0700 folder, plain SQL
     path = result['undo_script']
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

@@ -309,8 +309,10 @@ class RowRestore(SessionOperation):
         for seq in session.rows(statements.SEQUENCES_SQL, [[table['oid']]]):
             if seq['increment'] <= 0:
                 continue
-            top = self._run(session, statements.column_max(table, seq['column'], with_rows=True), [inserted],
-                            ['<%d rows>' % len(inserted)], fetch=True)[0]['max']
+            deleted = [it for _o, it in table['apply']['delete']]
+            top = self._run(session, statements.column_max(table, seq['column'], with_rows=True),
+                            [self._keys_json(table, deleted), inserted],
+                            _keys_shown(deleted) + ['<%d rows>' % len(inserted)], fetch=True)[0]['max']
             position = dict(session.row(statements.sequence_position(seq)), increment=seq['increment'])
             move = _move_to(top, position)
             if move is not None:

@@ -141,13 +141,16 @@ def mismatches(table):
 
 
 def column_max(table, column, with_rows=False):
-    """The largest value of a column in the table (and in rows about to be inserted, parameter: their text forms)."""
+    """The largest value of a column in the table; `with_rows`: once the restore is done - without the rows it deletes
+    (parameter: their keys as JSON) and with the rows it writes (parameter: their text forms)."""
     if not with_rows:
         return sql.SQL("SELECT max({col})::numeric FROM {tbl}").format(
             col=sql.Identifier(column), tbl=table_name(table))
-    return sql.SQL("SELECT max(v)::numeric FROM (SELECT {col} AS v FROM {tbl} UNION ALL "
-                   "SELECT {col} FROM unnest(%s::{tbl}[])) AS x").format(col=sql.Identifier(column),
-                                                                         tbl=table_name(table))
+    return sql.SQL("SELECT max(v)::numeric FROM (SELECT t.{col} AS v FROM {tbl} AS t WHERE ({tkeys}) NOT IN "
+                   "(SELECT {kkeys} FROM json_populate_recordset(NULL::{tbl}, %s::json) AS k) UNION ALL "
+                   "SELECT {col} FROM unnest(%s::{tbl}[])) AS x").format(
+        col=sql.Identifier(column), tbl=table_name(table), tkeys=_ids(table['key'], 't'),
+        kkeys=_ids(table['key'], 'k'))
 
 
 def sequence_position(sequence):
