@@ -4,7 +4,8 @@ Run: .venv/bin/python bench/table_diff.py  (starts and destroys two clusters of 
      BENCH_ROWS=2000000 (rows of the table), BENCH_DIFFS=100 (differing rows: a third updated, a third deleted,
      a third inserted in the target)
 It times, on the same pair of clusters:
-  module  pg_table_diff through ansible-playbook: the module's own duration_s (both snapshots opened, the table
+  module  pg_table_diff through ansible-playbook (BENCH_ATTEMPTS=3 times, alternating with the full compare so
+          that both see the same machine; the best of each is compared): the module's own duration_s (both snapshots opened, the table
           described, the ranges compared and the differing leaves fetched), and its rows_fetched;
   full    both tables exported with COPY (in parallel, one thread per server), each sorted, and compared line by
           line - the simple way to the same answer;
@@ -34,6 +35,7 @@ from tests.harness.tree import make_tree  # noqa: E402
 
 ROWS = int(os.environ.get('BENCH_ROWS', '2000000'))
 DIFFS = int(os.environ.get('BENCH_DIFFS', '100'))
+ATTEMPTS = int(os.environ.get('BENCH_ATTEMPTS', '3'))
 SETUP = """
 CREATE TABLE orders (id bigint PRIMARY KEY, tenant text NOT NULL, status text NOT NULL, amount numeric(12,2),
                      created_at timestamptz NOT NULL);
@@ -136,22 +138,26 @@ def main():
                         login_password=src['password']),
             tables=[dict(name='orders')], limit=1000), 'name': 'diff'}
         figures = dict(rows=ROWS, differing_rows=count)
-        module_runs = []
-        for _attempt in range(2):  # the better of two (the first warms the caches as the full compare's COPY does)
+        module_runs, full_runs = [], []
+        for _attempt in range(ATTEMPTS):  # alternating, so that both see the same load; the best of each counts
             run = run_playbook([dict(name='b', hosts='localhost', gather_facts=False, tasks=[task])], root, home)
             res = run.result('diff')
             if run.rc != 0:
                 raise SystemExit('pg_table_diff failed: %s' % res.get('msg'))
             module_runs.append(res)
+            full_runs.append(full_compare(labs))
         res = min(module_runs, key=lambda r: r['duration_s'])
         table = res['tables'][0]
         found = set(str(k[0]).encode() for k in table['only_in_source']['keys']) | set(
             str(r['key'][0]).encode() for r in table['only_in_target']['rows'] + table['changed']['rows'])
-        full_s, full_keys = min((full_compare(labs) for _attempt in range(2)), key=lambda x: x[0])
+        full_s, full_keys = min(full_runs, key=lambda x: x[0])
+        pairs = sorted(m['duration_s'] / f[0] for m, f in zip(module_runs, full_runs))
         figures.update(module_s=res['duration_s'], module_runs_s=[r['duration_s'] for r in module_runs],
                        rows_fetched=table['rows_fetched'], fetched_pct=round(100.0 * table['rows_fetched'] / ROWS, 4),
-                       levels=table['levels'], found=len(found), full_s=round(full_s, 3), full_found=len(full_keys),
-                       ratio=round(res['duration_s'] / full_s, 3), agree=found == full_keys)
+                       levels=table['levels'], found=len(found), full_s=round(full_s, 3),
+                       full_runs_s=[round(f[0], 3) for f in full_runs], full_found=len(full_keys),
+                       ratio=round(res['duration_s'] / full_s, 3), median_pair_ratio=round(pairs[len(pairs) // 2], 3),
+                       agree=found == full_keys, load_average=os.getloadavg())
         reladiff_s, reladiff_keys = reladiff_compare(labs)
         if reladiff_s is None:
             figures['reladiff'] = reladiff_keys
