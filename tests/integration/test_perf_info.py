@@ -98,6 +98,9 @@ def assert_zoo(result):
     for index in LOOK_ALIKES:
         assert index not in flagged, index
     unused = names(idx['unused'])
+    for kind in ('duplicate', 'redundant', 'unused', 'invalid'):  # definitions read for the named indexes only
+        assert all(d['definition'].startswith('CREATE ') for d in idx[kind]), idx[kind]
+    assert all(d['covered_by_definition'].startswith('CREATE INDEX') for d in idx['redundant'])
     for index in UNIQUE:
         assert index not in unused
     assert 'public.zoo_d_hash' in unused and 'public.zoo_d_partial' in unused

@@ -177,3 +177,14 @@ def test_tenant_tables_without_a_leading_tenant_index():
     assert [(d['table'], d['fix_sql']) for d in found] == [
         ('public.Odd', 'CREATE INDEX ON public."Odd" ("Tenant");'),
         ('public.t1', 'CREATE INDEX CONCURRENTLY ON public.t1 (tenant_id);')]
+
+
+def test_definitions_are_filled_in_for_the_named_indexes_only():
+    a, ab1, ab2, used = ix('a', [1]), ix('ab1', [1, 2], idx_scan=3), ix('ab2', [1, 2]), ix('used', [9], idx_scan=1)
+    health = indexes.health([a, ab1, ab2, used], [], _thresholds.DEFAULTS, 'tenant_id')
+    assert indexes.named_indexes(health) == {'public.a', 'public.ab1', 'public.ab2'}
+    indexes.fill_definitions(health, {'public.a': 'CREATE INDEX a', 'public.ab1': 'CREATE INDEX ab1',
+                                      'public.ab2': 'CREATE INDEX ab2'})
+    assert health['duplicate'][0]['definition'] == 'CREATE INDEX ab2'
+    assert health['duplicate'][0]['keep_definition'] == 'CREATE INDEX ab1'
+    assert health['redundant'][0]['covered_by_definition'] == 'CREATE INDEX ab1'

@@ -239,6 +239,28 @@ def tenant_unindexed(tables, rows, column):
     return found
 
 
+NAMED = (('index', 'definition'), ('keep', 'keep_definition'), ('covered_by', 'covered_by_definition'))
+
+
+def named_indexes(health_result):
+    """The names of every index the lists mention (their definitions are read afterwards)."""
+    names = set()
+    for kind in ('duplicate', 'redundant', 'unused', 'invalid'):
+        for item in health_result[kind]:
+            names.update(item[key] for key, _def in NAMED if item.get(key))
+    return names
+
+
+def fill_definitions(health_result, definitions):
+    """Set definition / keep_definition / covered_by_definition from {index name: definition}."""
+    for kind in ('duplicate', 'redundant', 'unused', 'invalid'):
+        for item in health_result[kind]:
+            for key, target in NAMED:
+                if item.get(key):
+                    item[target] = definitions.get(item[key])
+    return health_result
+
+
 def health(rows, tables, thresholds, tenant_column, replica_scans=None):
     """The `indexes` result: every list above."""
     dup = duplicates(rows)

@@ -104,6 +104,11 @@ class PerfInfo(SessionOperation):
         if params['reset'] and not stmts['available']:
             raise PerfError('reset: true, but %s' % stmts['message'])
         replicas, replica_scans = self.replicas()
+        index_health = indexes.health(idx_rows, tab_rows, thresholds, params['tenant_column'], replica_scans)
+        named = indexes.named_indexes(index_health)
+        oids = dict((r['index'], r['oid']) for r in idx_rows if r['index'] in named)
+        found = read.definitions(session, list(oids.values()))
+        indexes.fill_definitions(index_health, dict((name, found.get(oid)) for name, oid in oids.items()))
 
         top = params['top']
         result = dict(
@@ -111,8 +116,7 @@ class PerfInfo(SessionOperation):
             server=dict(version=srv['version'], version_num=srv['version_num'], major=server_major(srv['version_num']),
                         database=srv['database'], stats_reset=_iso(srv['stats_reset']), now=_iso(srv['now'])),
             statements=stmts,
-            indexes=dict(indexes.health(idx_rows, tab_rows, thresholds, params['tenant_column'], replica_scans),
-                         unused_since=_iso(srv['stats_reset']), replicas=replicas),
+            indexes=dict(index_health, unused_since=_iso(srv['stats_reset']), replicas=replicas),
             bloat=maintenance.bloat(method, tab_rows, idx_rows, stats, measured, srv['block_size'], thresholds, top),
             vacuum=maintenance.vacuum(tab_rows, db_rows, srv, thresholds, top),
             sequences=maintenance.sequences(seq_rows, thresholds),

@@ -76,7 +76,6 @@ SELECT i.indexrelid AS oid, i.indrelid AS table_oid, c.relname::text AS name,
                WHERE o <= cardinality(f.conkey)) @> f.conkey
           AND (SELECT array_agg(k) FROM unnest(i.indkey::int2[]) WITH ORDINALITY u(k, o)
                WHERE o <= cardinality(f.conkey)) <@ f.conkey) AS foreign_keys,
-       pg_get_indexdef(i.indexrelid) AS definition,
        CASE WHEN c.relkind = 'I'
             THEN (SELECT coalesce(sum(pg_relation_size(p.relid)), 0) FROM pg_partition_tree(i.indexrelid) p)
             ELSE pg_relation_size(i.indexrelid) END::bigint AS bytes,
@@ -241,6 +240,17 @@ def indexes(session, version_num):
     nnd = 'i.indnullsnotdistinct' if version_num >= 150000 else 'false'
     last = 's.last_idx_scan' if version_num >= 160000 else 'NULL::timestamptz'
     return _rows(session, _q(INDEXES, nulls_not_distinct=sql.SQL(nnd), last_idx_scan=sql.SQL(last)))
+
+
+# the definitions of the indexes a result names (pg_get_indexdef is the costliest part of reading every index)
+DEFINITIONS = "SELECT d.oid, pg_get_indexdef(d.oid) AS definition FROM unnest(%s::oid[]) AS d(oid)"
+
+
+def definitions(session, oids):
+    """{oid: CREATE INDEX ...} of the given indexes (no query for none)."""
+    if not oids:
+        return {}
+    return dict((r['oid'], r['definition']) for r in _rows(session, sql.SQL(DEFINITIONS), (sorted(set(oids)),)))
 
 
 def tables(session, tenant_column):
