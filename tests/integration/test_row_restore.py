@@ -282,6 +282,12 @@ def test_a_trigger_rewriting_restored_rows_rolls_back(lab, corrupted, play, work
     assert len(result['changed_by_trigger']) == 12
     assert rows(lab, LIVE, 'orders') == before
     assert os.listdir(undo_dir) == []  # the undo script of the change that did not happen is gone
+    # triggers=replica (a superuser): neither the rewriting trigger nor the audit trigger fires, the rows are the source's
+    result = play([restore_task(lab, scoped_diff(lab), undo_dir, triggers='replica')]).result('restore')
+    assert result.get('failed') is not True, result.get('msg')
+    scope = "created_at < '%s' AND id <> 1000" % T  # the extra row is kept without delete_extra
+    assert rows(lab, LIVE, 'orders', scope) == rows(lab, GOOD, 'orders', scope)
+    assert query(lab, LIVE, 'SELECT count(*) FROM audit') == [(0,)]
 
 
 def test_pg_table_diff_result_and_tables_compared_now(lab, corrupted, play, workdir):
