@@ -278,6 +278,8 @@ def test_bloat_vacuum_wraparound_sequences_and_bad_options(lab, play, zoo):
         assert seqs['public.zoo_small_id_seq']['level'] == 'critical'
         assert seqs['public.zoo_seq']['level'] == 'warn' and seqs['public.zoo_seq']['used'] == 0.8
         assert [t['table'] for t in result['sizes']['tables']][0] == 'public.zoo_bloat'
+        assert str(result['sizes']['tables'][0]['total_bytes']) == lab.psql(
+            'primary', "SELECT pg_total_relation_size('zoo_bloat')", db=DB)
         assert DB in [d['database'] for d in result['sizes']['databases']]
     fixes = dict((f['object'], f['fix_sql']) for f in measured['findings'])
     assert fixes['public.zoo_small_id_seq'] == 'ALTER SEQUENCE public.zoo_small_id_seq AS bigint;'

@@ -153,9 +153,9 @@ def test_widths_from_pg_stats_and_sizes_counted_once():
     assert maintenance.index_width(expr, stats) == 24.0
     assert maintenance.index_width(dict(oid=8, table_oid=1, keys=[0]), stats) == 32.0
     assert maintenance.index_width(dict(oid=9, table_oid=2, keys=[1]), stats) is None
-    tables = [dict(oid=1, table='public.a', relkind='r', heap_total_bytes=1000, table_bytes=800, toast_bytes=100,
+    tables = [dict(oid=1, table='public.a', relkind='r', table_bytes=800, map_bytes=100, toast_bytes=100,
                    n_live_tup=3),
-              dict(oid=2, table='public.p', relkind='p', heap_total_bytes=0)]
+              dict(oid=2, table='public.p', relkind='p', table_bytes=0)]
     indexes = [dict(oid=5, table_oid=1, relkind='i', bytes=300), dict(oid=6, table_oid=1, relkind='i', bytes=200),
                dict(oid=9, table_oid=2, relkind='I', bytes=999)]
     sizes = maintenance.sizes(tables, indexes, [dict(database='d', bytes=5)], 10)

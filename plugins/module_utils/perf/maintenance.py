@@ -220,12 +220,14 @@ def sequences(rows, thresholds):
 
 
 def sizes(tables, indexes, dbs, top):
-    """The largest tables (total = heap with TOAST + its indexes, sized once in the index rows) and the databases."""
+    """The largest tables (total = main fork, free space and visibility maps, TOAST, and its indexes, each sized once:
+    the indexes in the index rows) and the databases."""
     index_bytes = {}
     for i in indexes:
         if i.get('relkind') == 'i':
             index_bytes[i['table_oid']] = index_bytes.get(i['table_oid'], 0) + (i.get('bytes') or 0)
-    items = [dict(table=t['table'], total_bytes=(t.get('heap_total_bytes') or 0) + index_bytes.get(t['oid'], 0),
+    items = [dict(table=t['table'], total_bytes=sum(t.get(k) or 0 for k in ('table_bytes', 'map_bytes', 'toast_bytes'))
+                  + index_bytes.get(t['oid'], 0),
                   table_bytes=t.get('table_bytes') or 0, index_bytes=index_bytes.get(t['oid'], 0),
                   toast_bytes=t.get('toast_bytes') or 0, live_rows=t.get('n_live_tup') or 0)
              for t in tables if t.get('relkind') in ('r', 'm')]

@@ -108,8 +108,9 @@ SELECT c.oid, n.nspname || '.' || c.relname AS "table", format('%%I.%%I', n.nspn
             CASE WHEN tc.oid IS NOT NULL THEN age(tc.relfrozenxid) END) END::bigint AS xid_age,
        CASE WHEN c.relkind IN ('r', 'm') THEN greatest(mxid_age(c.relminmxid),
             CASE WHEN tc.oid IS NOT NULL THEN mxid_age(tc.relminmxid) END) END::bigint AS mxid_age,
-       CASE WHEN c.relkind IN ('r', 'm') THEN pg_table_size(c.oid) ELSE 0 END AS heap_total_bytes,
        CASE WHEN c.relkind IN ('r', 'm') THEN pg_relation_size(c.oid) ELSE 0 END AS table_bytes,
+       CASE WHEN c.relkind IN ('r', 'm') THEN pg_relation_size(c.oid, 'fsm') + pg_relation_size(c.oid, 'vm')
+            ELSE 0 END AS map_bytes,
        CASE WHEN tc.oid IS NOT NULL THEN pg_total_relation_size(tc.oid) ELSE 0 END AS toast_bytes,
        c.reltuples::float8 AS reltuples, c.relpages::bigint AS relpages,
        (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = %(tenant)s
