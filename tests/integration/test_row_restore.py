@@ -49,6 +49,15 @@ INSERT INTO orders (id, account_id, amount, note, tags, created_at)
 SELECT n, 1 + n % 40, n * 1.25, CASE WHEN n % 3 = 0 THEN E'\\x41 not bytea\n\\.' END, ARRAY['t' || n, NULL],
        timestamptz '2025-07-01 00:00:00+00' + make_interval(mins => n)
   FROM generate_series(1, 300) AS n;
+CREATE TABLE lines (
+    region text NOT NULL,
+    line_no int NOT NULL,
+    at timestamptz NOT NULL,
+    qty int NOT NULL,
+    PRIMARY KEY (region, line_no, at)
+);
+INSERT INTO lines SELECT r, n, timestamptz '2025-05-01 00:00:00+00' + make_interval(secs => n * 1.5), n
+  FROM unnest(ARRAY['eu', 'us', 'Ä "x"']) AS r, generate_series(1, 20) AS n;
 SELECT setval(pg_get_serial_sequence('accounts', 'id'), 40);
 SELECT setval(pg_get_serial_sequence('orders', 'id'), 300);
 """
@@ -59,6 +68,8 @@ UPDATE orders SET amount = 0, note = 'oops' WHERE id % 25 = 0;
 DELETE FROM orders WHERE account_id = 7;
 DELETE FROM accounts WHERE id = 7;
 INSERT INTO orders (id, account_id, amount, note, created_at) VALUES (1000, 1, 9, 'bogus', '2025-08-01');
+UPDATE lines SET qty = 0 WHERE line_no = 3;
+DELETE FROM lines WHERE region = 'Ä "x"' AND line_no > 17;
 """
 
 # after T: legitimate writes (new rows, created after T)
@@ -294,7 +305,7 @@ def test_pg_table_diff_result_and_tables_compared_now(lab, corrupted, play, work
     """The two ways in: a registered pg_table_diff result (check mode), and tables compared by the module itself."""
     undo_dir = os.path.join(workdir, 'rr-undo-tables')
     scope = "created_at < '%s'" % T
-    tables = [dict(name='accounts', where=scope), dict(name='public.orders', where=scope)]
+    tables = [dict(name='accounts', where=scope), dict(name='public.orders', where=scope), dict(name='lines')]
     conn = node_params(lab, db=LIVE)
     tasks = [
         dict(name='diff', register='diff', **{'procgenie.dbops.pg_table_diff': dict(
@@ -311,6 +322,11 @@ def test_pg_table_diff_result_and_tables_compared_now(lab, corrupted, play, work
     for result in (planned, restored):
         orders = dict((t['table'], t) for t in result['tables'])['public.orders']
         assert (orders['insert']['count'], orders['update']['count'], orders['delete']['count']) == (8, 12, 1)
+    lines = dict((t['table'], t) for t in restored['tables'])['public.lines']
+    assert lines['key'] == ['region', 'line_no', 'at'] and lines['update']['count'] == 3
+    assert sorted(k[:2] for k in lines['insert']['keys']) == [['Ä "x"', '18'], ['Ä "x"', '19'], ['Ä "x"', '20']]
+    assert query(lab, LIVE, 'SELECT md5(string_agg(l::text, \',\' ORDER BY l::text)) FROM lines AS l') == query(
+        lab, GOOD, 'SELECT md5(string_agg(l::text, \',\' ORDER BY l::text)) FROM lines AS l')
     assert restored['diff'][1]['changed']['count'] == 12 and planned['diff'] is None
     assert rows(lab, LIVE, 'orders', scope) == rows(lab, GOOD, 'orders', scope)
     assert len(rows(lab, LIVE, 'orders', "created_at >= '%s'" % T)) == 5
