@@ -174,7 +174,14 @@ class RowRestore(SessionOperation):
                                   'connect as one, or keep triggers=fire')
         self.tables = [self._read_table(entry) for entry in entries]
         oids = [t['oid'] for t in self.tables]
-        insert_order, delete_order, _cyclic = diffs.step_order(oids, foreign_keys(session, oids))
+        twice = sorted(set(t['qname'] for t in self.tables if oids.count(t['oid']) > 1))
+        if twice:
+            raise RowRestoreError('the diff lists %s more than once (under different names)' % ', '.join(twice))
+        insert_order, delete_order, cyclic = diffs.step_order(oids, foreign_keys(session, oids))
+        if cyclic:
+            self.warn('foreign keys among %s form a cycle: their rows are written in the diff\'s order, which only '
+                      'deferrable constraints (SET CONSTRAINTS ALL DEFERRED) always accept' % ', '.join(
+                          t['qname'] for t in self.tables if t['oid'] in cyclic))
         by_oid = dict((t['oid'], t) for t in self.tables)
         self._triggers(session, oids)
         conflicts = []
