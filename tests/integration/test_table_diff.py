@@ -60,7 +60,7 @@ def first(lab, dbs, collections_root, home):
     """One playbook run of the tasks the read-only tests look at (each ansible-playbook run costs seconds)."""
     from tests.harness.playbook import run_playbook
     tasks = [diff_task(lab, 'diff', [dict(name='orders'), dict(name='public.codes'), dict(name='big')]),
-             diff_task(lab, 'scoped', [dict(name='big'), dict(name='orders', where="id <= 2000")]),
+             diff_task(lab, 'scoped', [dict(name='big'), dict(name='orders', where="id <= 2000 -- a comment")]),
              diff_task(lab, 'where', [dict(name='orders', where="created_at < '%s'" % T)], limit=1),
              diff_task(lab, 'bad', [dict(name='orders', where="true; COMMIT; DROP TABLE orders")])]
     return run_playbook([dict(name='t', hosts='localhost', gather_facts=False, tasks=tasks)], collections_root, home)

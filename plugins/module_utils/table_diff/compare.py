@@ -237,7 +237,8 @@ class TableSql(object):
             sql.SQL('md5({}::text)').format(ident(c)) for c in columns))
         self.key_text = sql.SQL('ARRAY[{}]').format(sql.SQL(', ').join(
             sql.SQL('{}::text').format(ident(k)) for k in key))
-        self.where = sql.SQL('({})').format(sql.SQL(where)) if where else sql.SQL('true')
+        # the closing parenthesis on a line of its own: a trailing -- comment in the where ends before it
+        self.where = sql.SQL('({}\n)').format(sql.SQL(where)) if where else sql.SQL('true')
         self.k0 = ident(key[0])
 
     def probe(self):
