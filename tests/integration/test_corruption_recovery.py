@@ -143,6 +143,14 @@ def test_corruption_recovery_playbook(lab, incident, play):
         corruption_recovery_health_url=incident['health'])
     playbook = os.path.join(REPO, 'playbooks', 'corruption_recovery.yml')
 
+    # the AWX workflow's first node (phase assess): writes stopped, the copy restored, compared; nothing restored
+    assess = play(playbook=playbook, extravars=dict(extravars, corruption_recovery_phase='assess'))
+    assert assess.rc == 0, assess
+    assert assess.results[-1]['task'] == 'Summary'
+    assert 'compared, nothing restored: 7 row(s) would be inserted, 10 updated, 0 deleted after approval' in \
+        assess.results[-1]['result']['msg']
+    assert assess.result('Restore to the target in a new cluster')['changed'] is True
+
     # without approval (no terminal, no AWX approval): everything up to the comparison, then a stop
     first = play(playbook=playbook, extravars=extravars)
     assert first.rc != 0
