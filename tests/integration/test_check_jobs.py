@@ -191,6 +191,10 @@ def variables(lab, ctx):
     with open(os.path.join(migrations, '2_priority_index.sql'), 'w') as handle:
         handle.write("-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_req_priority "
                      "ON requisitions (priority);\n")
+    hook = os.path.join(os.path.dirname(ctx['backups']), 'traffic-hook.yml')
+    with open(hook, 'w') as handle:
+        handle.write('- name: Scale the application (a check job runs it in check mode)\n'
+                     '  ansible.builtin.command: /bin/false\n')
     return {
         'migrate.yml': [dict(dbops_connection=conn, migrations_path=migrations, migrations_mode='up',
                              migrations_lint='off')],
@@ -246,7 +250,15 @@ def variables(lab, ctx):
                  restore_checklist_traffic='database', restore_checklist_recreate_database=True,
                  restore_checklist_migrations='dbmate', restore_checklist_migrations_path=migrations,
                  restore_checklist_migrations_lint='off', restore_checklist_health_url='http://127.0.0.1:9/health',
-                 restore_checklist_watch_minutes=0.05, restore_checklist_watch_interval=1, **backups)],
+                 restore_checklist_watch_minutes=0.05, restore_checklist_watch_interval=1, **backups),
+            dict(dbops_connection=conn, restore_checklist_state_file=os.path.join(ctx['backups'], 'checklist.json'),
+                 restore_checklist_notify_url='http://127.0.0.1:9/never-posted', restore_checklist_method='pitr',
+                 restore_checklist_pitr=dict(backup_dir=ctx['base'], wal_archive=lab.state['archive_dir'],
+                                             target='latest', data_directory=ctx['new_restore'],
+                                             restore_port=ctx['new_port'], pg_bindir=lab.state['bindir']),
+                 restore_checklist_traffic='hook', restore_checklist_traffic_hook=hook,
+                 restore_checklist_migrations='dbmate', restore_checklist_migrations_path=migrations,
+                 restore_checklist_migrations_lint='off', **backups)],
         'corruption_recovery.yml': [
             dict(dbops_connection=conn, corruption_recovery_tables=[
                 dict(name='requisitions', where="created_at < '2025-03-01'"), dict(name='public.vendors')],
