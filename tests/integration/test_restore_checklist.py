@@ -298,3 +298,26 @@ def test_a_failed_step_says_traffic_is_stopped_and_abort_resumes_it(lab, ctx, co
         assert run.rc == 0, failures(run)
         assert 'nothing to abort' in run.results[-1]['result']['msg']
         assert len(notices(receiver, 'failed')) == 3 and lines(log) == ['stop', 'start']
+
+
+@pytest.mark.parametrize('extra, module', [
+    (dict(restore_checklist_notify='slack', restore_checklist_slack=dict(token='xoxb-test', channel='#incidents')),
+     'community.general.slack'),
+    (dict(restore_checklist_traffic='k8s', restore_checklist_k8s=dict(name='procgenie-api', namespace='prod')),
+     'kubernetes.core.k8s_scale'),
+])
+def test_an_optional_collection_that_is_missing_fails_before_any_change(lab, ctx, collections_root, home, extra,
+                                                                        module):
+    """The collection depends on neither community.general nor kubernetes.core: asking for Slack or k8s without them
+    fails in the preflight, naming what to install - no notice, no record, no backup, traffic untouched."""
+    with Receiver() as receiver:
+        extravars, log = variables(ctx, receiver, 'optional', **extra)
+        run = run_playbook(PLAYBOOK, collections_root, home, extravars=extravars)
+        assert receiver.requests == []
+    assert run.rc != 0
+    msg = failures(run)[-1][1]
+    assert module + ' is not installed' in msg and 'nothing was changed' in msg, msg
+    assert 'traffic is' not in msg, msg
+    assert not os.path.exists(extravars['restore_checklist_state_file'])
+    assert not os.path.exists(extravars['restore_checklist_fresh_backup_dest'])
+    assert lines(log) == []
