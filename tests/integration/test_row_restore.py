@@ -222,12 +222,20 @@ def test_restores_exactly_the_affected_rows_keeps_later_ones_and_undoes(lab, cor
     assert fresh.get('failed') is not True and fresh['changed'] is False
     assert sorted(os.listdir(undo_dir)) == [os.path.basename(path)]
 
-    # the undo script puts the corrupted state back exactly
+    # the undo script puts the corrupted state back exactly - unless a restored row changed since: then nothing
     params = node_params(lab, db=LIVE)
     env = dict(os.environ, PGPASSWORD=params['login_password'])
-    run = subprocess.run([os.path.join(lab.state['bindir'], 'psql'), '-X', '-v', 'ON_ERROR_STOP=1', '-h',
-                          params['login_host'], '-p', str(params['login_port']), '-U', params['login_user'], '-d', LIVE,
-                          '-f', path], env=env, capture_output=True, text=True, check=False)
+    argv = [os.path.join(lab.state['bindir'], 'psql'), '-X', '-v', 'ON_ERROR_STOP=1', '-h', params['login_host'],
+            '-p', str(params['login_port']), '-U', params['login_user'], '-d', LIVE, '-f', path]
+    lab.psql('primary', 'ALTER DATABASE %s RESET default_transaction_read_only' % LIVE)
+    query(lab, LIVE, "UPDATE orders SET note = 'edited after the restore' WHERE id = 25")
+    restored_rows = rows(lab, LIVE, 'orders')
+    run = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert run.returncode != 0, run.stdout
+    assert 'undo stopped: rows updated by the restore of public.orders changed after the restore (11 of 12 ' in run.stderr
+    assert rows(lab, LIVE, 'orders') == restored_rows
+    query(lab, LIVE, "UPDATE orders SET note = NULL WHERE id = 25")  # as the restore wrote it (the good copy's)
+    run = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     assert rows(lab, LIVE, 'orders') == before['orders']
     assert rows(lab, LIVE, 'accounts') == before['accounts']

@@ -90,7 +90,7 @@ def test_undo_script_is_plain_sql_whatever_the_values():
                   key=['id'])
     accounts = dict(schema='public', name='accounts', columns=['id', 'note'], writable=['id', 'note'], key=['id'])
     steps = [dict(table=accounts, inserted=NASTY[:1], updated=[], deleted=NASTY[1:2]),
-             dict(table=orders, inserted=NASTY[2:3], updated=NASTY[3:], deleted=[])]
+             dict(table=orders, inserted=NASTY[2:3], updated=[(NASTY[3], NASTY[4])], deleted=[])]
     text = undo.undo_script(steps, '2026-11-30T17:00:00Z', "5s'; DROP")
     assert scan_lines(text.splitlines(True)) == []
     lines = text.splitlines()
@@ -102,8 +102,11 @@ def test_undo_script_is_plain_sql_whatever_the_values():
     # order: deleted rows back first (referenced tables first), updates, inserted rows deleted last (children first)
     assert text.index('INSERT INTO "public"."accounts"') < text.index('UPDATE "public"."Or""ders"') < \
         text.index('DELETE FROM "public"."Or""ders"') < text.index('DELETE FROM "public"."accounts"')
-    # a generated column is never written
-    assert '"total"' not in text
+    # a generated column is never written (only compared)
+    assert '"total" =' not in text and 'u."total"' not in text.split('SET')[-1].split('FROM')[0]
+    # updates and deletes check that the rows are still the restored ones, and stop otherwise
+    assert text.count("ELSE ('undo stopped") == 3
+    assert "md5(ROW(t.\"id\", t.\"note\", t.\"total\")::text) = md5(ROW(r.\"id\", r.\"note\", r.\"total\")::text)" in text
     assert text.rstrip().endswith('COMMIT;') and 'BEGIN;' in text
 
 

@@ -412,7 +412,8 @@ class RowRestore(SessionOperation):
                                           found=current))
             steps.append(dict(table=table,
                               inserted=[table['source_rows'][o] for o, _it in table['apply']['insert']],
-                              updated=[pre[o]['row'] for o, _it in table['apply']['update'] if o in pre],
+                              updated=[(pre[o]['row'], table['source_rows'][o]) for o, _it in table['apply']['update']
+                                       if o in pre],
                               deleted=[pre[o]['row'] for o, _it in table['apply']['delete'] if o in pre]))
         return steps, conflicts
 
