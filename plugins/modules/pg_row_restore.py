@@ -25,8 +25,9 @@ description:
     everything back.
   - Before the change, an undo script is written into O(undo_dir) (file mode 0600, the folder made 0700) - a plain
     SQL file with a pre-change copy of every row the restore touches, as quoted literals (no psql meta-command, no
-    value in a comment). C(psql -v ON_ERROR_STOP=1 -f <file>) puts the rows back as they were. It is removed
-    again when the restore fails.
+    value in a comment). C(psql -v ON_ERROR_STOP=1 -f <file>) puts the rows back as they were, in one transaction;
+    it updates and deletes only rows still as the restore wrote them, and stops with nothing undone when one changed
+    since. It is removed again when the restore fails.
   - Sequences of serial and identity columns of the restored tables are moved past the largest value now in the
     table (C(setval), never backwards), so that the application's next insert does not collide with a restored id.
   - Both sessions run with C(row_security=off), so row-level security makes the restore fail instead of silently
