@@ -248,9 +248,7 @@ DEFINITIONS = "SELECT d.oid, pg_get_indexdef(d.oid) AS definition FROM unnest(%s
 
 
 def definitions(session, oids):
-    """{oid: CREATE INDEX ...} of the given indexes (no query for none)."""
-    if not oids:
-        return {}
+    """{oid: CREATE INDEX ...} of the given indexes (the query runs for none too: a fixed number of queries)."""
     return dict((r['oid'], r['definition']) for r in _rows(session, sql.SQL(DEFINITIONS), (sorted(set(oids)),)))
 
 
