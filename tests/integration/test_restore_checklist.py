@@ -321,3 +321,33 @@ def test_an_optional_collection_that_is_missing_fails_before_any_change(lab, ctx
     assert not os.path.exists(extravars['restore_checklist_state_file'])
     assert not os.path.exists(extravars['restore_checklist_fresh_backup_dest'])
     assert lines(log) == []
+
+
+def test_a_finished_record_of_the_newest_artifact_is_done_again_only_for_a_newer_one(lab, ctx, collections_root,
+                                                                                     home):
+    """A job template that restores "the newest backup": its finished record means nothing to do while the newest
+    artifact is the one restored, and a new restore once a newer backup exists (check jobs: nothing changes)."""
+    state_file = os.path.join(ctx['root'], 'state', 'newest.json')
+    os.makedirs(os.path.dirname(state_file), exist_ok=True)
+    newest = os.path.join(ctx['backups'], sorted(n for n in os.listdir(ctx['backups']) if n.endswith('.dump'))[-1])
+
+    def record(artifact):
+        with open(state_file, 'w') as handle:
+            json.dump(dict(format=1, status='finished', artifact=artifact, traffic='running', done=list(range(1, 11)),
+                           key=dict(database=DB, method='dump', source='newest full in ' + ctx['backups']),
+                           started='2026-01-01T00:00:00Z', updated='2026-01-01T00:10:00Z', step=0, runs=1,
+                           traffic_spec=dict(method='none', database=DB)), handle)
+
+    extravars = dict(target='localhost', dbops_connection=ctx['conn'], dbops_backup_dir=ctx['backups'],
+                     restore_checklist_state_file=state_file, restore_checklist_notify='none',
+                     restore_checklist_traffic='none', restore_checklist_fresh_backup=False,
+                     restore_checklist_watch_minutes=0)
+    record(newest)
+    run = run_playbook(PLAYBOOK, collections_root, home, extravars=extravars, check=True)
+    assert run.rc == 0, failures(run)
+    assert 'already finished' in run.results[-1]['result']['msg']
+    record(os.path.join(ctx['backups'], 'backup_20200101_000000.dump'))
+    run = run_playbook(PLAYBOOK, collections_root, home, extravars=extravars, check=True)
+    assert run.rc == 0, failures(run)
+    msg = run.results[-1]['result']['msg']
+    assert 'would run the restore checklist' in msg and 'would restore ' + newest in msg, msg
