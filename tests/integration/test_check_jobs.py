@@ -262,7 +262,7 @@ def variables(lab, ctx):
         'corruption_recovery.yml': [
             dict(dbops_connection=conn, corruption_recovery_tables=[
                 dict(name='requisitions', where="created_at < '2025-03-01'"), dict(name='public.vendors')],
-                 corruption_recovery_restore_target='latest', corruption_recovery_create_amcheck=True,
+                 corruption_recovery_restore_target='immediate', corruption_recovery_create_amcheck=True,
                  corruption_recovery_backup_dir=ctx['base'], corruption_recovery_wal_archive=lab.state['archive_dir'],
                  corruption_recovery_data_directory=ctx['new_restore'], corruption_recovery_port=ctx['new_port'],
                  corruption_recovery_pg_bindir=lab.state['bindir'], corruption_recovery_delete_extra=True,
