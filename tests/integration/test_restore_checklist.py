@@ -200,14 +200,15 @@ def read_only(lab):
 
 def test_killed_during_verification_is_continued_with_traffic_resumed(lab, ctx, collections_root, home, workdir):
     """SIGTERM at step 5 (the application checks sleep there) with the database method stopping traffic: the record
-    says steps 1-4 done and traffic stopped (the database is still read-only); the next run continues at step 5 -
-    no second fresh backup, no second restore - and resumes traffic."""
+    says steps 1-4 done and traffic stopped (the database, dropped and restored, is read-only again); the next run
+    continues at step 5 - no second fresh backup, no second restore - and resumes traffic."""
     sql(lab, 'INSERT INTO rchk_notes VALUES (2)')
     with Receiver() as receiver:
         log = files(ctx, 'killed-verify.log')
         flag = files(ctx, 'killed-verify.flag', '')
         extravars, unused = variables(
-            ctx, receiver, 'killed', restore_checklist_traffic='database', restore_checklist_migrations='none',
+            ctx, receiver, 'killed', restore_checklist_traffic='database', restore_checklist_recreate_database=True,
+            restore_checklist_migrations='none',
             restore_checklist_health_url='', restore_checklist_watch_minutes=0,
             restore_checklist_verify_tasks=files(ctx, 'killed-verify.yml', VERIFY % dict(log=log, flag=flag)))
         proc = start(collections_root, home, extravars, ctx['root'])
