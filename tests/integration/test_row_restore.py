@@ -268,11 +268,16 @@ def test_refusals_before_any_change(lab, corrupted, play, workdir):
         (dict(lock_timeout='soon'), 'lock_timeout'),
         (dict(triggers='replica', login_user='rr_plain', login_password='rr-plain-pw'), 'superuser'),
         (dict(delete_extra=True), 'ON DELETE CASCADE (public.notes'),
+        (dict(login_user='rr_plain', login_password='rr-plain-pw'), 'row-level security would hide rows of public.'),
     ]
+    # a role that row-level security restricts: the restore fails instead of acting on the rows it sees
+    for db in (LIVE, GOOD):
+        query(lab, db, "DO $$ BEGIN CREATE ROLE rr_plain LOGIN PASSWORD 'rr-plain-pw'; "
+                       "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        query(lab, db, 'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO rr_plain')
+    query(lab, LIVE, "ALTER TABLE accounts ENABLE ROW LEVEL SECURITY; CREATE POLICY none_here ON accounts USING (false)")
     # with delete_extra, a table that a cascading foreign key references is refused
     query(lab, LIVE, "CREATE TABLE notes (id int PRIMARY KEY, order_id bigint REFERENCES orders ON DELETE CASCADE)")
-    query(lab, LIVE, "DO $$ BEGIN CREATE ROLE rr_plain LOGIN PASSWORD 'rr-plain-pw'; "
-                     "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     before = rows(lab, LIVE, 'orders')
     tasks = []
     for index, (extra, _msg) in enumerate(cases):
@@ -283,6 +288,9 @@ def test_refusals_before_any_change(lab, corrupted, play, workdir):
         result = run.result('case%d' % index)
         assert result['failed'] is True and msg in result['msg'], (index, result['msg'])
     assert rows(lab, LIVE, 'orders') == before
+    for db in (LIVE, GOOD):
+        query(lab, db, 'DROP OWNED BY rr_plain')
+    query(lab, LIVE, 'DROP ROLE rr_plain')
     # an undo folder others can read is refused
     os.makedirs(undo_dir, exist_ok=True)
     os.chmod(undo_dir, 0o755)

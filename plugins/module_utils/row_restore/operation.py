@@ -186,7 +186,15 @@ class RowRestore(SessionOperation):
         self._triggers(session, oids)
         conflicts = []
         for table in self.tables:
-            conflicts.extend(self._decide(table))
+            try:
+                conflicts.extend(self._decide(table))
+            except psycopg2.Error as exc:
+                if exc.pgcode == '42501' and 'row-level security' in str(exc):
+                    raise RowRestoreError('row-level security would hide rows of %s from %s (row_security is off '
+                                          'so that it fails instead of restoring a subset): connect as the table '
+                                          'owner without FORCE ROW LEVEL SECURITY, a BYPASSRLS role or a superuser. %s'
+                                          % (table['qname'], params.get('login_user'), database_error_message(exc)))
+                raise
         if conflicts:
             raise RowRestoreError('%d row(s) changed after the diff was taken (or are gone from the source); nothing '
                                   'was changed. Take the diff again and review it: %s' % (
