@@ -67,6 +67,9 @@ def ctx(lab, workdir, collections_root, home):
         assert run.rc == 0, run
 
     migrate('1')
+    # the application's TypeORM table, one migration applied before the backup
+    sql(lab, 'CREATE TABLE migrations (id serial PRIMARY KEY, "timestamp" bigint NOT NULL, name varchar NOT NULL); '
+             "INSERT INTO migrations (\"timestamp\", name) VALUES (1700000000000, 'Init1700000000000')")
     run = run_playbook([dict(hosts='localhost', gather_facts=False, tasks=[
         {'procgenie.dbops.pg_backup': dict(conn, dest=backups), 'register': 'b'}])], collections_root, home)
     assert run.rc == 0, run
@@ -201,14 +204,19 @@ def read_only(lab):
 def test_killed_during_verification_is_continued_with_traffic_resumed(lab, ctx, collections_root, home, workdir):
     """SIGTERM at step 5 (the application checks sleep there) with the database method stopping traffic: the record
     says steps 1-4 done and traffic stopped (the database, dropped and restored, is read-only again); the next run
-    continues at step 5 - no second fresh backup, no second restore - and resumes traffic."""
+    continues at step 5 - no second fresh backup, no second restore - runs the TypeORM migration applied after the
+    backup point (the names read before the restore are in the record) and resumes traffic."""
     sql(lab, 'INSERT INTO rchk_notes VALUES (2)')
+    # a TypeORM migration the application ran after the backup; its command (here psql) runs it again at step 6
+    sql(lab, "INSERT INTO migrations (\"timestamp\", name) VALUES (1700000000001, 'AddPriority1700000000001')")
+    command = [os.path.join(lab.state['bindir'], 'psql'), '-X', '-v', 'ON_ERROR_STOP=1', '-c',
+               "INSERT INTO migrations (\"timestamp\", name) VALUES (1700000000001, 'AddPriority1700000000001')"]
     with Receiver() as receiver:
         log = files(ctx, 'killed-verify.log')
         flag = files(ctx, 'killed-verify.flag', '')
         extravars, unused = variables(
             ctx, receiver, 'killed', restore_checklist_traffic='database', restore_checklist_recreate_database=True,
-            restore_checklist_migrations='none',
+            restore_checklist_migrations='typeorm', restore_checklist_migrations_command=command,
             restore_checklist_health_url='', restore_checklist_watch_minutes=0,
             restore_checklist_verify_tasks=files(ctx, 'killed-verify.yml', VERIFY % dict(log=log, flag=flag)))
         proc = start(collections_root, home, extravars, ctx['root'])
@@ -247,7 +255,11 @@ def test_killed_during_verification_is_continued_with_traffic_resumed(lab, ctx, 
     assert lines(log) == ['verify', 'verify']
     assert len(said) == 3, said
     assert 'Continuing' in said[1] and 'after step 4' in said[1] and 'traffic is stopped' in said[1], said[1]
-    assert 'finished' in said[2], said[2]
+    assert 'finished' in said[2] and 'migrations: 1 run (AddPriority1700000000001)' in said[2], said[2]
+    # the names read before the restore (step 2 of the killed run, kept in the record) told step 6 what was missing;
+    # the application's command ran through the read-only mode
+    assert sql(lab, 'SELECT string_agg(name, \',\' ORDER BY id) FROM migrations') == \
+        'Init1700000000000,AddPriority1700000000001'
     assert read_only(lab) == 'off'
     assert sql(lab, 'SELECT count(*) FROM rchk_notes') == '0'  # the restore of the first run stays
     fresh = [n for n in os.listdir(os.path.join(ctx['root'], 'killed-fresh')) if n.endswith('.manifest.json')]

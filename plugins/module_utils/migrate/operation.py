@@ -243,6 +243,8 @@ class Migrate(SessionOperation):
         options = ['-c lock_timeout=%s' % self.params['lock_timeout']]
         if self.params.get('statement_timeout') is not None:
             options.append('-c statement_timeout=%s' % self.params['statement_timeout'])
+        if (self.params.get('connect_params') or {}).get('options'):  # PGOPTIONS below replaces the connection's own
+            options.insert(0, str(self.params['connect_params']['options']))
         self.runner.run(self.params['command'], database=self.database, cwd=self.params.get('command_chdir'),
                         env_extra=dict(PGOPTIONS=' '.join(options)))
         after, _regclass = typeorm.read_table(self.session, self.params['typeorm_table'])
