@@ -25,7 +25,7 @@ description:
     every node), INVALID ones (not those a running C(CREATE INDEX CONCURRENTLY) is building), missing-index
     candidates (heavy sequential scans) and tenant tables with no index leading with O(tenant_column).
   - B(Bloat) of tables and btree indexes - measured by C(pgstattuple) when it is installed, else the usual catalog
-    estimate (RV(bloat.method) says which).
+    estimate (C(bloat.method) says which).
   - B(Vacuum and wraparound) - dead tuples, last vacuum and analyze, transaction-ID and multixact age per table and
     database against the server's C(autovacuum_freeze_max_age) and failsafe ages; B(sequences) near their maximum;
     B(sizes) of tables and databases.
@@ -79,14 +79,14 @@ options:
   statement_timeout:
     description: Seconds each query may take.
     type: float
-    default: 60
+    default: 60.0
   lock_timeout:
     description: Seconds a query waits for a lock (sizes take a share lock on each relation) before it fails.
     type: float
-    default: 5
+    default: 5.0
   replicas:
     description:
-      - Replicas whose own index statistics count for RV(indexes.unused) - an index is unused only when no node
+      - Replicas whose own index statistics count for C(indexes.unused) - an index is unused only when no node
         scanned it. Options not given are the module's own.
     type: list
     elements: dict
@@ -185,7 +185,7 @@ attributes:
 notes:
   - Other roles' statements, and C(pgstattuple), need superuser or C(pg_read_all_stats) / C(pg_stat_scan_tables)
     (C(pg_monitor)).
-  - Index statistics count since the last statistics reset (RV(indexes.unused_since)) or, when never reset, since
+  - Index statistics count since the last statistics reset (C(indexes.unused_since)) or, when never reset, since
     the server's statistics began (an unclean shutdown or crash discards them).
 seealso:
   - module: procgenie.dbops.pg_activity_info

@@ -115,7 +115,7 @@ def bloat(method, tables, indexes, stats, measured, block_size, thresholds, top)
                 continue
             density = m['avg_leaf_density'] / 100.0
             target = (m.get('fillfactor') or 90) / 100.0
-            wasted = int(max(0.0, 1 - density / target) * (m['bytes'] or 0)) if density == density else 0
+            wasted = 0 if math.isnan(density) else int(max(0.0, 1 - density / target) * (m['bytes'] or 0))
             index_items.append((i, m['bytes'] or 0, wasted))
     else:
         for t in tables:
