@@ -167,9 +167,13 @@ def test_index_zoo_each_classified_right_and_unused_on_every_node(lab, play, zoo
     assert 'CREATE INDEX CONCURRENTLY ON public."Zoo Odd" (tenant_id);' in fixes
     assert all('\n' not in f['message'] for f in result['findings'])
     assert len(result['queries']) <= 12
-    # the sample schema: contracts is the tenant table without a tenant_id index (seed.py)
+    # the sample schema: contracts is the tenant table without a tenant_id index (seed.py), unless a test of
+    # the same session gave it one
     sample = run.result('sample')
-    assert names(sample['indexes']['tenant_unindexed'], 'table') == ['public.contracts']
+    leading = lab.psql('primary', "SELECT count(*) FROM pg_index WHERE indrelid = 'contracts'::regclass AND "
+                       "indkey[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = 'contracts'::regclass "
+                       "AND attname = 'tenant_id') AND indpred IS NULL AND indisvalid", db='procgenie')
+    assert names(sample['indexes']['tenant_unindexed'], 'table') == ([] if leading != '0' else ['public.contracts'])
     plain, azure = run.result('plain')['statements'], run.result('plain_azure')['statements']
     assert plain['available'] is False and azure['available'] is False
     assert 'CREATE EXTENSION pg_stat_statements' in plain['message'] and 'azure.extensions' not in plain['message']
