@@ -34,6 +34,12 @@ CREATE INDEX zoo_d_hash ON zoo USING hash (d);
 -- an index only a replica scans (the tests query it on the standby)
 CREATE INDEX zoo_f ON zoo (f);
 
+-- a partitioned table: its index is dropped without CONCURRENTLY, its partitions' indexes never on their own
+CREATE TABLE zoo_parts (id int NOT NULL, tenant_id int) PARTITION BY RANGE (id);
+CREATE TABLE zoo_parts_1 PARTITION OF zoo_parts FOR VALUES FROM (0) TO (1000);
+CREATE TABLE zoo_parts_2 PARTITION OF zoo_parts FOR VALUES FROM (1000) TO (2000);
+CREATE INDEX zoo_parts_tenant ON zoo_parts (tenant_id);
+
 -- a tenant table with its index, and an oddly named one without (fix SQL quotes its name)
 CREATE TABLE zoo_tenanted (id int PRIMARY KEY, tenant_id int NOT NULL, note text);
 CREATE INDEX zoo_tenanted_tenant_id_idx ON zoo_tenanted (tenant_id, id);

@@ -104,6 +104,9 @@ def assert_zoo(result):
     for index in UNIQUE:
         assert index not in unused
     assert 'public.zoo_d_hash' in unused and 'public.zoo_d_partial' in unused
+    parts = [d for d in idx['unused'] if d['table'].startswith('public.zoo_parts')]
+    assert [(d['index'], d['fix_sql']) for d in parts] == [
+        ('public.zoo_parts_tenant', 'DROP INDEX IF EXISTS public.zoo_parts_tenant;')]  # not the partitions'
     assert names(idx['invalid']) == ['public.zoo_b_unique']
     assert idx['invalid'][0]['fix_sql'] == 'DROP INDEX CONCURRENTLY IF EXISTS public.zoo_b_unique;'
     tenants = dict((t['table'], t['fix_sql']) for t in idx['tenant_unindexed'])

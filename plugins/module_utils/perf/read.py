@@ -204,13 +204,20 @@ JOIN unnest(%(queryids)s::bigint[], %(dbids)s::oid[], %(userids)s::oid[]) AS k(q
 """
 RESET = "SELECT {schema}.pg_stat_statements_reset()"
 
-# a replica's index scans (its own statistics), by the index's schema-qualified name
+# a replica's index scans (its own statistics), by the index's schema-qualified name; a partitioned index with
+# the sum of its partitions' (as on the primary)
 REPLICA_INDEXES = """
-SELECT s.schemaname || '.' || s.indexrelname AS "index", s.idx_scan::bigint AS idx_scan,
-       (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()) AS stats_reset,
-       pg_is_in_recovery() AS in_recovery
-FROM pg_stat_all_indexes s
+WITH facts AS (SELECT (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()) AS stats_reset,
+                      pg_is_in_recovery() AS in_recovery)
+SELECT s.schemaname || '.' || s.indexrelname AS "index", s.idx_scan::bigint AS idx_scan, f.stats_reset, f.in_recovery
+FROM pg_stat_all_indexes s CROSS JOIN facts f
 WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema') AND s.schemaname !~ '^pg_toast'
+UNION ALL
+SELECT n.nspname || '.' || c.relname, (SELECT coalesce(sum(s2.idx_scan), 0) FROM pg_partition_tree(c.oid) p
+                                       JOIN pg_stat_all_indexes s2 ON s2.indexrelid = p.relid)::bigint,
+       f.stats_reset, f.in_recovery
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN facts f
+WHERE c.relkind = 'I'
 """
 
 
