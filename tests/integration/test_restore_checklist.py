@@ -364,3 +364,30 @@ def test_a_finished_record_of_the_newest_artifact_is_done_again_only_for_a_newer
     assert run.rc == 0, failures(run)
     msg = run.results[-1]['result']['msg']
     assert 'would run the restore checklist' in msg and 'would restore ' + newest in msg, msg
+
+
+def test_the_watch_window_fails_on_an_anomaly_with_the_production_thresholds(lab, ctx, collections_root, home):
+    """A record that reached the watch window (steps 1-8 done, traffic running): in production no failed health
+    poll is tolerated, so the first 503 of the window fails step 9 with the reason, and the failure notice says the
+    traffic runs."""
+    with Receiver() as receiver:
+        receiver.statuses['/health/watch'] = [503]
+        extravars, log = variables(ctx, receiver, 'watch', dbops_environment='production',
+                                   restore_checklist_traffic='none', restore_checklist_migrations='none')
+        os.makedirs(os.path.dirname(extravars['restore_checklist_state_file']), exist_ok=True)
+        with open(extravars['restore_checklist_state_file'], 'w') as handle:
+            json.dump(dict(format=1, status='running', artifact=ctx['artifact'], traffic='running',
+                           done=list(range(1, 9)), step=9, runs=1, started='2026-01-01T00:00:00Z',
+                           updated='2026-01-01T00:10:00Z', restore=dict(mismatches=[], row_counts={}),
+                           key=dict(database=DB, method='dump', source=ctx['artifact']),
+                           traffic_spec=dict(method='none', database=DB)), handle)
+        run = run_playbook(PLAYBOOK, collections_root, home, extravars=extravars)
+        assert run.rc != 0
+        msg = failures(run)[-1][1]
+        assert 'failed at step 9' in msg and 'the health endpoint failed 1 time(s) (last: HTTP 503; tolerated: 0)' in msg, msg
+        said = notices(receiver, 'watch')
+        assert len(said) == 2 and said[0].startswith('[restore production] Continuing'), said
+        assert 'FAILED at step 9' in said[1] and 'traffic is running' in said[1], said[1]
+    with open(extravars['restore_checklist_state_file']) as handle:
+        state = json.load(handle)
+    assert state['status'] == 'failed' and state['failure']['step'] == 9 and state['traffic'] == 'running', state
