@@ -118,7 +118,7 @@ def main():
 
         figures = dict(rows=ROWS, results=[
             measure('pg_repack', dict(method='repack', wait_timeout=30)),
-            measure('VACUUM FULL', dict(full=True, maintenance_window=True, lock_timeout=30)),
+            measure('VACUUM FULL', dict(full=True, maintenance_window=True, lock_timeout='30s')),
         ])
         print(json.dumps(figures, indent=2))
         repack, full = figures['results']

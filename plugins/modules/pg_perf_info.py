@@ -77,13 +77,15 @@ options:
     default: postgres
     choices: [postgres, azure]
   statement_timeout:
-    description: Seconds each query may take.
-    type: float
-    default: 60.0
+    description: How long each query may take, in PostgreSQL's notation with a unit (V(60s), V(2min)).
+    type: str
+    default: 60s
   lock_timeout:
-    description: Seconds a query waits for a lock (sizes take a share lock on each relation) before it fails.
-    type: float
-    default: 5.0
+    description:
+      - How long a query waits for a lock (sizes take a share lock on each relation) before it fails, in
+        PostgreSQL's notation with a unit (V(5s), V(500ms)); a bare number is refused.
+    type: str
+    default: 5s
   replicas:
     description:
       - Replicas whose own index statistics count for C(indexes.unused) - an index is unused only when no node

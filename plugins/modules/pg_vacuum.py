@@ -82,15 +82,16 @@ options:
     type: float
   statement_timeout:
     description:
-      - Seconds one table may take (C(statement_timeout) of the C(VACUUM), the bound of the pg_repack process).
-        Default - no limit other than O(time_budget).
-    type: float
+      - How long one table may take (C(statement_timeout) of the C(VACUUM), the bound of the pg_repack process), in
+        PostgreSQL's notation with a unit (V(30min), V(1h)). Default - no limit other than O(time_budget).
+    type: str
   lock_timeout:
     description:
-      - Seconds a C(VACUUM) (and the drop of leftovers) waits for its lock before giving up on the table (reported
-        C(lock_timeout)); V(0) waits for ever (refused with O(full)).
-    type: float
-    default: 5
+      - How long a C(VACUUM) (and the drop of leftovers) waits for its lock before giving up on the table (reported
+        C(lock_timeout)), in PostgreSQL's notation with a unit (V(5s), V(500ms)); a bare number is refused (PostgreSQL
+        would read it as milliseconds). V(0) waits for ever (refused with O(full)).
+    type: str
+    default: 5s
   wait_timeout:
     description: pg_repack's C(--wait-timeout) - seconds it waits for its locks before retrying (or killing, see
       O(no_kill_backend)); also the age from which an open transaction refuses a table in the preflight.
@@ -222,7 +223,7 @@ EXAMPLES = r'''
     tables: [audit_events]
     full: true
     maintenance_window: "{{ dbops_maintenance_window | default(false) }}"
-    lock_timeout: 10
+    lock_timeout: 10s
 '''
 
 RETURN = r'''

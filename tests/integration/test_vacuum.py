@@ -55,8 +55,8 @@ def test_vacuum_full_refused_outside_the_window(lab, play, database):
     sql(lab, 'CREATE TABLE IF NOT EXISTS full_t (id int PRIMARY KEY); INSERT INTO full_t VALUES (1) ON CONFLICT DO NOTHING')
     before = sql(lab, "SELECT pg_relation_filenode('full_t')")
     run = play([vacuum(lab, 'outside', tables=['full_t'], full=True),
-                vacuum(lab, 'no lock_timeout', tables=['full_t'], full=True, maintenance_window=True, lock_timeout=0),
-                vacuum(lab, 'window', tables=['full_t'], full=True, maintenance_window=True, lock_timeout=3)])
+                vacuum(lab, 'no lock_timeout', tables=['full_t'], full=True, maintenance_window=True, lock_timeout='0'),
+                vacuum(lab, 'window', tables=['full_t'], full=True, maintenance_window=True, lock_timeout='3s')])
     res = run.result('outside')
     assert res.get('failed') is True and 'ACCESS EXCLUSIVE' in res['msg'] and 'maintenance_window' in res['msg'], res
     assert 'method: repack' in res['msg'] and res['queries'] == [] and res['commands'] == []  # refused before any SQL
@@ -131,7 +131,7 @@ def test_time_budget_stops_the_running_table_and_starts_no_other(lab, play, data
         blocker.autocommit = False
         blocker.cursor().execute('LOCK TABLE budget_a IN SHARE UPDATE EXCLUSIVE MODE')
         started = time.monotonic()
-        run = play([vacuum(lab, tables=['budget_b', 'budget_a'], time_budget=2, lock_timeout=0)])
+        run = play([vacuum(lab, tables=['budget_b', 'budget_a'], time_budget=2, lock_timeout='0')])
         assert time.monotonic() - started < 60
     finally:
         blocker.rollback()
@@ -152,7 +152,7 @@ def test_cancelled_vacuum_ends_its_statement_and_session_within_2s(lab, play, da
     monitor = Monitor(lab)
     try:
         blocker.cursor().execute('LOCK TABLE waits IN SHARE UPDATE EXCLUSIVE MODE')
-        thread, outcome = in_thread(play, [vacuum(lab, tables=['waits'], lock_timeout=0)])
+        thread, outcome = in_thread(play, [vacuum(lab, tables=['waits'], lock_timeout='0')])
         module = module_process('pg_vacuum')
         wait_until(lambda: monitor.active('VACUUM%'), 60, 'the waiting VACUUM')
         time.sleep(0.3)  # well inside the wait for the lock

@@ -72,10 +72,11 @@ def test_top_lists_and_texts():
 
 
 def test_check_options_refuses_nonsense():
-    params = dict(top=20, query_length=200, statement_timeout=60.0, lock_timeout=5.0, tenant_column='tenant_id',
+    params = dict(top=20, query_length=200, statement_timeout='60s', lock_timeout='5s', tenant_column='tenant_id',
                   thresholds={}, since=None)
     assert info.check_options(params) == _thresholds.DEFAULTS
-    for bad, text in ((dict(top=0), 'top'), (dict(lock_timeout=0), 'lock_timeout'),
+    for bad, text in ((dict(top=0), 'top'), (dict(lock_timeout='0'), 'lock_timeout'),
+                      (dict(statement_timeout='60'), 'give a unit'),
                       (dict(tenant_column=' '), 'tenant_column'), (dict(since={'x': 1}), 'snapshot'),
                       (dict(thresholds=dict(sequence_warn=0.95)), 'sequence_warn')):
         with pytest.raises(info.PerfError, match=text):

@@ -16,7 +16,7 @@ SETTINGS = dict(freeze_max_age=200000000, mxid_freeze_max_age=400000000, failsaf
 
 def params(**kw):
     base = dict(tables=None, method='vacuum', analyze=True, freeze=False, verbose=False, full=False,
-                maintenance_window=False, time_budget=None, statement_timeout=None, lock_timeout=5.0, wait_timeout=60,
+                maintenance_window=False, time_budget=None, statement_timeout=None, lock_timeout='5s', wait_timeout=60,
                 no_kill_backend=True, jobs=1, disk_check='required', thresholds={})
     base.update(kw)
     return base
@@ -34,16 +34,18 @@ def test_vacuum_full_is_refused_outside_a_window_with_the_reason():
     assert 'method: repack' in problems[0]
     assert operation.check_params(params(full=True, tables=['t'], maintenance_window=True)) == []
     assert 'lock_timeout' in operation.check_params(params(full=True, tables=['t'], maintenance_window=True,
-                                                           lock_timeout=0))[0]
+                                                           lock_timeout='0'))[0]
     assert 'exclude' in operation.check_params(params(full=True, method='repack', tables=['t']))[0]
 
 
 def test_rewrites_need_named_tables_and_nonsense_numbers_are_refused():
     assert 'name them' in operation.check_params(params(method='repack'))[0]
     assert 'name them' in operation.check_params(params(full=True, maintenance_window=True))[0]
-    problems = operation.check_params(params(time_budget=0, statement_timeout=-1, lock_timeout=-1, wait_timeout=0,
+    problems = operation.check_params(params(time_budget=0, statement_timeout='-1s', lock_timeout='5', wait_timeout=0,
                                              jobs=0))
     assert len(problems) == 5
+    assert any("lock_timeout '5': give a unit" in p for p in problems)
+    assert any('statement_timeout' in p for p in operation.check_params(params(statement_timeout='0')))
 
 
 def test_action_names_the_vacuum_options_in_postgresql_order():

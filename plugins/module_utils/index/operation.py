@@ -20,6 +20,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._catalog import Ca
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import forget, install_sigterm_handler, on_cancel
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import database_error_message, psycopg2, sql
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
+from ansible_collections.procgenie.dbops.plugins.module_utils._timeouts import problem as timeout_problem
 from ansible_collections.procgenie.dbops.plugins.module_utils.index import advisor, build, definition
 from ansible_collections.procgenie.dbops.plugins.module_utils.index.definition import IndexFailure
 
@@ -93,6 +94,9 @@ class Index(SessionOperation):
 
     # ------------------------------------------------------------------------------------------ plan
     def connect(self):
+        trouble = timeout_problem('lock_timeout', self.params['lock_timeout'])
+        if trouble:
+            raise IndexFailure(trouble)
         install_sigterm_handler()
         if psycopg2 is not None:
             psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)  # a cancel interrupts a statement

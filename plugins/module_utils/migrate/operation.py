@@ -26,6 +26,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._connection import
     database_error_message, open_session, psycopg2)
 from ansible_collections.procgenie.dbops.plugins.module_utils._dump_restore import RestoreFailure, run_restore
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
+from ansible_collections.procgenie.dbops.plugins.module_utils._timeouts import problem as timeout_problem
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import (
     lint, planning, rehearse, source, tracking, typeorm)
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.lint import LintError
@@ -79,6 +80,10 @@ def check_options(params):
             raise MigrateFailure('%s must not be negative (got %s)' % (name, params[name]))
     if params['steps'] < 1:
         raise MigrateFailure('steps must be at least 1 (got %s)' % params['steps'])
+    for name in ('lock_timeout', 'statement_timeout'):
+        trouble = timeout_problem(name, params.get(name))
+        if trouble:
+            raise MigrateFailure(trouble)
 
 
 class Migrate(SessionOperation):

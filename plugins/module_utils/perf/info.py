@@ -9,6 +9,8 @@ change the module ever makes), after the statistics were read into the result.""
 from __future__ import annotations
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _thresholds
+from ansible_collections.procgenie.dbops.plugins.module_utils._timeouts import (
+    problem as timeout_problem, seconds as timeout_seconds, timeout_option)
 from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import server_major
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import open_session, psycopg2
@@ -48,8 +50,8 @@ def argument_spec():
         tenant_column=dict(type='str', default='tenant_id'),
         bloat=dict(type='str', default='auto', choices=['auto', 'pgstattuple', 'estimate']),
         platform=dict(type='str', default='postgres', choices=['postgres', 'azure']),
-        statement_timeout=dict(type='float', default=60.0),
-        lock_timeout=dict(type='float', default=5.0),
+        statement_timeout=timeout_option('60s'),
+        lock_timeout=timeout_option('5s'),
     ))
     return spec.merge(_thresholds.thresholds_spec(), replicas_spec())
 
@@ -62,8 +64,9 @@ def check_options(params):
     if params['query_length'] < 0:
         problems.append('query_length must not be negative (got %s)' % params['query_length'])
     for name in ('statement_timeout', 'lock_timeout'):
-        if params[name] <= 0:
-            problems.append('%s must be a positive number of seconds (got %s)' % (name, params[name]))
+        trouble = timeout_problem(name, params[name], positive=True)
+        if trouble:
+            problems.append(trouble)
     if not (params.get('tenant_column') or '').strip():
         problems.append('tenant_column must not be empty')
     merged, more = _thresholds.check_thresholds(params.get('thresholds'))
@@ -89,7 +92,8 @@ class PerfInfo(SessionOperation):
         params = self.params
         thresholds = check_options(params)
         session = self.open()
-        read.guards(session, params['statement_timeout'] * 1000, params['lock_timeout'] * 1000)
+        read.guards(session, timeout_seconds(params['statement_timeout']) * 1000,
+                    timeout_seconds(params['lock_timeout']) * 1000)
         srv = read.server(session)
         method = self.bloat_method(srv)
         idx_rows = read.indexes(session, srv['version_num'])

@@ -12,6 +12,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import Ar
 from ansible_collections.procgenie.dbops.plugins.module_utils._catalog import qualified
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import database_error_message, psycopg2, sql
 from ansible_collections.procgenie.dbops.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.procgenie.dbops.plugins.module_utils._timeouts import problem as timeout_problem
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import catalog
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls import model as _rls
 from ansible_collections.procgenie.dbops.plugins.module_utils.rls.model import RlsError
@@ -181,6 +182,9 @@ def check_request(params):
     _rls.check_no_nul(params, TEXT_PARAMS)
     if not params['tenant_column']:
         raise RlsError('tenant_column must not be empty')
+    trouble = timeout_problem('lock_timeout', params.get('lock_timeout'))
+    if trouble:
+        raise RlsError(trouble)
     requested = [_rls.parse_table(t, params['schema']) for t in params['tables'] or []]
     if not requested and not params['schemas']:
         raise RlsError('give tables or schemas')

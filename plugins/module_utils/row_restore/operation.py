@@ -29,6 +29,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._connection import
     database_error_message, psycopg2, sql)
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
 from ansible_collections.procgenie.dbops.plugins.module_utils._psql_script import scan_lines
+from ansible_collections.procgenie.dbops.plugins.module_utils._timeouts import problem as timeout_problem
 from ansible_collections.procgenie.dbops.plugins.module_utils.row_restore import diffs, statements, undo
 from ansible_collections.procgenie.dbops.plugins.module_utils.row_restore.diffs import DiffError
 from ansible_collections.procgenie.dbops.plugins.module_utils.table_diff import compare as diff_compare
@@ -156,6 +157,9 @@ class RowRestore(SessionOperation):
             raise RowRestoreError('the diff of %s is truncated (more differences than its limit listed): run '
                                   'pg_table_diff again with a larger limit, or a narrower where, so that every row '
                                   'to restore is listed' % ', '.join(truncated))
+        trouble = timeout_problem('lock_timeout', params['lock_timeout'])
+        if trouble:
+            raise RowRestoreError(trouble)
         session = self._cancellable(self.open(autocommit=False))
         self._settings(session)
         # the restore writes while the database is in emergency read-only mode (pg_read_only: the runbook's first step)

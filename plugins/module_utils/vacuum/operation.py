@@ -22,6 +22,8 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     database_error_message, psycopg2, sql)
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
+from ansible_collections.procgenie.dbops.plugins.module_utils._timeouts import (
+    problem as timeout_problem, seconds as timeout_seconds, timeout_option)
 from ansible_collections.procgenie.dbops.plugins.module_utils._thresholds import check_thresholds, thresholds_spec
 from ansible_collections.procgenie.dbops.plugins.module_utils.vacuum import repack, selection
 from ansible_collections.procgenie.dbops.plugins.module_utils.vacuum.repack import RepackError
@@ -54,8 +56,8 @@ def argument_spec():
         full=dict(type='bool', default=False),
         maintenance_window=dict(type='bool', default=False),
         time_budget=dict(type='float'),
-        statement_timeout=dict(type='float'),
-        lock_timeout=dict(type='float', default=5.0),
+        statement_timeout=timeout_option(),
+        lock_timeout=timeout_option('5s'),
         wait_timeout=dict(type='int', default=60),
         no_kill_backend=dict(type='bool', default=True),
         jobs=dict(type='int', default=1),
@@ -67,11 +69,13 @@ def argument_spec():
 def check_params(params):
     """Pure: the problems of the options (an empty list: none)."""
     problems = []
-    for name in ('time_budget', 'statement_timeout'):
-        if params.get(name) is not None and params[name] <= 0:
-            problems.append('%s must be more than 0 seconds (leave it out for no limit); got %s' % (name, params[name]))
-    if params.get('lock_timeout') is not None and params['lock_timeout'] < 0:
-        problems.append('lock_timeout must not be negative (0: wait for ever); got %s' % params['lock_timeout'])
+    if params.get('time_budget') is not None and params['time_budget'] <= 0:
+        problems.append('time_budget must be more than 0 seconds (leave it out for no limit); got %s'
+                        % params['time_budget'])
+    for name, positive in (('statement_timeout', True), ('lock_timeout', False)):
+        trouble = timeout_problem(name, params.get(name), positive=positive)
+        if trouble:
+            problems.append(trouble)
     if params.get('wait_timeout') is not None and params['wait_timeout'] < 1:
         problems.append('wait_timeout must be at least 1 second; got %s' % params['wait_timeout'])
     if params.get('jobs') is not None and params['jobs'] < 1:
@@ -81,7 +85,8 @@ def check_params(params):
             problems.append('full and method: repack exclude each other (pg_repack is the online VACUUM FULL)')
         elif not params.get('maintenance_window'):
             problems.append(FULL_REFUSED)
-        elif not params.get('lock_timeout'):
+        elif not timeout_problem('lock_timeout', params.get('lock_timeout')) \
+                and not timeout_seconds(params.get('lock_timeout')):
             problems.append('VACUUM FULL needs a lock_timeout above 0: waiting for its ACCESS EXCLUSIVE lock, it '
                             'would queue every reader and writer of the table behind it')
     if (params.get('full') or params.get('method') == 'repack') and not params.get('tables'):
@@ -223,7 +228,7 @@ class Vacuum(SessionOperation):
         params = self.params
         session = self.session
         budget = selection.Budget(params.get('time_budget'))
-        lock_ms = int(round((params.get('lock_timeout') or 0) * 1000))
+        lock_ms = int(round((timeout_seconds(params.get('lock_timeout')) or 0) * 1000))
         changed = False
         for group in plan['leftovers']:
             if group['status'] == 'planned':
@@ -277,7 +282,7 @@ class Vacuum(SessionOperation):
             statement = sql.SQL('VACUUM ({}) {}').format(sql.SQL(', ').join(sql.SQL(o) for o in options), target)
         else:
             statement = sql.SQL('VACUUM {}').format(target)
-        timeout, by_budget = budget.timeout(params.get('statement_timeout'))
+        timeout, by_budget = budget.timeout(timeout_seconds(params.get('statement_timeout')))
         session.execute("SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
                         [_ms(timeout) if timeout else '0', '%dms' % lock_ms])
         notices = session.conn.notices
@@ -293,7 +298,7 @@ class Vacuum(SessionOperation):
                     timeout, 'the time budget' if by_budget else 'statement_timeout')
             elif code == '55P03':
                 entry['status'] = 'lock_timeout'
-                entry['error'] = 'lock not granted within lock_timeout (%ss): %s' % (
+                entry['error'] = 'lock not granted within lock_timeout (%s): %s' % (
                     params['lock_timeout'], database_error_message(exc))
             else:
                 entry['status'] = 'failed'
@@ -306,7 +311,7 @@ class Vacuum(SessionOperation):
 
     def _repack(self, entry, budget):
         params = self.params
-        timeout, by_budget = budget.timeout(params.get('statement_timeout'))
+        timeout, by_budget = budget.timeout(timeout_seconds(params.get('statement_timeout')))
         command = repack.argv(self.client, self.database, entry['table'], params['wait_timeout'],
                               params['no_kill_backend'], params['jobs'], self.superuser)
         try:
@@ -319,7 +324,7 @@ class Vacuum(SessionOperation):
             entry['error'] = ('stopped after %.1f s by %s' % (timeout, 'the time budget' if by_budget
                                                               else 'statement_timeout')) if timed_out else str(exc)
             # pg_repack ends without cleaning up when killed (and sometimes when it fails): drop what it left now
-            lock_ms = int(round((params.get('lock_timeout') or 5) * 1000))
+            lock_ms = int(round((timeout_seconds(params.get('lock_timeout')) or 5) * 1000))
             for group in repack.find_leftovers(self.session):
                 if group['target'] == entry['oid']:
                     entry['leftovers'] = repack.clean_leftovers(self.session, group, lock_ms)
