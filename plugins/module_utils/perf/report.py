@@ -7,8 +7,9 @@
 the file (a Content-Security-Policy that allows nothing else says so to the browser), every value of the facts
 escaped, and nothing that changes between two runs on the same facts (no clock of its own: the time shown is
 the facts' `server.now`, when they were read), so a second run on the same facts reports `changed: false`.
-`HealthReport` is the operation: plan() checks the facts, the mode and the destination and renders the page; apply() writes it under a temporary name in the same folder and renames it over `dest`
-(folders it creates are 0700, the file `mode`, 0600 by default: query text can hold data).
+`HealthReport` is the operation: plan() checks the facts, the mode and the destination and renders the page;
+apply() writes it under a temporary name in the same folder and renames it over `dest` (folders it creates are
+0700, the file `mode`, 0600 by default: query text can hold data).
 """
 
 from __future__ import annotations
