@@ -12,7 +12,8 @@ version_added: 0.1.0
 description:
   - The runbook's "selectively restore affected rows" (section 7, Data Corruption Recovery). Applies a
     M(procgenie.dbops.pg_table_diff) result to the target (the module's connection options) with the rows of the
-    O(source) (the copy restored to before the corruption) - rows missing in the target are inserted, changed rows
+    O(source) - the server holding the good rows, for example the cluster M(procgenie.dbops.pg_restore_pitr)
+    restored to before the corruption (a NEW server), whose tables have the target's columns with the same types - rows missing in the target are inserted, changed rows
     are updated back to the source's content, and rows only in the target are deleted only with O(delete_extra=true).
   - Optimistic guards. Every row the restore changes must still be as the diff saw it (C(md5(ROW(...)::text)), the
     diff's C(target_hash)), and every row it inserts still absent. A row changed after the diff stops the restore
@@ -41,55 +42,6 @@ description:
 author:
   - ProcGenie Platform Engineering (@procgenie)
 options:
-  source:
-    description:
-      - The server holding the good rows - for example the cluster M(procgenie.dbops.pg_restore_pitr) restored to
-        before the corruption (a NEW server). Its tables must have the target's columns with the same types.
-        Connection settings as M(procgenie.dbops.pg_table_diff)'s. O(source.login_user), O(source.login_password),
-        O(source.login_db) and the SSL settings default to the module's own login options (a restored copy has
-        the same roles and database); where the server is (host, port or socket) must be given.
-    type: dict
-    required: true
-    suboptions:
-      login_host:
-        description: Host name or IP address of the source server.
-        type: str
-        aliases: [host]
-      login_port:
-        description: TCP port of the source server (V(5432) when not set).
-        type: int
-        aliases: [port]
-      login_user:
-        description: Role on the source (default - the module's O(login_user)).
-        type: str
-        aliases: [login]
-      login_password:
-        description: Password of the source's role (default - the module's O(login_password)). Never logged.
-        type: str
-      login_db:
-        description: Database on the source (default - the module's O(login_db)).
-        type: str
-        aliases: [db]
-      login_unix_socket:
-        description: Directory of the source server's Unix-domain socket.
-        type: path
-      ssl_mode:
-        description: libpq C(sslmode) for the source (default - the module's O(ssl_mode)).
-        type: str
-        choices: [allow, disable, prefer, require, verify-ca, verify-full]
-      ca_cert:
-        description: Certificate authorities file for the source (libpq C(sslrootcert)).
-        type: path
-        aliases: [ssl_rootcert]
-      ssl_cert:
-        description: Client certificate file for the source.
-        type: path
-      ssl_key:
-        description: Client key file for the source.
-        type: path
-      connect_params:
-        description: Further libpq keywords for the source (no password; use O(source.login_password)).
-        type: dict
   tables:
     description:
       - Instead of O(diff) - the tables to compare now (M(procgenie.dbops.pg_table_diff)'s comparison, same
@@ -163,6 +115,7 @@ options:
     default: fire
 extends_documentation_fragment:
   - procgenie.dbops.postgres
+  - procgenie.dbops.source
   - procgenie.dbops.attributes
   - procgenie.dbops.attributes.ACTIONGROUP
 attributes:
