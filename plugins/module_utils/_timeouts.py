@@ -29,7 +29,8 @@ def problem(name, value, positive=False):
         return None
     match = VALUE.match(str(value))
     if match is None or (match.group(2) is None and float(match.group(1)) != 0):
-        return '%s %r: give a unit (%s); PostgreSQL reads a bare number as milliseconds' % (name, value, EXAMPLES)
+        return ('%s: invalid value %r, give a unit (%s); PostgreSQL reads a bare number as milliseconds'
+                % (name, value, EXAMPLES))
     if positive and float(match.group(1)) == 0:
         return '%s must be more than 0 (%s)' % (name, EXAMPLES)
     return None

@@ -19,8 +19,8 @@ description:
   - The file needs no network - CSS and SVG charts are inline, it has no script, and its Content-Security-Policy
     forbids loading anything. Every value of the facts (table names, query text) is escaped, so it shows as text.
   - The page holds no clock of its own (the time it shows is when the facts were read, their C(server.now)) - the
-    same facts give the same file, and a second run reports C(changed=false). The file is written under a temporary name in the same folder and renamed, so a reader never
-    sees half a report.
+    same facts give the same file, and a second run reports C(changed=false). The file is written under a temporary
+    name in the same folder and renamed, so a reader never sees half a report.
   - Connects to no server. It takes the connection options so that C(module_defaults) of the action group apply to
     it as to the other modules, and ignores them.
 author:

@@ -13,8 +13,9 @@ description:
   - The runbook's "selectively restore affected rows" (section 7, Data Corruption Recovery). Applies a
     M(procgenie.dbops.pg_table_diff) result to the target (the module's connection options) with the rows of the
     O(source) - the server holding the good rows, for example the cluster M(procgenie.dbops.pg_restore_pitr)
-    restored to before the corruption (a NEW server), whose tables have the target's columns with the same types - rows missing in the target are inserted, changed rows
-    are updated back to the source's content, and rows only in the target are deleted only with O(delete_extra=true).
+    restored to before the corruption (a NEW server), whose tables have the target's columns with the same types -
+    rows missing in the target are inserted, changed rows are updated back to the source's content, and rows only
+    in the target are deleted only with O(delete_extra=true).
   - Optimistic guards. Every row the restore changes must still be as the diff saw it (C(md5(ROW(...)::text)), the
     diff's C(target_hash)), and every row it inserts still absent. A row changed after the diff stops the restore
     before any change, with the row in RV(conflicts). A row already as the source has it (restored by an earlier

@@ -260,8 +260,9 @@ def variables(lab, ctx):
                  restore_checklist_migrations='dbmate', restore_checklist_migrations_path=migrations,
                  restore_checklist_migrations_lint='off', **backups)],
         'corruption_recovery.yml': [
-            dict(dbops_connection=conn, corruption_recovery_tables=[
-                dict(name='requisitions', where="created_at < '2025-03-01'"), dict(name='public.vendors')],
+            dict(dbops_connection=conn,
+                 corruption_recovery_tables=[dict(name='requisitions', where="created_at < '2025-03-01'"),
+                                             dict(name='public.vendors')],
                  corruption_recovery_restore_target='immediate', corruption_recovery_create_amcheck=True,
                  corruption_recovery_backup_dir=ctx['base'], corruption_recovery_wal_archive=lab.state['archive_dir'],
                  corruption_recovery_data_directory=ctx['new_restore'], corruption_recovery_port=ctx['new_port'],

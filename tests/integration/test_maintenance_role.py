@@ -111,8 +111,8 @@ def state(lab):
     for index in ('uniq_t_k', 'uniq_t_pkey_ccnew'):
         found[index + ' valid'] = (query(lab, "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
                                          (index,)) or [(None,)])[0][0]
-    found['indexes'] = [r[0] for r in query(lab, "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' "
-                                                  "ORDER BY indexname")]
+    indexdefs = "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname"
+    found['indexes'] = [r[0] for r in query(lab, indexdefs)]
     found['rows'] = query(lab, 'SELECT (SELECT count(*) FROM bloat_t), (SELECT sum(id) FROM bloat_t), '
                                '(SELECT count(*) FROM dead_t), (SELECT count(*) FROM uniq_t)')[0]
     return found
@@ -192,8 +192,8 @@ def test_outside_the_window_only_vacuum_runs_and_the_heavy_steps_are_listed_as_s
     assert 'would' not in msg and 'repacked' not in msg and 'rebuilt' not in msg, msg
 
 
-def test_check_mode_changes_nothing_and_the_environments_choose_different_tables(lab, tables, collections_root,
-                                                                                  home):
+def test_check_mode_changes_nothing_and_the_environments_choose_different_tables(
+        lab, tables, collections_root, home):
     """Inside the window, as an AWX check job (--check) with development's thresholds and with the role's own
     maintenance_check_only with production's: both list what they would do, neither changes anything."""
     before = state(lab)
@@ -233,8 +233,8 @@ def test_check_mode_changes_nothing_and_the_environments_choose_different_tables
     assert dev['repack'] == ['public.bloat_t'] and prod['repack'] == [], chosen
 
 
-def test_inside_the_window_the_invalid_index_is_rebuilt_and_the_bloated_table_repacked(lab, tables, collections_root,
-                                                                                         home):
+def test_inside_the_window_the_invalid_index_is_rebuilt_and_the_bloated_table_repacked(
+        lab, tables, collections_root, home):
     # a second bloated table (about 14 MB, 80 % deleted) pg_repack cannot work on: it has no key
     conn = connect(lab)
     try:

@@ -131,10 +131,10 @@ def test_lock_retries_with_backoff():
                                            sleep=sleeps.append)
     assert result == ('done', 2) and sleeps == [0.5, 1.0] and retried == [0, 1]
     with pytest.raises(_lock_retry.LockRetriesExhausted) as info:
-        _lock_retry.with_lock_retries(lambda: (_ for _ in ()).throw(LockError()), 2, 1, sleep=sleeps.append)
+        _lock_retry.with_lock_retries(lambda: (never for never in ()).throw(LockError()), 2, 1, sleep=sleeps.append)
     assert info.value.attempts == 3
     with pytest.raises(ValueError):
-        _lock_retry.with_lock_retries(lambda: (_ for _ in ()).throw(ValueError()), 2, 1, sleep=sleeps.append)
+        _lock_retry.with_lock_retries(lambda: (never for never in ()).throw(ValueError()), 2, 1, sleep=sleeps.append)
 
 
 def test_the_missing_hypopg_message_says_how_to_install_it():

@@ -44,7 +44,7 @@ def test_rewrites_need_named_tables_and_nonsense_numbers_are_refused():
     problems = operation.check_params(params(time_budget=0, statement_timeout='-1s', lock_timeout='5', wait_timeout=0,
                                              jobs=0))
     assert len(problems) == 5
-    assert any("lock_timeout '5': give a unit" in p for p in problems)
+    assert any("lock_timeout: invalid value '5', give a unit" in p for p in problems)
     assert any('statement_timeout' in p for p in operation.check_params(params(statement_timeout='0')))
 
 
