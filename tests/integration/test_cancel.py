@@ -52,6 +52,14 @@ def alive(proc):
         return False
 
 
+def still_there(proc):
+    """'<pid> <name>' of a process that is still alive, else None (it may end between the two reads)."""
+    try:
+        return '%d %s' % (proc.pid, proc.name()) if alive(proc) else None
+    except psutil.NoSuchProcess:
+        return None
+
+
 def wait_until(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while True:
@@ -111,7 +119,7 @@ def cancel(module, monitor, like, extra=lambda: [], tree=None):
     started = time.monotonic()
     module.send_signal(signal.SIGTERM)
     while True:
-        left = dict(programs=['%d %s' % (p.pid, p.name()) for p in tree if alive(p)],
+        left = dict(programs=[name for name in map(still_there, tree) if name],
                     sessions=monitor.module_sessions(like), other=extra())
         if not any(left.values()):
             return time.monotonic() - started
