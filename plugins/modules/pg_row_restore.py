@@ -44,29 +44,10 @@ author:
   - ProcGenie Platform Engineering (@procgenie)
 options:
   tables:
+    # Its type and suboptions: the doc fragment procgenie.dbops.table_selection (not required: O(diff) or O(tables)).
     description:
       - Instead of O(diff) - the tables to compare now (M(procgenie.dbops.pg_table_diff)'s comparison, same
         options), then restore.
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: Table name in SQL syntax (C(orders), C(public.orders), C("Odd Name")).
-        type: str
-        required: true
-      where:
-        description:
-          - A boolean SQL expression over the table's columns that scopes the comparison on both sides, for
-            example C(created_at < '2026-08-01 03:00+00') - rows written after the point in time of a restore are
-            legitimately missing from it. One expression; C(;) outside strings and unbalanced parentheses are
-            refused. It runs in read-only transactions.
-        type: str
-      key:
-        description:
-          - Columns identifying a row, for a table without primary key (a unique key). Default - the primary key,
-            which must be the same on both sides.
-        type: list
-        elements: str
   limit:
     description:
       - With O(tables) - keys listed per table and kind of difference; a table with more differences is refused (every
@@ -117,6 +98,7 @@ options:
 extends_documentation_fragment:
   - procgenie.dbops.postgres
   - procgenie.dbops.source
+  - procgenie.dbops.table_selection
   - procgenie.dbops.attributes
   - procgenie.dbops.attributes.ACTIONGROUP
 attributes:

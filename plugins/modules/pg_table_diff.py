@@ -26,28 +26,9 @@ author:
   - ProcGenie Platform Engineering (@procgenie)
 options:
   tables:
+    # Its type and suboptions: the doc fragment procgenie.dbops.table_selection.
     description: The tables to compare, each by name with an optional scope and key.
-    type: list
-    elements: dict
     required: true
-    suboptions:
-      name:
-        description: Table name in SQL syntax (C(orders), C(public.orders), C("Odd Name")).
-        type: str
-        required: true
-      where:
-        description:
-          - A boolean SQL expression over the table's columns that scopes the comparison on both sides, for
-            example C(created_at < '2026-08-01 03:00+00') - rows written after the point in time of a restore are
-            legitimately missing from it. One expression; C(;) outside strings and unbalanced parentheses are
-            refused. It runs in read-only transactions.
-        type: str
-      key:
-        description:
-          - Columns identifying a row, for a table without primary key (a unique key). Default - the primary key,
-            which must be the same on both sides.
-        type: list
-        elements: str
   limit:
     description: Keys listed per table and kind of difference (the counts are always complete).
     type: int
@@ -55,6 +36,7 @@ options:
 extends_documentation_fragment:
   - procgenie.dbops.postgres
   - procgenie.dbops.source
+  - procgenie.dbops.table_selection
   - procgenie.dbops.attributes
   - procgenie.dbops.attributes.INFO_MODULE
   - procgenie.dbops.attributes.ACTIONGROUP
