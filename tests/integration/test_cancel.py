@@ -286,3 +286,88 @@ def test_pg_restore_pitr_cancel_stops_the_restored_server_and_removes_it(lab, pl
     assert outcome['run'].result('pitr').get('failed') is True
     assert not alive(postmaster)
     assert os.listdir(dest) == []  # the half restore is removed, not only renamed
+
+
+TENANT_DB = 'cancel_tenant'
+TENANT = '00000000-0000-4000-8000-000000000001'
+NEW_DB = 'cancel_new_target'
+
+
+def database_exists(lab, name):
+    return lab.psql('primary', 'SELECT count(*) FROM pg_database WHERE datname = %s' % (
+        "'%s'" % name.replace("'", "''"))) == '1'
+
+
+def test_pg_backup_tenant_cancel_mid_copy_cancels_the_copy_and_leaves_no_artifact(lab, play, dest, monitor):
+    """A tenant backup exports its rows with COPY in the module's own session: a table of 2000 rows of 1 MB each
+    (11 KB each on disk) is seconds of COPY. The cancel cancels it at once: the session and its query are gone
+    within 2 s, and no artifact (not even the hidden temporary one) stays in dest."""
+    fresh_db(lab, TENANT_DB)
+    lab.psql('primary', "CREATE TABLE public.tenants (id uuid PRIMARY KEY); INSERT INTO tenants VALUES ('%s'); "
+                        'CREATE TABLE public.documents (id int PRIMARY KEY, tenant_id uuid NOT NULL REFERENCES '
+                        "tenants, body text); INSERT INTO documents VALUES (0, '%s', repeat('x', 1000000)); "
+                        'INSERT INTO documents SELECT g, t.id, (SELECT body FROM documents WHERE id = 0) '
+                        'FROM generate_series(1, 2000) g, tenants t' % (TENANT, TENANT), db=TENANT_DB)
+    try:
+        thread, outcome = in_thread(play, [backup(lab, dest, 'tenant', db=TENANT_DB, kind='tenant', tenant=TENANT)])
+        module = module_process('pg_backup')
+        wait_until(lambda: monitor.active('COPY (SELECT%documents%'), 120, 'the COPY of documents')
+        wait_until(lambda: files_in(dest), 30, 'the temporary artifact')
+        time.sleep(0.3)  # mid-COPY: rows are arriving
+        assert monitor.active('COPY (SELECT%documents%'), 'the COPY ended before the cancel: make the table bigger'
+        cancel(module, monitor, 'COPY (SELECT%documents%', extra=lambda: files_in(dest), tree=[])
+        thread.join(120)
+        res = outcome['run'].result('tenant')
+        assert res.get('failed') is True, res
+        assert files_in(dest) == []
+    finally:
+        lab.psql('primary', 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % TENANT_DB)
+
+
+def test_pg_restore_cancel_after_create_database_drops_the_database_it_created(lab, play, slow_artifact, monitor):
+    """create_database=true on a missing database: CREATE DATABASE, then the slow restore; cancelled then, the
+    database this run created is dropped (as a failed restore drops it) within the 2 s: no half-restored new
+    database is left looking restored."""
+    lab.psql('primary', 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % NEW_DB)
+    task = dict(name='restore', ignore_errors=True, **{'procgenie.dbops.pg_restore': dict(
+        node_params(lab, db=NEW_DB), path=slow_artifact, create_database=True)})
+    try:
+        thread, outcome = in_thread(play, [task])
+        module = module_process('pg_restore')
+        wait_until(lambda: monitor.active('COPY public.slow%'), 120, 'the slow restore')
+        assert database_exists(lab, NEW_DB) and program_of(module, ('pg_restore',))
+        cancel(module, monitor, 'COPY public.slow%', extra=lambda: [NEW_DB] if database_exists(lab, NEW_DB) else [])
+        thread.join(120)
+        assert outcome['run'].result('restore').get('failed') is True
+        assert not database_exists(lab, NEW_DB)
+    finally:
+        lab.psql('primary', 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % NEW_DB)
+
+
+def test_pg_restore_failure_drops_the_database_it_created_never_one_that_was_there(lab, play, workdir, monitor):
+    """What the cancel does is what a failure does: a tenant script restored into a database created for it fails
+    (no schema there) and that database is dropped, said in the message; the same failure into a database that was
+    there leaves it."""
+    folder = os.path.join(workdir, 'cancel', 'tenant-artifact')
+    shutil.rmtree(folder, ignore_errors=True)
+    tenant = lab.psql('primary', 'SELECT id FROM tenants ORDER BY id LIMIT 1', db='procgenie')
+    run = play([backup(lab, folder, 'tenant', db='procgenie', kind='tenant', tenant=tenant)])
+    assert run.rc == 0, run.text
+    path = run.result('tenant')['path']
+    lab.psql('primary', 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % NEW_DB)
+    try:
+        run = play([dict(name='restore', ignore_errors=True, **{'procgenie.dbops.pg_restore': dict(
+            node_params(lab, db=NEW_DB), path=path, create_database=True)})])
+        res = run.result('restore')
+        assert res.get('failed') is True, res
+        assert 'database %s, created by this run, was dropped' % NEW_DB in res['msg'], res['msg']
+        assert not database_exists(lab, NEW_DB)
+        fresh_db(lab, NEW_DB)
+        run = play([dict(name='restore', ignore_errors=True, **{'procgenie.dbops.pg_restore': dict(
+            node_params(lab, db=NEW_DB), path=path, create_database=True)})])
+        res = run.result('restore')
+        assert res.get('failed') is True, res
+        assert 'dropped' not in res['msg'], res['msg']
+        assert database_exists(lab, NEW_DB)
+    finally:
+        lab.psql('primary', 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % NEW_DB)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art
 from ansible_collections.procgenie.dbops.plugins.module_utils import _catalog
 from ansible_collections.procgenie.dbops.plugins.module_utils import _psql_script as script
 from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
-from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, pg_dump_argv, server_major
+from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
+    ClientError, forget, pg_dump_argv, server_major)
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     ConnectionFailure, database_error_message, psycopg2, sql)
 from ansible_collections.procgenie.dbops.plugins.module_utils._diff import DifferenceTracker
@@ -34,6 +36,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.backup import cata
 
 KINDS = ('full', 'schema_only', 'tables', 'tenant')
 FORMATS = ('custom', 'directory', 'plain')
+CANCEL_WAIT_S = 1.0  # how long a cancelled tenant export may take to see its query cancelled (the 2 s budget)
 
 
 class BackupFailure(Exception):
@@ -124,6 +127,10 @@ def retention_plan(dest, series, now, keep_last, max_age_days, new_path=None, sk
     return [p for p in delete if p != new_path], keep
 
 
+class Cancelled(BackupFailure):
+    """The work of a worker thread was stopped before its next query (the module is on its way out)."""
+
+
 class _Worker(threading.Thread):
     """Runs func() beside the main thread, which only waits: a wait in join() is interrupted by SIGTERM, a wait in
     libpq or in a pipe read is not, so pg_dump and the row counts both run in workers."""
@@ -157,13 +164,20 @@ def _sequence_columns(session, target):
     return [r['attname'] for r in rows]
 
 
-def _write_tenant_script(session, path, tables, tenant):
+def _write_tenant_script(session, path, tables, tenant, stop=None):
     """The tenant artifact: one transaction of COPY blocks, parents first, rows filtered in the snapshot.
 
     Nothing a user or the database gives leaves its literal: the comments hold no value (the tenant and the
     database are in the manifest), names are written by _psql_script (never spanning lines), the rows are COPY's
     own text format (backslash, newline, CR and tab escaped by the server), and no line is a psql meta-command
-    except the \\. that ends each COPY block. The caller scans the file before publishing it."""
+    except the \\. that ends each COPY block. The caller scans the file before publishing it.
+
+    `stop` (a threading.Event): when set, no further query starts (the module was cancelled while this runs in a
+    worker thread; a query already running is cancelled by the caller)."""
+    def go_on():
+        if stop is not None and stop.is_set():
+            raise Cancelled('the tenant export was cancelled')
+    go_on()
     cursor = session.conn.cursor()
     with open(path, 'w', encoding='utf-8', newline='\n') as out:
         out.write('-- procgenie.dbops pg_backup: the rows of one tenant (data only); what it holds is in its manifest\n')
@@ -171,6 +185,7 @@ def _write_tenant_script(session, path, tables, tenant):
         out.write("SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n"
                   "SET client_min_messages = warning;\nSET row_security = off;\nBEGIN;\n\n")
         for table in tables:
+            go_on()
             columns = catalog.copy_columns(session, table)
             cols = sql.SQL(', ').join(sql.Identifier(c) for c in columns)
             target = sql.Identifier(table['schema'], table['name'])
@@ -182,6 +197,7 @@ def _write_tenant_script(session, path, tables, tenant):
             script_table = script.qualified(table['schema'], table['name'])
             out.write('COPY %s (%s) FROM stdin;\n' % (script_table, ', '.join(script.ident(c) for c in columns)))
             out.flush()
+            go_on()
             cursor.copy_expert(statement, out)
             out.write('\\.\n')
             for column in _sequence_columns(session, target):
@@ -392,11 +408,37 @@ class Backup(SessionOperation):
         return tmp, counts
 
     def write_tenant(self, tmp):
+        """The tenant's row counts and its script, in a worker while this thread only waits: a COPY (or a count) of a
+        big table waits in libpq, where a SIGTERM is not handled until it returns; a cancel cancels the running query
+        at once, and no further query starts. The caller removes the temporary script."""
         facts, session = self.facts, self.session
-        counts = {}
-        for table in facts['tables']:
-            counts.update(catalog.count_rows(session, [table], table['filter_column'], facts['tenant']))
-        _write_tenant_script(session, tmp, facts['tables'], facts['tenant'])
+        stop = threading.Event()
+
+        def export():
+            counts = {}
+            for table in facts['tables']:
+                if stop.is_set():
+                    raise Cancelled('the tenant export was cancelled')
+                counts.update(catalog.count_rows(session, [table], table['filter_column'], facts['tenant']))
+            _write_tenant_script(session, tmp, facts['tables'], facts['tenant'], stop)
+            return counts
+
+        def cancel():
+            stop.set()
+            session.conn.cancel()
+        worker = _Worker('tenant export', export)
+        token = self.runner.on_cancel(cancel)  # SIGTERM: the running COPY or count ends now, not when it is done
+        try:
+            worker.start()
+            counts = worker.outcome()
+        finally:
+            forget(token)
+            # failed or cancelled while it runs: its query must not outlive the module, nor may it write on
+            stop.set()
+            deadline = time.monotonic() + CANCEL_WAIT_S
+            while worker.is_alive() and time.monotonic() < deadline:
+                session.conn.cancel()
+                worker.join(0.05)
         check_script(tmp)
         return counts
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import uuid
+from contextlib import contextmanager
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _artifacts as art, _psql_script as script
 from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
@@ -103,6 +105,21 @@ def stale_scratch_databases(session, prefix, now):
         "SELECT datname, shobj_description(oid, 'pg_database') AS comment FROM pg_database "
         "WHERE left(datname, length(%s)) = %s ORDER BY datname"), [prefix, prefix])
     return [r['datname'] for r in rows if is_stale(r['comment'], now)]
+
+
+@contextmanager
+def sigterm_deferred():
+    """A SIGTERM (a cancel) that arrives while the block runs is held back until the block ends, then handled: for
+    a statement whose outcome the way out must know (a CREATE DATABASE: created, or not). Only the main thread's
+    mask: the operations that use it run no other thread at that moment."""
+    if not hasattr(signal, 'pthread_sigmask'):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def create_scratch(session, name, now=None):
@@ -287,6 +304,7 @@ class Restore(Operation):
         self.options = {}
         self.order = None
         self.exists = False
+        self.created = None  # 'created' (no database was there) or 'recreated', once this run's CREATE DATABASE ran
 
     def close(self):
         if self.admin is not None:
@@ -399,8 +417,17 @@ class Restore(Operation):
         steps, database, path = plan['plan'], plan['database'], plan['path']
         if steps['pre_restore_backup'] and self.exists:
             result['pre_restore_backup'] = self.ctx.partial['pre_restore_backup'] = self.backup_target()
-        self.prepare(steps, database)
-        forgiven = self.restore(path, plan['format'], database)
+        try:
+            self.prepare(steps, database)
+            forgiven = self.restore(path, plan['format'], database)
+        except RestoreFailure as exc:
+            done = self.undo_create(database)
+            if done:
+                raise RestoreFailure('%s; %s' % (exc, done))
+            raise
+        except BaseException:  # a cancel (SIGTERM: SystemExit once pg_restore or psql is ended): as a failure
+            self.undo_create(database)
+            raise
         if forgiven:
             self.warn('pg_restore --clean could not drop %d inherited constraint(s) of partitions; harmless, the '
                       'partitioned tables\' own drops removed them' % len(forgiven))
@@ -433,9 +460,30 @@ class Restore(Operation):
             if steps['recreate_database']:
                 drop_database(admin, database)
             if steps['create_database'] or steps['recreate_database']:
-                admin.execute(sql.SQL('CREATE DATABASE {}').format(sql.Identifier(database)))
+                # whether this run made the database is known before a cancel is handled (undo_create drops it)
+                with sigterm_deferred():
+                    admin.execute(sql.SQL('CREATE DATABASE {}').format(sql.Identifier(database)))
+                    self.created = 'recreated' if steps['recreate_database'] else 'created'
         except psycopg2.Error as exc:
             raise RestoreFailure('Preparing %s failed: %s' % (database, database_error_message(exc)))
+
+    def undo_create(self, database):
+        """After a failed or cancelled restore: a database this run created where there was none is dropped (WITH
+        (FORCE) from PostgreSQL 13, so the session of a pg_restore just ended does not hold it up), so a half-restored
+        database never looks restored and the next run starts as this one did; a database that was there is never
+        dropped, and one recreated (recreate_database: its old contents are gone either way) is left and named.
+        Returns what the failure message adds, or None."""
+        if self.created == 'recreated':
+            return 'database %s was recreated by this run and holds a partial restore' % database
+        if self.created != 'created' or self.admin is None:
+            return None
+        try:
+            drop_database(self.admin, database)
+        except psycopg2.Error as exc:
+            return 'database %s, created by this run, holds a partial restore; dropping it failed: %s' % (
+                database, database_error_message(exc))
+        self.created = None
+        return 'database %s, created by this run, was dropped' % database
 
     def restore(self, path, fmt, database):
         params, opts = self.params, self.options
