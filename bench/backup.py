@@ -16,16 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 
-import pglab  # noqa: E402
+import _bench  # noqa: E402
 from tests.harness.playbook import run_playbook  # noqa: E402
-from tests.harness.tree import make_tree  # noqa: E402
 
 MB = int(os.environ.get('BENCH_MB', '300'))
 TENANTS = int(os.environ.get('BENCH_TENANTS', '20'))
@@ -34,10 +32,8 @@ DB = 'backup_bench'
 
 
 def main():
-    work = tempfile.mkdtemp(prefix='bench-backup-')
-    os.chmod(work, 0o755)
-    lab = pglab.Lab(os.path.join(work, 'lab'))
-    try:
+    with _bench.workspace('bench-backup-') as bench:
+        lab, work, root, home = bench.lab, bench.work, bench.root, bench.home
         lab.start(tenants=1, scale=1, standby=False, seed=False)
         lab.seed(db=DB, tenants=TENANTS, scale=SCALE)
         rows = MB * 1024 * 1024 // 180  # about 180 bytes a row on disk
@@ -47,10 +43,6 @@ def main():
                             'VACUUM ANALYZE bulk' % (TENANTS, rows), db=DB, timeout=3600)
         size = int(lab.psql('primary', "SELECT pg_database_size('%s')" % DB))
         print('database %s: %.0f MB (bulk %d rows), PostgreSQL %s' % (DB, size / 1048576.0, rows, lab.state['major']))
-        root = os.path.join(work, 'collections')
-        make_tree(root)
-        home = os.path.join(work, 'home')
-        os.makedirs(home)
         state = lab.state
         node = state['nodes']['primary']
         env = dict((k, v) for k, v in os.environ.items() if not k.startswith('PG'))
@@ -94,9 +86,6 @@ def main():
         ok_parallel = figures['directory']['module_s'] < figures['custom']['module_s']
         print('target module <= 1.10 x raw: %s; directory jobs=2 faster than custom: %s'
               % ('met' if ok_ratio else 'MISSED', 'met' if ok_parallel else 'MISSED'))
-    finally:
-        lab.destroy()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == '__main__':

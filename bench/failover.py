@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -25,10 +23,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 
-import pglab  # noqa: E402
+import _bench  # noqa: E402
 from pglab import osuser  # noqa: E402
 from tests.harness.playbook import run_playbook  # noqa: E402
-from tests.harness.tree import make_tree  # noqa: E402
 
 
 class FirstWrite(threading.Thread):
@@ -54,8 +51,8 @@ class FirstWrite(threading.Thread):
                     time.sleep(0.005)
 
 
-def fresh_lab(work, name):
-    lab = pglab.Lab(os.path.join(work, name), pg=os.environ.get('LAB_PG', 'auto'))
+def fresh_lab(bench, name):
+    lab = bench.new_lab(name, pg=os.environ.get('LAB_PG', 'auto'))
     lab.start(standby=True, seed=False)
     lab.psql('primary', 'CREATE TABLE bench_probe(id bigserial PRIMARY KEY)')
     lab.wait_replay()
@@ -72,8 +69,8 @@ def task(lab, **extra):
                  tasks=[{'name': 'fo', 'procgenie.dbops.pg_failover': args, 'register': 'out'}])]
 
 
-def raw_promote(work):
-    lab = fresh_lab(work, 'raw')
+def raw_promote(bench):
+    lab = fresh_lab(bench, 'raw')
     try:
         lab._stop_node('primary')  # pylint: disable=protected-access
         poller = FirstWrite(lab, 'standby')
@@ -87,8 +84,8 @@ def raw_promote(work):
         lab.destroy()
 
 
-def module_failover(work, root, home, mode):
-    lab = fresh_lab(work, 'module-' + mode)
+def module_failover(bench, mode):
+    lab = fresh_lab(bench, 'module-' + mode)
     try:
         if mode == 'forced':
             lab._stop_node('primary')  # pylint: disable=protected-access
@@ -96,7 +93,7 @@ def module_failover(work, root, home, mode):
         plays = task(lab, mode=mode)
         started = time.monotonic()
         poller.start()
-        run = run_playbook(plays, root, home)
+        run = run_playbook(plays, bench.root, bench.home)
         poller.join(60)
         if run.rc != 0:
             print(run)
@@ -109,18 +106,12 @@ def module_failover(work, root, home, mode):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix='failover-bench-')
-    os.chmod(work, 0o755)
-    try:
-        root = os.path.join(work, 'collections')
-        make_tree(root)
-        home = os.path.join(work, 'home')
-        os.makedirs(home)
+    with _bench.workspace('failover-bench-', lab=False) as bench:
         # warm the playbook machinery once so both sides compare promotion, not a cold Python cache
         subprocess.run([sys.executable, '-c', 'import ansible'], check=True)
-        raw = raw_promote(work)
-        forced = module_failover(work, root, home, 'forced')
-        planned = module_failover(work, root, home, 'planned')
+        raw = raw_promote(bench)
+        forced = module_failover(bench, 'forced')
+        planned = module_failover(bench, 'planned')
         figures = dict(raw_promote_first_write_s=raw, forced=forced, planned=planned,
                        ratio=round(forced['first_write_s'] / raw, 2) if raw else None,
                        module_ratio=round(forced['module_duration_s'] / raw, 2) if raw else None)
@@ -130,8 +121,6 @@ def main():
               '(ratio %s, target <= 1.5).' % (forced['first_write_s'], raw, figures['ratio'],
                                               forced['module_duration_s'], figures['module_ratio']))
         return 0
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == '__main__':

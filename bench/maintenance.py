@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 
@@ -27,10 +25,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 
-import pglab  # noqa: E402
+import _bench  # noqa: E402
 import psycopg2  # noqa: E402
 from tests.harness.playbook import run_playbook  # noqa: E402
-from tests.harness.tree import make_tree  # noqa: E402
 
 ROWS = int(os.environ.get('BENCH_ROWS', '1000000'))
 DB = 'bench_maint'
@@ -78,17 +75,11 @@ class Writer(object):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix='bench-maintenance-')
-    os.chmod(work, 0o755)
-    lab = pglab.Lab(os.path.join(work, 'lab'))
-    try:
+    with _bench.workspace('bench-maintenance-') as bench:
+        lab, root, home = bench.lab, bench.root, bench.home
         lab.start(tenants=1, scale=1, standby=False, seed=False)
         state = lab.state
         node = state['nodes']['primary']
-        root = os.path.join(work, 'collections')
-        make_tree(root)
-        home = os.path.join(work, 'home')
-        os.makedirs(home)
         lab.psql('primary', 'CREATE DATABASE %s' % DB)
         lab.psql('primary', 'CREATE EXTENSION pg_repack', db=DB)
         conn = dict(login_host=node['host'], login_port=node['port'], login_user=state['superuser'],
@@ -125,9 +116,6 @@ def main():
         print('target pg_repack longest write wait under 1 s: %s (%.3f s; VACUUM FULL %.3f s of a %.1f s run)' % (
             'met' if repack['max_write_wait_s'] < 1.0 else 'MISSED', repack['max_write_wait_s'],
             full['max_write_wait_s'], full['module_s']))
-    finally:
-        lab.destroy()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == '__main__':

@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 
-import pglab  # noqa: E402
+import _bench  # noqa: E402
 from tests.harness.playbook import run_playbook  # noqa: E402
-from tests.harness.tree import make_tree  # noqa: E402
 
 COUNT = int(os.environ.get('BENCH_MIGRATIONS', '200'))
 APPLIED = int(os.environ.get('BENCH_APPLIED', '1000'))
@@ -62,17 +59,11 @@ def up_sections(folder):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix='bench-migrate-')
-    os.chmod(work, 0o755)
-    lab = pglab.Lab(os.path.join(work, 'lab'))
-    try:
+    with _bench.workspace('bench-migrate-') as bench:
+        lab, work, root, home = bench.lab, bench.work, bench.root, bench.home
         lab.start(tenants=1, scale=1, standby=False, seed=False)
         state = lab.state
         node = state['nodes']['primary']
-        root = os.path.join(work, 'collections')
-        make_tree(root)
-        home = os.path.join(work, 'home')
-        os.makedirs(home)
         env = dict((k, v) for k, v in os.environ.items() if not k.startswith('PG'))
         env.update(PGHOST=node['host'], PGPORT=str(node['port']), PGUSER=state['superuser'],
                    PGPASSWORD=state['password'])
@@ -116,9 +107,6 @@ def main():
         print(json.dumps(figures, indent=2))
         print('target module <= 1.5 x raw: %s; status of %d applied under 1 s: %s' % (
             'met' if figures['ratio'] <= 1.5 else 'MISSED', APPLIED, 'met' if status < 1.0 else 'MISSED'))
-    finally:
-        lab.destroy()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == '__main__':

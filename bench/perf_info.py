@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 
-import pglab  # noqa: E402
+import _bench  # noqa: E402
 from tests.harness.playbook import run_playbook  # noqa: E402
-from tests.harness.tree import make_tree  # noqa: E402
 
 TABLES = int(os.environ.get('BENCH_TABLES', '5000'))
 BATCH = 250  # tables a transaction (each takes a few locks)
@@ -44,17 +41,11 @@ END $$;
 
 
 def main():
-    work = tempfile.mkdtemp(prefix='bench-perf-')
-    os.chmod(work, 0o755)
-    lab = pglab.Lab(os.path.join(work, 'lab'))
-    try:
+    with _bench.workspace('bench-perf-') as bench:
+        lab, root, home = bench.lab, bench.root, bench.home
         lab.start(tenants=1, scale=1, standby=False, seed=False)
         state = lab.state
         node = state['nodes']['primary']
-        root = os.path.join(work, 'collections')
-        make_tree(root)
-        home = os.path.join(work, 'home')
-        os.makedirs(home)
         lab.psql('primary', 'CREATE DATABASE bench_big; CREATE DATABASE bench_small')
         for db in ('bench_big', 'bench_small'):
             lab.psql('primary', 'CREATE EXTENSION pg_stat_statements', db=db)
@@ -88,9 +79,6 @@ def main():
         print('target under 3 s: %s; fixed number of queries: %s' % (
             'met' if best < 3.0 else 'MISSED',
             'met' if figures['queries_big'] == figures['queries_small'] else 'MISSED'))
-    finally:
-        lab.destroy()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == '__main__':

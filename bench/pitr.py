@@ -17,16 +17,14 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 
-import pglab  # noqa: E402
+import _bench  # noqa: E402
 from tests.harness.playbook import run_playbook  # noqa: E402
-from tests.harness.tree import make_tree  # noqa: E402
 
 MB = int(os.environ.get('BENCH_MB', '200'))
 WAL_MB = int(os.environ.get('BENCH_WAL_MB', '200'))
@@ -75,16 +73,10 @@ def manual_restore(lab, backup, datadir, port, target_time):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix='bench-pitr-')
-    os.chmod(work, 0o755)
-    lab = pglab.Lab(os.path.join(work, 'lab'))
-    try:
+    with _bench.workspace('bench-pitr-') as bench:
+        lab, work, root, home = bench.lab, bench.work, bench.root, bench.home
         lab.start(standby=False, seed=False)
         fill(lab, 'before_base', MB)
-        root = os.path.join(work, 'collections')
-        make_tree(root)
-        home = os.path.join(work, 'home')
-        os.makedirs(home)
         state = lab.state
         node = state['nodes']['primary']
         conn = dict(login_host=node['host'], login_port=node['port'], login_user=state['superuser'],
@@ -129,9 +121,6 @@ def main():
         print('pg_restore_pitr duration_s %6.2f s  (runs: %s; %.2f x manual; target <= 1.20)' % (
             module, ', '.join('%.2f' % m for m in modules), module / manual))
         print('whole ansible-playbook     %6.2f s' % whole)
-    finally:
-        lab.destroy()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == '__main__':

@@ -8,28 +8,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 
-import pglab  # noqa: E402
+import _bench  # noqa: E402
 from tests.harness.playbook import run_playbook  # noqa: E402
-from tests.harness.tree import make_tree  # noqa: E402
 
 TABLES = int(os.environ.get('BENCH_TABLES', '500'))
 DB = 'rls_bench'
 
 
 def main():
-    work = tempfile.mkdtemp(prefix='rls-bench-')
-    os.chmod(work, 0o755)
-    lab = pglab.Lab(os.path.join(work, 'lab'), pg=os.environ.get('LAB_PG', 'auto'))
-    try:
+    with _bench.workspace('rls-bench-', pg=os.environ.get('LAB_PG', 'auto')) as bench:
+        lab, root, home = bench.lab, bench.root, bench.home
         lab.start(standby=False, seed=False)
         lab.psql('primary', 'CREATE DATABASE %s' % DB)
         lab.psql('primary', """
@@ -39,10 +34,6 @@ DO $$ BEGIN
     EXECUTE format('CREATE INDEX ON bench_%%s (tenant_id, id)', i);
   END LOOP;
 END $$;""" % TABLES, db=DB)
-        root = os.path.join(work, 'collections')
-        make_tree(root)
-        home = os.path.join(work, 'home')
-        os.makedirs(home)
         st = lab.state
         conn = dict(login_host=st['nodes']['primary']['host'], login_port=st['nodes']['primary']['port'],
                     login_user=st['superuser'], login_password=st['password'], login_db=DB)
@@ -64,9 +55,6 @@ END $$;""" % TABLES, db=DB)
         print('no-change call: %s s in the module, %d queries (target < 2 s, constant)' % (
             figures['no change']['module_duration_s'], figures['no change']['queries']))
         return 0
-    finally:
-        lab.destroy()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == '__main__':
