@@ -14,6 +14,11 @@ description:
     concurrent connections over the tables of O(databases) - or of their O(schemas), or the O(tables) named - with
     their TOAST tables and btree indexes - C(verify_heapam) on tables and TOAST, C(bt_index_check) on indexes (an
     C(AccessShareLock); it runs on a hot standby too).
+  - Without the C(pg_amcheck) program (clients older than 14, a minimal client install, an execution environment
+    without it), or with O(method=functions), it runs the same checks through the extension's SQL functions in a
+    session of its own, one relation at a time - the same relations, the same problem rows, the same C(corrupt)
+    verdict. See O(method).
+  - A partitioned table named in O(tables) has no storage of its own - its partitions are checked.
   - O(heapallindexed) also checks that every table row has its index entry. O(parent_check) runs
     C(bt_index_parent_check), which takes a C(ShareLock) on each index and its table (writes and VACUUM wait),
     and so only with O(maintenance_window=true).
@@ -64,6 +69,25 @@ options:
     description: Concurrent connections of C(pg_amcheck) (C(--jobs)); 1 or more.
     type: int
     default: 1
+  method:
+    description:
+      - How the checks run. V(pg_amcheck) - the client program (found in O(pg_bindir), else on C(PATH) and in the
+        usual folders; it must be of the server's major version or newer), failing when it is not found.
+        V(functions) - the extension's functions in the module's own session - C(verify_heapam(relation,
+        on_error_stop => false, check_toast => true, skip => 'none')) for tables and TOAST,
+        C(bt_index_check(index, heapallindexed)) (or C(bt_index_parent_check) with O(parent_check)) for btree
+        indexes - over the relations C(pg_amcheck) would choose (temporary tables and indexes not valid or not ready
+        skipped). Each relation is its own statement; an error a check raises (C(bt_index_check) stops at the first
+        problem of an index, a page failing its checksum raises) becomes that relation's problem row and the run goes
+        on. Errors that say nothing about the data (no permission, a lock not granted, the session cancelled or
+        lost) fail the module. O(jobs) does not apply (one relation at a time).
+      - V(auto) - C(pg_amcheck) when it is found, else the functions (C(method_reason) says why).
+      - C(verify_heapam) needs C(amcheck) 1.3 (PostgreSQL 14 and later). On PostgreSQL 13 (or with C(amcheck)
+        older than 1.3 in a database) only the btree indexes can be checked - that database's C(tables_checked) is
+        false, its C(reason) and a warning say so; its tables and TOAST are B(not) checked.
+    type: str
+    choices: [auto, pg_amcheck, functions]
+    default: auto
   create_extension:
     description: Create the C(amcheck) extension in a database that lacks it (needs a superuser, or on Azure
       C(azure_pg_admin) with C(amcheck) allow-listed).
@@ -86,6 +110,9 @@ notes:
     N", the server logs a warning and counts it in C(pg_stat_database.checksum_failures).
 seealso:
   - module: procgenie.dbops.pg_table_diff
+  - name: amcheck functions
+    description: verify_heapam, bt_index_check and bt_index_parent_check, which O(method=functions) calls.
+    link: https://www.postgresql.org/docs/current/amcheck.html#AMCHECK-FUNCTIONS
   - name: amcheck
     description: The extension and its functions.
     link: https://www.postgresql.org/docs/current/amcheck.html
@@ -107,6 +134,11 @@ EXAMPLES = r'''
     that: not integrity.corrupt
     fail_msg: "{{ integrity.problems | map(attribute='relation') | unique | join(', ') }}"
 
+- name: Check with the extension's functions (no pg_amcheck program in this execution environment)
+  procgenie.dbops.pg_integrity_check:
+    login_db: procgenie
+    method: functions
+
 - name: Forensic run in a maintenance window
   procgenie.dbops.pg_integrity_check:
     databases: [procgenie]
@@ -123,7 +155,7 @@ corrupt:
   type: bool
 problems:
   description:
-    - One per item pg_amcheck reported - C(database), C(schema), C(relation), C(kind) (C(table), C(toast) or
+    - One per item pg_amcheck (or a function, with O(method=functions)) reported - C(database), C(schema), C(relation), C(kind) (C(table), C(toast) or
       C(index)), C(block), C(offset), C(attribute) (null when not known) and C(message).
   returned: always
   type: list
@@ -134,7 +166,10 @@ problems:
 databases:
   description:
     - Per database - C(amcheck_version) (null when missing), C(amcheck_available), C(extension_created),
-      C(checked), C(problems) (count) and C(reason) (why it was not checked).
+      C(checked), C(tables_checked) (whether its tables and TOAST were checked - false when only its indexes could
+      be, on PostgreSQL 13), C(relations) (with O(method=functions), the counts of C(tables) and C(indexes)
+      checked; null with C(pg_amcheck)), C(problems) (count) and C(reason) (why it was not, or only partly,
+      checked).
   returned: always
   type: list
   elements: dict
@@ -160,6 +195,15 @@ create_extension_in:
   returned: always
   type: list
   elements: str
+method:
+  description: How the checks ran - V(pg_amcheck) (the program) or V(functions) (the extension's functions).
+  returned: always
+  type: str
+  sample: functions
+method_reason:
+  description: With O(method=auto), why the functions ran (pg_amcheck not found, or older than the server); else null.
+  returned: always
+  type: str
 in_recovery:
   description: Whether the server is a standby.
   returned: always
@@ -169,12 +213,12 @@ duration_s:
   returned: always
   type: float
 queries:
-  description: The SQL the module ran.
+  description: The SQL the module ran (with O(method=functions), every check's function call).
   returned: always
   type: list
   elements: str
 commands:
-  description: The pg_amcheck command lines (no password - it is in the environment).
+  description: The pg_amcheck command lines (no password - it is in the environment); empty with O(method=functions).
   returned: always
   type: list
   elements: list

@@ -1,9 +1,11 @@
 """pg_integrity_check on a small cluster of its own (never the shared lab): clean, then a heap page and an index
 page damaged on disk while it is stopped; amcheck created only when asked; the parent check only in a maintenance
-window; Azure's allow-list read from the server parameter."""
+window; Azure's allow-list read from the server parameter. Each through pg_amcheck and through the extension's
+functions (method: functions, and auto without the program), which must find the same."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -51,11 +53,30 @@ def damage(lab, relations):
     lab.start(seed=False, standby=False)
 
 
+ROW_KEYS = {'database', 'schema', 'relation', 'kind', 'block', 'offset', 'attribute', 'message'}
+
+
+def same_rows(problems):
+    """The problem rows in an order that does not depend on the method (pg_amcheck reports as its jobs finish)."""
+    return sorted(json.dumps(p, sort_keys=True) for p in problems)
+
+
+def no_program_dir(lab):
+    """A folder without pg_amcheck (nor any other program), for pg_bindir."""
+    path = os.path.join(os.path.dirname(lab.node('primary')['datadir']), 'empty-bin')
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def test_clean_then_damaged_pages_are_found(cluster, play):
     lab = cluster
     run = play([task(lab, 'clean', jobs=2, heapallindexed=True),
                 task(lab, 'parent', parent_check=True),
-                task(lab, 'one', tables=['victim'])])
+                task(lab, 'one', tables=['victim']),
+                task(lab, 'clean_fn', method='functions', heapallindexed=True),
+                task(lab, 'one_fn', method='functions', tables=['victim']),
+                task(lab, 'auto_fn', pg_bindir=no_program_dir(lab)),
+                task(lab, 'program_missing', method='pg_amcheck', pg_bindir=no_program_dir(lab))])
     res = run.result('clean')
     assert not res.get('failed') and res['changed'] is False, res.get('msg')
     assert res['corrupt'] is False and res['problems'] == [] and res['data_checksums'] is True
@@ -67,10 +88,36 @@ def test_clean_then_damaged_pages_are_found(cluster, play):
     res = run.result('parent')
     assert res.get('failed') and 'maintenance_window' in res['msg'] and res['commands'] == []
     assert '--table="public"."victim"' in run.result('one')['commands'][0]
+    assert run.result('clean')['method'] == 'pg_amcheck' and run.result('clean')['method_reason'] is None
+    # the extension's functions: the same verdict, every table, TOAST and btree index of the database
+    res = run.result('clean_fn')
+    assert not res.get('failed') and res['changed'] is False, res.get('msg')
+    assert res['method'] == 'functions' and res['commands'] == [] and res['method_reason'] is None
+    assert res['corrupt'] is False and res['problems'] == [], res['problems']
+    entry = res['databases'][0]
+    assert entry['checked'] is True and entry['tables_checked'] is True and entry['reason'] is None
+    assert entry['relations']['tables'] > 50 and entry['relations']['indexes'] > 100, entry  # pg_catalog too
+    calls = [q for q in res['queries'] if 'verify_heapam' in q or 'bt_index_check' in q]
+    assert len(calls) == entry['relations']['tables'] + entry['relations']['indexes']
+    assert any("verify_heapam(relation => c.oid, on_error_stop => false, check_toast => true, skip => 'none')" in q
+               for q in calls), calls[:3]
+    assert any('bt_index_check(index => c.oid, heapallindexed => true)' in q for q in calls), calls[-3:]
+    res = run.result('one_fn')
+    assert not res.get('failed') and res['databases'][0]['relations'] == dict(tables=2, indexes=2), res  # + TOAST
+    # auto without the program: the functions, and why
+    res = run.result('auto_fn')
+    assert not res.get('failed') and res['method'] == 'functions' and res['corrupt'] is False, res.get('msg')
+    assert 'pg_amcheck' in res['method_reason'] and res['commands'] == []
+    res = run.result('program_missing')
+    assert res.get('failed') and 'pg_amcheck' in res['msg'] and 'empty-bin' in res['msg'], res
 
     damage(lab, [('victim', 2), ('victim_pkey', 1)])
     run = play([task(lab, 'damaged', jobs=2), task(lab, 'forensic', tables=['public.victim'], heapallindexed=True,
-                                                   parent_check=True, maintenance_window=True)])
+                                                   parent_check=True, maintenance_window=True),
+                task(lab, 'damaged_fn', method='functions'),
+                task(lab, 'damaged_auto', pg_bindir=no_program_dir(lab)),
+                task(lab, 'forensic_fn', method='functions', tables=['public.victim'], heapallindexed=True,
+                     parent_check=True, maintenance_window=True)])
     res = run.result('damaged')
     assert not res.get('failed') and res['changed'] is False, res.get('msg')
     assert res['corrupt'] is True
@@ -83,6 +130,38 @@ def test_clean_then_damaged_pages_are_found(cluster, play):
     res = run.result('forensic')
     assert not res.get('failed') and res['corrupt'] is True and '--parent-check' in res['commands'][0]
     assert set(p['relation'] for p in res['problems']) == {'victim', 'victim_pkey'}
+    # the functions find the same pages, in rows of the same shape (the error each check raised, caught per relation,
+    # and the run went on to the other relations)
+    program = run.result('damaged')
+    for name in ('damaged_fn', 'damaged_auto'):
+        res = run.result(name)
+        assert not res.get('failed') and res['method'] == 'functions' and res['corrupt'] is True, res.get('msg')
+        assert all(set(p) == ROW_KEYS for p in res['problems']) and all(set(p) == ROW_KEYS for p in program['problems'])
+        assert same_rows(res['problems']) == same_rows(program['problems']), (res['problems'], program['problems'])
+        assert res['databases'][0]['relations']['tables'] > 50, res['databases']
+    res = run.result('forensic_fn')
+    assert not res.get('failed') and res['corrupt'] is True, res.get('msg')
+    assert set(p['relation'] for p in res['problems']) == {'victim', 'victim_pkey'}
+    assert any('bt_index_parent_check(index => c.oid, heapallindexed => true, rootdescend => false)' in q
+               for q in res['queries'])
+
+
+def test_tuple_level_rows_are_the_same_through_both_methods(cluster, play):
+    """With the damaged pages read despite their checksums (ignore_checksum_failure), verify_heapam reports the
+    damaged tuples one by one (block, offset, attribute): the functions give exactly pg_amcheck's rows."""
+    lab = cluster
+    lab.psql('primary', 'ALTER DATABASE "%s" SET ignore_checksum_failure = on' % DB)
+    try:
+        run = play([task(lab, 'program', method='pg_amcheck', tables=['victim']),
+                    task(lab, 'functions', method='functions', tables=['victim'])])
+    finally:
+        lab.psql('primary', 'ALTER DATABASE "%s" RESET ignore_checksum_failure' % DB)
+    program, funcs = run.result('program'), run.result('functions')
+    assert not program.get('failed') and not funcs.get('failed'), (program.get('msg'), funcs.get('msg'))
+    assert funcs['method'] == 'functions' and program['method'] == 'pg_amcheck'
+    assert any(p['kind'] == 'table' and p['block'] == 2 and p['offset'] is not None for p in program['problems']), \
+        program['problems']
+    assert same_rows(funcs['problems']) == same_rows(program['problems']), (funcs['problems'], program['problems'])
 
 
 def test_extension_only_when_asked_and_azure_allow_list(cluster, play):
@@ -127,6 +206,28 @@ def test_cancel_ends_pg_amcheck_and_its_sessions_within_2s(cluster, play):
         wait_until(lambda: monitor.active('%verify_heapam%') or monitor.active('%bt_index_check%'), 60,
                    'pg_amcheck waiting for the lock on bystander')
         cancel(module, monitor, '%bystander%')
+        blocker.rollback()
+        thread.join(60)
+        assert outcome['run'].result('check').get('failed') is True
+    finally:
+        blocker.close()
+        monitor.close()
+
+
+def test_cancel_ends_the_functions_check_and_its_session_within_2s(cluster, play):
+    """method: functions waits for the lock on bystander in verify_heapam; SIGTERM ends the module process and its
+    sessions within 2 s."""
+    import psycopg2
+    from tests.integration.test_cancel import Monitor, cancel, in_thread, module_process, wait_until
+    lab = cluster
+    blocker = psycopg2.connect(**lab.conninfo('primary', DB))
+    monitor = Monitor(lab)
+    try:
+        blocker.cursor().execute('LOCK TABLE bystander IN ACCESS EXCLUSIVE MODE')
+        thread, outcome = in_thread(play, [task(lab, 'check', tables=['bystander'], method='functions')])
+        module = module_process('pg_integrity_check')
+        wait_until(lambda: monitor.active('%verify_heapam%'), 60, 'verify_heapam waiting for the lock on bystander')
+        cancel(module, monitor, '%verify_heapam%', tree=[module])
         blocker.rollback()
         thread.join(60)
         assert outcome['run'].result('check').get('failed') is True

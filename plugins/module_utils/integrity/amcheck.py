@@ -15,6 +15,18 @@ BLOCK_IN_MESSAGE = re.compile(r'\bblock (\d+)\b')
 SEVERITY = re.compile(r'^(ERROR|FATAL|PANIC):\s+')
 
 
+def problem(database, schema, relation, kind, block=None, offset=None, attribute=None, message=''):
+    """Pure: one problem row, the same shape whichever method found it (pg_amcheck's report or the extension's
+    functions): the block taken from the message ("invalid page in block N") when the check gave none."""
+    message = (message or '').strip()
+    if block is None:
+        match = BLOCK_IN_MESSAGE.search(message)
+        block = int(match.group(1)) if match else None
+    return dict(database=database, schema=schema, relation=relation, kind=kind,
+                block=int(block) if block is not None else None, offset=int(offset) if offset is not None else None,
+                attribute=int(attribute) if attribute is not None else None, message=message)
+
+
 def literal_pattern(*parts):
     """Pure: a psql pattern that matches exactly the given name parts (each double-quoted, so *, ?, . and upper case
     are literal)."""
@@ -64,12 +76,7 @@ def parse_report(text, database, known=()):
         if current is None:
             return
         message = ' '.join(x for x in lines if not x.startswith('query was:')).strip()
-        message = SEVERITY.sub('', message)
-        item = dict(current, message=message)
-        if item['block'] is None:
-            match = BLOCK_IN_MESSAGE.search(message)
-            item['block'] = int(match.group(1)) if match else None
-        problems.append(item)
+        problems.append(problem(message=SEVERITY.sub('', message), **current))
 
     for line in (text or '').splitlines():
         match = HEADER.match(line)

@@ -15,14 +15,15 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._catalog import Ca
 from ansible_collections.procgenie.dbops.plugins.module_utils._clients import ClientError, server_major
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import open_session, sql
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
-from ansible_collections.procgenie.dbops.plugins.module_utils.integrity import amcheck
+from ansible_collections.procgenie.dbops.plugins.module_utils.integrity import amcheck, functions
 
 
 class IntegrityError(Exception):
     """Options that cannot run (a parent check outside a maintenance window, a missing database or table)."""
 
 
-ERRORS = (IntegrityError, CatalogError)
+ERRORS = (IntegrityError, CatalogError, functions.FunctionsError)
+METHODS = ('auto', 'pg_amcheck', 'functions')
 MIN_MAJOR = 14  # pg_amcheck ships with PostgreSQL 14 and later (it checks servers from 9.6 with amcheck)
 
 
@@ -37,6 +38,7 @@ def argument_spec():
         maintenance_window=dict(type='bool', default=False),
         jobs=dict(type='int', default=1),
         create_extension=dict(type='bool', default=False),
+        method=dict(type='str', default='auto', choices=list(METHODS)),
     )).merge(client_spec())
 
 
@@ -55,11 +57,39 @@ def check_options(params, in_recovery):
                              'maintenance_window: true)')
 
 
+def choose_method(method, find):
+    """(method, program path, reason): `find()` returns pg_amcheck's path or raises ClientError (not found, or older
+    than the server). auto: pg_amcheck when found, else the extension's functions (the reason says why)."""
+    if method == 'functions':
+        return 'functions', None, None
+    try:
+        return 'pg_amcheck', find(), None
+    except ClientError as exc:
+        if method == 'pg_amcheck':
+            raise
+        return 'functions', None, 'pg_amcheck not usable: %s' % exc
+
+
+def heap_limitation(database, version):
+    """Pure: why the tables and TOAST of `database` cannot be checked with amcheck `version` (None when they can)."""
+    if functions.checks_tables(version):
+        return None
+    return ('amcheck %s in database %s has no verify_heapam (amcheck 1.3, PostgreSQL 14 and later): only its btree '
+            'indexes were checked, not its tables and TOAST (on PostgreSQL 14 or later, ALTER EXTENSION amcheck '
+            'UPDATE)' % (version, database))
+
+
 def allow_listed(setting):
     """Pure: whether amcheck is in Azure's azure.extensions allow-list (None when the server has no such list)."""
     if setting is None:
         return None
     return 'amcheck' in [x.strip().lower() for x in setting.split(',') if x.strip()]
+
+
+EXTENSION_SQL = ("SELECT x.extversion AS version, n.nspname::text AS schema, "
+                 "EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'amcheck') AS available "
+                 "FROM (SELECT 1) one LEFT JOIN pg_catalog.pg_extension x ON x.extname = 'amcheck' "
+                 "LEFT JOIN pg_catalog.pg_namespace n ON n.oid = x.extnamespace")
 
 
 class IntegrityCheck(SessionOperation):
@@ -68,6 +98,7 @@ class IntegrityCheck(SessionOperation):
     def __init__(self, params, ctx):
         super(IntegrityCheck, self).__init__(params, ctx)
         self.program = None
+        self.method = None
         self.targets = {}
 
     # ------------------------------------------------------------ plan
@@ -88,7 +119,12 @@ class IntegrityCheck(SessionOperation):
             if not found[name]['datallowconn']:
                 raise IntegrityError('database %r does not allow connections' % name)
         listed = allow_listed(server['azure_extensions'])
-        self.program = self.runner.find('pg_amcheck', min_major=max(MIN_MAJOR, server_major(server['version_num'])))
+        min_major = max(MIN_MAJOR, server_major(server['version_num']))
+        self.method, self.program, reason = choose_method(
+            params['method'], lambda: self.runner.find('pg_amcheck', min_major=min_major))
+        if self.method == 'functions' and params['jobs'] > 1:
+            self.warn('jobs applies to pg_amcheck: the extension\'s functions check one relation at a time, in one '
+                      'session')
         entries, to_create = [], []
         for name in databases:
             entry = self._inspect(name)
@@ -115,7 +151,7 @@ class IntegrityCheck(SessionOperation):
                       azure=dict(extensions=server['azure_extensions'], amcheck_allow_listed=listed),
                       checks=dict(heapallindexed=params['heapallindexed'], parent_check=params['parent_check'],
                                   rootdescend=params['rootdescend'], jobs=params['jobs']),
-                      databases=entries, problems=[])
+                      databases=entries, problems=[], method=self.method, method_reason=reason)
         for entry in entries:
             if entry['amcheck_version'] is not None:
                 self._check(entry, result)
@@ -127,15 +163,20 @@ class IntegrityCheck(SessionOperation):
         params = self.params
         session = open_session(params, database=name, log=self.log)
         try:
-            ext = session.row("SELECT (SELECT extversion FROM pg_extension WHERE extname = 'amcheck') AS version, "
-                              "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'amcheck') AS available")
-            tables = []
+            ext = session.row(EXTENSION_SQL)
+            tables, oids = [], []
             if params.get('tables'):
                 try:
-                    rows = resolve_tables(session, params['tables'], partitions=False)
+                    rows = resolve_tables(session, params['tables'], partitions=True)
                 except CatalogError as exc:
                     raise IntegrityError('database %s: %s' % (name, exc))
+                # a partitioned table has no storage: its partitions are checked (all levels)
+                rows = [r for r in rows if r['relkind'] != 'p']
+                if not rows:
+                    raise IntegrityError('database %s: the tables named are partitioned tables without partitions '
+                                         '(nothing to check)' % name)
                 tables = [(r['schema'], r['name']) for r in rows]
+                oids = [r['oid'] for r in rows]
             schemas = list(dict.fromkeys(params.get('schemas') or []))
             if schemas:
                 have = set(r['nspname'] for r in session.rows(
@@ -148,11 +189,32 @@ class IntegrityCheck(SessionOperation):
                 "ON n.oid = c.relnamespace WHERE strpos(n.nspname, '.') > 0 OR strpos(c.relname, '.') > 0")]
         finally:
             session.close()
-        self.targets[name] = dict(tables=tables, schemas=schemas, known=dotted)
+        self.targets[name] = dict(tables=tables, table_oids=oids, schemas=schemas, known=dotted,
+                                  amcheck_schema=ext['schema'])
         return dict(database=name, amcheck_version=ext['version'], amcheck_available=ext['available'],
-                    extension_created=False, checked=False, reason=None, problems=0)
+                    extension_created=False, checked=False, tables_checked=False, relations=None, reason=None,
+                    problems=0)
 
     def _check(self, entry, result):
+        """The database's chosen relations (their indexes and TOAST included) checked by the method chosen."""
+        if self.method == 'functions':
+            self._check_functions(entry, result)
+        else:
+            self._check_program(entry, result)
+
+    def _check_functions(self, entry, result):
+        """The extension's functions over the database's chosen relations, in a session of the module's own."""
+        name, target = entry['database'], self.targets[entry['database']]
+        done = functions.check_database(self.params, name, target, target['amcheck_schema'], entry['amcheck_version'],
+                                        self.log)
+        entry.update(checked=True, tables_checked=done['tables_checked'], relations=done['relations'],
+                     problems=len(done['problems']))
+        if not done['tables_checked']:
+            entry['reason'] = heap_limitation(name, entry['amcheck_version'])
+            self.warn(entry['reason'])
+        result['problems'].extend(done['problems'])
+
+    def _check_program(self, entry, result):
         """pg_amcheck over the database's chosen relations (their indexes and TOAST included)."""
         name, target, params = entry['database'], self.targets[entry['database']], self.params
         argv = amcheck.build_argv(self.program, name, jobs=params['jobs'], heapallindexed=params['heapallindexed'],
@@ -163,8 +225,7 @@ class IntegrityCheck(SessionOperation):
         if rc not in (0, 2) or (rc == 2 and not problems):
             raise ClientError('pg_amcheck failed on database %s (exit %s): %s' % (
                 name, rc, (err or out or '').strip()[-2000:]), command=argv, rc=rc, stderr=err)
-        entry['checked'] = True
-        entry['problems'] = len(problems)
+        entry.update(checked=True, tables_checked=True, problems=len(problems))
         result['problems'].extend(problems)
 
     def _finish(self, result):
@@ -194,7 +255,9 @@ class IntegrityCheck(SessionOperation):
             session = open_session(self.params, database=entry['database'], log=self.log)
             try:
                 session.execute(sql.SQL('CREATE EXTENSION IF NOT EXISTS {}').format(sql.Identifier('amcheck')))
-                entry['amcheck_version'] = session.scalar("SELECT extversion FROM pg_extension WHERE extname = 'amcheck'")
+                ext = session.row(EXTENSION_SQL)
+                entry['amcheck_version'] = ext['version']
+                self.targets[entry['database']]['amcheck_schema'] = ext['schema']
             finally:
                 session.close()
             entry['extension_created'] = True
