@@ -5,8 +5,11 @@ Run: .venv/bin/python bench/table_diff.py  (starts and destroys two clusters of 
      a third inserted in the target)
 It times, on the same pair of clusters:
   module  pg_table_diff through ansible-playbook (BENCH_ATTEMPTS=3 times, alternating with the full compare so
-          that both see the same machine; the best of each is compared): the module's own duration_s (both snapshots opened, the table
-          described, the ranges compared and the differing leaves fetched), and its rows_fetched;
+          that both see the same machine; the best of each is compared): the module's own duration_s (both
+          snapshots opened, the table described, the ranges compared and the differing leaves fetched), and its
+          rows_fetched; with its defaults (no parallel workers), and beside it with parallel_workers=2
+          (module_parallel_s: faster only where the servers have idle cores, which two lab servers sharing this
+          machine's cores do not);
   full    both tables exported with COPY (in parallel, one thread per server), each sorted, and compared line by
           line - the simple way to the same answer;
   reladiff (if importable) reladiff's diff_tables (hashdiff, 4 threads a side) on the same pair.
@@ -138,7 +141,9 @@ def main():
                         login_password=src['password']),
             tables=[dict(name='orders')], limit=1000), 'name': 'diff'}
         figures = dict(rows=ROWS, differing_rows=count)
-        module_runs, full_runs = [], []
+        parallel_task = dict(task, name='parallel')
+        parallel_task['procgenie.dbops.pg_table_diff'] = dict(task['procgenie.dbops.pg_table_diff'], parallel_workers=2)
+        module_runs, full_runs, parallel_runs = [], [], []
         for _attempt in range(ATTEMPTS):  # alternating, so that both see the same load; the best of each counts
             run = run_playbook([dict(name='b', hosts='localhost', gather_facts=False, tasks=[task])], root, home)
             res = run.result('diff')
@@ -146,6 +151,9 @@ def main():
                 raise SystemExit('pg_table_diff failed: %s' % res.get('msg'))
             module_runs.append(res)
             full_runs.append(full_compare(labs))
+            run = run_playbook([dict(name='b', hosts='localhost', gather_facts=False, tasks=[parallel_task])], root,
+                               home)
+            parallel_runs.append(run.result('parallel').get('duration_s'))
         res = min(module_runs, key=lambda r: r['duration_s'])
         table = res['tables'][0]
         found = set(str(k[0]).encode() for k in table['only_in_source']['keys']) | set(
@@ -153,6 +161,7 @@ def main():
         full_s, full_keys = min(full_runs, key=lambda x: x[0])
         pairs = sorted(m['duration_s'] / f[0] for m, f in zip(module_runs, full_runs))
         figures.update(module_s=res['duration_s'], module_runs_s=[r['duration_s'] for r in module_runs],
+                       module_parallel_s=min(parallel_runs), module_parallel_runs_s=parallel_runs,
                        rows_fetched=table['rows_fetched'], fetched_pct=round(100.0 * table['rows_fetched'] / ROWS, 4),
                        levels=table['levels'], found=len(found), full_s=round(full_s, 3),
                        full_runs_s=[round(f[0], 3) for f in full_runs], full_found=len(full_keys),

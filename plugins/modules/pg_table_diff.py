@@ -33,6 +33,15 @@ options:
     description: Keys listed per table and kind of difference (the counts are always complete).
     type: int
     default: 100
+  parallel_workers:
+    description:
+      - Parallel workers of the first level, the one query per side that reads every row in scope (the levels
+        below read only the ranges that differ, through the index).
+      - V(0) (the default) uses none - the target is the live server, and the workers' CPU is its application's.
+        On servers with idle cores, V(2) or more shortens the first level of a large table.
+      - The servers' own C(max_parallel_workers) still limits them.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - procgenie.dbops.postgres
   - procgenie.dbops.source

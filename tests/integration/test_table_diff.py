@@ -62,7 +62,9 @@ def first(lab, dbs, collections_root, home):
     tasks = [diff_task(lab, 'diff', [dict(name='orders'), dict(name='public.codes'), dict(name='big')]),
              diff_task(lab, 'scoped', [dict(name='big'), dict(name='orders', where="id <= 2000 -- a comment")]),
              diff_task(lab, 'where', [dict(name='orders', where="created_at < '%s'" % T)], limit=1),
-             diff_task(lab, 'bad', [dict(name='orders', where="true; COMMIT; DROP TABLE orders")])]
+             diff_task(lab, 'bad', [dict(name='orders', where="true; COMMIT; DROP TABLE orders")]),
+             diff_task(lab, 'parallel', [dict(name='orders'), dict(name='codes')], parallel_workers=2),
+             diff_task(lab, 'negative', [dict(name='orders')], parallel_workers=-1)]
     return run_playbook([dict(name='t', hosts='localhost', gather_facts=False, tasks=tasks)], collections_root, home)
 
 
@@ -97,6 +99,21 @@ def test_diff_finds_inserts_updates_deletes_by_key(lab, first):
     queries = '\n'.join(res['queries'])
     assert 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' in queries and '"row_security" = \'off\'' in queries
     assert res['commands'] == [] and lab.state['password'] not in run.text
+
+
+def test_parallel_workers_only_on_request_and_the_same_answer(first):
+    plain, parallel = by_table(first.result('diff')), first.result('parallel')
+    assert not parallel.get('failed'), parallel.get('msg')
+    for name, table in by_table(parallel).items():
+        for kind in ('source_rows', 'target_rows', 'only_in_source', 'only_in_target', 'changed'):
+            assert table[kind] == plain[name][kind], (name, kind)
+    # the first level of the default run takes no parallel workers from the live server; on request it plans them
+    assert '"max_parallel_workers_per_gather" = \'0\'' in '\n'.join(first.result('diff')['queries'])
+    queries = '\n'.join(parallel['queries'])
+    assert '"max_parallel_workers_per_gather" = \'2\'' in queries and '"parallel_setup_cost" = \'0\'' in queries
+    negative = first.result('negative')
+    assert negative.get('failed') and 'parallel_workers must be 0' in negative['msg'], negative
+    assert 'Module failed' not in negative['msg'] and 'Traceback' not in first.text
 
 
 def test_rows_fetched_grow_with_differences_not_size(lab, play, first):

@@ -333,21 +333,26 @@ def _is_int(value):
 
 
 # ---------------------------------------------------------------- the comparison
-# the first level reads the whole table: a parallel plan (the planner takes every row for a group of its own, as it
-# cannot know how many ranges an expression makes, and so never plans the partial aggregation without this)
-PARALLEL_SETTINGS = (('parallel_setup_cost', '0'), ('parallel_tuple_cost', '0'))
+def parallel_settings(workers):
+    """The settings of the first level, which reads the whole table. With `workers` (> 0): a parallel plan of that
+    many workers (the planner takes every row for a group of its own, as it cannot know how many ranges an
+    expression makes, and so never plans the partial aggregation without the zero costs). Without: no parallel
+    workers - the target is the live server, and the workers' CPU is the application's (bench/table_diff.py: on
+    two servers sharing two cores, the parallel plan made the first level about 30 % slower)."""
+    if workers:
+        return (('max_parallel_workers_per_gather', str(int(workers))), ('parallel_setup_cost', '0'),
+                ('parallel_tuple_cost', '0'))
+    return (('max_parallel_workers_per_gather', '0'),)
 
 
-def _groups(session, query, params=None, parallel=False):
-    if parallel:
-        for name, value in PARALLEL_SETTINGS:
-            session.execute(sql.SQL('SET {} = {}').format(sql.Identifier(name), sql.Literal(value)))
+def _groups(session, query, params=None, settings=()):
+    for name, value in settings:
+        session.execute(sql.SQL('SET {} = {}').format(sql.Identifier(name), sql.Literal(value)))
     try:
         return dict(((r['parent'], r['seg']), (r['n'], r['s'])) for r in session.rows(query, params))
     finally:
-        if parallel:
-            for name, _value in PARALLEL_SETTINGS:
-                session.execute(sql.SQL('RESET {}').format(sql.Identifier(name)))
+        for name, _value in settings:
+            session.execute(sql.SQL('RESET {}').format(sql.Identifier(name)))
 
 
 def _fetch(session, query, params):
@@ -355,7 +360,7 @@ def _fetch(session, query, params):
     return dict((tuple(r['key']), (r['row_hash'], r['column_hashes'])) for r in rows), len(rows)
 
 
-def _compare_range(source, target, q, estimate, stats):
+def _compare_range(source, target, q, estimate, stats, first):
     """Key-range bisection on an integer key (index range scans below the first level); returns (src_rows,
     tgt_rows) of the differing leaves. Ranges are inclusive (first, last): no bound beyond the key's type."""
     bounds = run_both(source, target, lambda s: s.row(q.bounds()))
@@ -368,7 +373,7 @@ def _compare_range(source, target, q, estimate, stats):
     wide = hi - lo >= (1 << 62)
     width = max(1, -(-(hi - lo + 1) // top_fanout(estimate)))
     ends = {lo: hi}
-    groups = run_both(source, target, lambda s: _groups(s, q.range_top(lo, width, wide), parallel=True))
+    groups = run_both(source, target, lambda s: _groups(s, q.range_top(lo, width, wide), settings=first))
     stats['source_rows'] = sum(v[0] for v in groups[0].values())
     stats['target_rows'] = sum(v[0] for v in groups[1].values())
     leaves, levels = [], 1
@@ -397,10 +402,10 @@ def _compare_range(source, target, q, estimate, stats):
     return fetched[0][0], fetched[1][0]
 
 
-def _compare_hash(source, target, q, estimate, stats):
+def _compare_hash(source, target, q, estimate, stats, first):
     """Key-hash buckets (any key type, collation-independent); returns (src_rows, tgt_rows) of differing leaves."""
     bits = max(1, int(math.ceil(math.log(top_fanout(estimate), 2)))) if top_fanout(estimate) > 1 else 1
-    groups = run_both(source, target, lambda s: _groups(s, q.hash_level(bits, 0), parallel=True))
+    groups = run_both(source, target, lambda s: _groups(s, q.hash_level(bits, 0), settings=first))
     stats['source_rows'] = sum(v[0] for v in groups[0].values())
     stats['target_rows'] = sum(v[0] for v in groups[1].values())
     leaves, levels = {}, 1
@@ -430,7 +435,7 @@ def _compare_hash(source, target, q, estimate, stats):
     return src_rows, tgt_rows
 
 
-def compare_table(source, target, spec, limit=100):
+def compare_table(source, target, spec, limit=100, parallel_workers=0):
     """Compare one table between two sessions, each already in its snapshot (begin_snapshot). spec: dict(table (a
     name in SQL syntax), where (text or None), key (columns or None)). Returns the result entry of the table (see
     the package docstring). Raises TableDiffError."""
@@ -462,11 +467,12 @@ def compare_table(source, target, spec, limit=100):
                 side, tgt['qname'], where, side, database_error_message(exc)))
     stats = dict(rows_fetched=0, source_rows=0, target_rows=0, levels=0)
     estimate = max(src['estimate'], tgt['estimate'], 1)
+    first = parallel_settings(parallel_workers)
     method = 'key_range' if pair['integer_key'] else 'key_hash'
     if pair['integer_key']:
-        src_rows, tgt_rows = _compare_range(source, target, q, estimate, stats)
+        src_rows, tgt_rows = _compare_range(source, target, q, estimate, stats, first)
     else:
-        src_rows, tgt_rows = _compare_hash(source, target, q, estimate, stats)
+        src_rows, tgt_rows = _compare_hash(source, target, q, estimate, stats, first)
     only_s, only_t, changed = classify(src_rows, tgt_rows, pair['columns'])
     truncated = any(len(x) > limit for x in (only_s, only_t, changed))
     return dict(
@@ -480,7 +486,7 @@ def compare_table(source, target, spec, limit=100):
         truncated=truncated)
 
 
-def compare_tables(source, target, tables, limit=100):
+def compare_tables(source, target, tables, limit=100, parallel_workers=0):
     """Compare `tables` (list of dict(table, where, key)) between the source and target sessions, each in its
-    snapshot; returns the list of table results in the given order."""
-    return [compare_table(source, target, spec, limit) for spec in tables]
+    snapshot; returns the list of table results in the given order. `parallel_workers`: see parallel_settings."""
+    return [compare_table(source, target, spec, limit, parallel_workers) for spec in tables]

@@ -26,13 +26,15 @@ def tables_spec():
 
 def argument_spec():
     spec = source.source_spec().merge(tables_spec())
-    return spec.add(limit=dict(type='int', default=100))
+    return spec.add(limit=dict(type='int', default=100), parallel_workers=dict(type='int', default=0))
 
 
 def table_specs(params):
     """The module's tables as compare_tables takes them; refuses an empty list and a nonsense limit."""
     if params.get('limit') is not None and params['limit'] < 0:
         raise TableDiffError('limit must be 0 or more (keys listed per table and kind)')
+    if (params.get('parallel_workers') or 0) < 0:
+        raise TableDiffError('parallel_workers must be 0 (no parallel workers) or more')
     tables = params.get('tables') or []
     if not tables:
         raise TableDiffError('tables must name at least one table')
@@ -86,7 +88,8 @@ class TableDiff(SessionOperation):
 
         def work():
             sessions.open()
-            return compare.compare_tables(sessions.source, sessions.target, specs, self.params['limit'])
+            return compare.compare_tables(sessions.source, sessions.target, specs, self.params['limit'],
+                                          self.params['parallel_workers'])
         # every query in a worker: a cancel (SIGTERM) cancels them even while one waits for a lock
         tables = compare.in_worker(work, lambda: (sessions.source, sessions.target))
         differ = [t['table'] for t in tables
