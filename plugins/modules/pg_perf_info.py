@@ -86,6 +86,15 @@ options:
         PostgreSQL's notation with a unit (V(5s), V(500ms)); a bare number is refused.
     type: str
     default: 5s
+  findings_limit:
+    description:
+      - At most this many findings of each kind of problem (unused indexes, duplicate, redundant or INVALID ones,
+        missing-index candidates, tenant tables without a tenant index, bloat, vacuum, wraparound, sequences) - the
+        worst ones (critical first, then the largest); one more finding of the kind says how many were left out
+        (RV(findings_omitted)). The lists of RV(indexes), RV(bloat), RV(vacuum) and RV(sequences) stay complete.
+      - V(0) lists every finding; a negative number is refused.
+    type: int
+    default: 50
   replicas:
     description:
       - Replicas whose own index statistics count for C(indexes.unused) - an index is unused only when no node
@@ -262,10 +271,20 @@ sizes:
   returned: always
   type: dict
 findings:
-  description: One line a finding - C(level) (ok, warn, critical), C(area), C(object), C(message), C(fix_sql) (or null); critical first.
+  description:
+    - One line a finding - C(level) (ok, warn, critical), C(area), C(object), C(message), C(fix_sql) (or null);
+      critical first.
+    - At most O(findings_limit) of each kind, and then a line that counts those left out.
   returned: always
   type: list
   elements: dict
+findings_omitted:
+  description:
+    - Findings left out by O(findings_limit), per kind (C(unused), C(duplicate), C(redundant), C(invalid),
+      C(missing), C(tenant_unindexed), C(bloat), C(vacuum), C(wraparound), C(sequences)); empty when none was.
+  returned: always
+  type: dict
+  sample: {unused: 1950}
 thresholds:
   description: The thresholds in effect.
   returned: always

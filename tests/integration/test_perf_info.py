@@ -220,6 +220,43 @@ def test_index_being_built_concurrently_is_not_invalid(lab, play, zoo):
     assert invalid == ['public.zoo_b_unique'], invalid  # not zoo_building
 
 
+def index_findings(result):
+    return [f for f in result['findings'] if f['area'] == 'indexes']
+
+
+def unused_findings(result):
+    return [f for f in result['findings'] if f['area'] == 'indexes' and f['message'].startswith('never scanned')]
+
+
+def test_findings_limit_keeps_the_largest_unused_and_counts_the_others(lab, play, zoo):
+    run = play([perf(lab, 'all', findings_limit=0), perf(lab, 'default'), perf(lab, 'five', findings_limit=5),
+                perf(lab, 'negative', findings_limit=-1)])
+    assert run.rc == 0, run
+    everything, default, five = run.result('all'), run.result('default'), run.result('five')
+    every_unused = unused_findings(everything)
+    assert len(every_unused) > 6, every_unused  # the zoo has more unused indexes than the limit below
+    assert everything['findings_omitted'] == {} and default['findings_omitted'] == {}  # the zoo is under 50
+    assert index_findings(default) == index_findings(everything)
+    # the five largest (indexes.unused is sorted largest first), the others counted in one line and in the result
+    kept = unused_findings(five)
+    by_size = [u['index'] for u in everything['indexes']['unused'] if u['index'] in
+               set(f['object'] for f in every_unused)]
+    assert [f['object'] for f in kept] == by_size[:5]
+    left_out = len(every_unused) - 5
+    assert five['findings_omitted'] == dict(unused=left_out)  # every other kind of the zoo is within 5
+    count = [f for f in five['findings'] if f['message'].startswith('%d more unused indexes' % left_out)]
+    assert len(count) == 1 and count[0]['level'] == 'warn' and count[0]['fix_sql'] is None, five['findings']
+    assert count[0]['object'] == DB and 'indexes.unused' in count[0]['message']
+    # the lists stay complete; the other index findings are those without a limit (the statements, vacuum ...
+    # findings are left out of the comparison: their counters may move between two runs)
+    for kind in ('duplicate', 'redundant', 'unused', 'invalid'):
+        assert names(five['indexes'][kind]) == names(everything['indexes'][kind])
+    others = [f for f in index_findings(everything) if f not in every_unused]
+    assert [f for f in index_findings(five) if f not in kept and f not in count] == others
+    negative = run.result('negative')
+    assert negative.get('failed') and 'findings_limit must be 0 (no limit) or more' in negative['msg']
+
+
 def test_statements_of_a_known_workload_deltas_and_reset(lab, play, zoo):
     workload(lab, 50, sleeps=2)
     first = play([perf(lab, 'first', statements_scope='database', top=50)])

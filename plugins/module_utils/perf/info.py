@@ -52,6 +52,7 @@ def argument_spec():
         platform=dict(type='str', default='postgres', choices=['postgres', 'azure']),
         statement_timeout=timeout_option('60s'),
         lock_timeout=timeout_option('5s'),
+        findings_limit=dict(type='int', default=50),
     ))
     return spec.merge(_thresholds.thresholds_spec(), replicas_spec())
 
@@ -63,6 +64,8 @@ def check_options(params):
         problems.append('top must be at least 1 (got %s)' % params['top'])
     if params['query_length'] < 0:
         problems.append('query_length must not be negative (got %s)' % params['query_length'])
+    if (params.get('findings_limit') or 0) < 0:
+        problems.append('findings_limit must be 0 (no limit) or more (got %s)' % params['findings_limit'])
     for name in ('statement_timeout', 'lock_timeout'):
         trouble = timeout_problem(name, params[name], positive=True)
         if trouble:
@@ -128,7 +131,7 @@ class PerfInfo(SessionOperation):
             thresholds=thresholds,
             counts=dict(tables=len(tab_rows), indexes=len(idx_rows), sequences=len(seq_rows)),
         )
-        result['findings'] = findings_mod.findings(result)
+        result['findings'], result['findings_omitted'] = findings_mod.findings_omitted(result, params['findings_limit'])
         result['duration_s'] = self.elapsed()
         return result
 
