@@ -25,6 +25,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._clients import (
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
     database_error_message, open_session, psycopg2)
 from ansible_collections.procgenie.dbops.plugins.module_utils._dump_restore import RestoreFailure, run_restore
+from ansible_collections.procgenie.dbops.plugins.module_utils._lock_retry import backoff, is_lock_timeout
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
 from ansible_collections.procgenie.dbops.plugins.module_utils._timeouts import problem as timeout_problem
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import (
@@ -32,7 +33,6 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.migrate import (
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.lint import LintError
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.source import MigrationError
 
-LOCK_NOT_AVAILABLE = '55P03'
 
 
 class MigrateFailure(Exception):
@@ -496,7 +496,7 @@ class Migrate(SessionOperation):
         try:
             self.session.execute(statement.text)
         except psycopg2.Error as exc:
-            if getattr(exc, 'pgcode', None) == LOCK_NOT_AVAILABLE:
+            if is_lock_timeout(exc):
                 raise _LockTimeout(statement)
             raise MigrateFailure('%s line %d failed: %s%s' % (
                 migration.file, statement.line, database_error_message(exc),
@@ -511,7 +511,7 @@ class Migrate(SessionOperation):
                     migration.file, statement.line, self.params['lock_timeout'], retries + 1,
                     ', '.join(str(p) for p in holders) or 'none found any more'),
                 dict(blocking_pids=holders))
-        time.sleep(self.params['lock_retry_delay'] * (2 ** retries))
+        time.sleep(backoff(self.params['lock_retry_delay'], retries))
         return retries + 1
 
     def close(self):

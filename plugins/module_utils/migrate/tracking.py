@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.procgenie.dbops.plugins.module_utils import _lock_retry
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import psycopg2
 
 SCHEMA = 'public'
@@ -169,11 +170,9 @@ def drop_index_concurrently(session, schema, name):
 
 
 def lock_holders(session, relations):
-    """Pids (other than ours) holding a granted lock on one of `relations` (names as written in the SQL)."""
-    pids = set()
-    for relation in relations:
-        for row in session.rows(
-                'SELECT DISTINCT pid FROM pg_locks WHERE granted AND relation = to_regclass(%s) '
-                'AND pid <> pg_backend_pid()', (relation,)):
-            pids.add(row['pid'])
-    return sorted(pids)
+    """Pids (other than ours) holding a granted lock on one of `relations` (names as written in the SQL; resolved
+    by the server, those that do not exist any more left out)."""
+    oids = [r['oid'] for r in session.rows(
+        'SELECT to_regclass(r)::oid AS oid FROM unnest(%s::text[]) AS r WHERE to_regclass(r) IS NOT NULL',
+        (list(relations),))]
+    return _lock_retry.lock_holders(session, oids)
