@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: pg_read_only
-short_description: Emergency read-only mode of a PostgreSQL database or server, optionally ending writing sessions
+short_description: Emergency read-only mode of a PostgreSQL database, server or some tables, ending writing sessions
 version_added: 0.1.0
 description:
   - Turns the runbook's emergency read-only mode on or off. For a database (O(scope=database)) it runs
@@ -27,6 +27,37 @@ description:
     the privileges back and drops the schema. A schema of that name owned by another, non-superuser role is refused.
   - Idempotent - a second V(on) changes nothing and leaves alone the sessions that started read-only (a pool that
     reconnected); it ends only sessions that connected before the switch or write although the mode is on.
+  - For some tables only (O(scope=tables), the runbook's "stop writes to the affected table(s)"), the module takes
+    every write privilege (C(INSERT), C(UPDATE), C(DELETE), C(TRUNCATE), and column C(INSERT)/C(UPDATE)) on the
+    O(tables) away from every grantee of their ACL - C(PUBLIC), the table's owner (applications often own their
+    tables) and every other role - so no application role can write them, whatever its
+    C(default_transaction_read_only). The other tables and the rest of the database keep working. Each privilege is
+    revoked as the role that granted it, the deepest grants of a grant-option chain first, and recorded (grantee,
+    grantor, grant option, column) per table in C(procgenie_dbops.read_only_tables) in the same transaction, before
+    the REVOKEs; O(state=off) grants exactly those back as the same grantors (the grant options first), so the ACL
+    holds the same entries as before (their order inside C(relacl) may differ; a table that had the default ACL,
+    C(relacl) null, gets the explicit equivalent). All or nothing, in one transaction with O(lock_timeout).
+  - Decisions of O(scope=tables) - B(sessions) - sessions holding C(RowExclusiveLock) or a stronger lock on one of the
+    tables or on one of their sequences (an open transaction that has written there, or is writing, and could commit
+    after the REVOKE, as a session that already holds the lock does not see the new ACL) are ended with
+    O(sessions=terminate) (the default), listed again until none is left; all other sessions, idle ones and readers
+    of the tables included, are left alone (a new statement checks the new ACL). O(session_selection) does not apply.
+    B(sequences) of the tables (serial, identity) are left alone - C(nextval) still works, a value taken only leaves a
+    gap and writes no row. B(Who can still write) - superusers, and members of C(pg_write_all_data) (PostgreSQL 14
+    and later), as privileges do not bind them; RV(writers) lists them and the module warns. B(Foreign keys) - a table
+    referencing a stopped table cannot insert rows or change its key while stopped (the foreign-key check locks the
+    referenced row as the referenced table's owner, which needs C(UPDATE)); the module warns, naming those tables.
+    B(Partitions) of a partitioned table are stopped with it (they can be written directly).
+  - B(Coexistence) - the database-wide default (O(scope=database) without O(revoke_writes)) and O(scope=tables) work
+    side by side and are turned off separately (the database-wide V(off) leaves the tables' record alone). The
+    database-wide O(revoke_writes) and O(scope=tables) would record and give back privileges of the same tables, so
+    the one is refused while the other is on. B(pg_row_restore) still writes a stopped table - as a superuser as is; as
+    the table owner (or a member of it) it grants the owner the missing privileges inside its own transaction and
+    revokes them again before its commit, so no other session ever sees them. The record is readable by every role
+    for that.
+  - O(scope=tables) with O(state=off) and no O(tables) turns off every table the record holds; with O(tables), those
+    of them that are recorded. A second V(on) revokes only what was granted since (and records it); a second V(off)
+    finds nothing to do.
 author:
   - ProcGenie Platform Engineering (@procgenie)
 options:
@@ -38,13 +69,14 @@ options:
     required: true
   scope:
     description:
-      - V(database) changes the default of O(database) only; V(server) changes it server-wide.
+      - V(database) changes the default of O(database) only; V(server) changes it server-wide; V(tables) stops writes
+        to O(tables) of O(database) only, by privileges (see the description).
     type: str
     default: database
-    choices: [database, server]
+    choices: [database, server, tables]
   database:
     description:
-      - The database to make read-only. Required when O(scope=database).
+      - The database to make read-only (or of the O(tables)). Required when O(scope=database) or O(scope=tables).
       - With O(scope=server), limits the sessions acted on to this database.
     type: str
   sessions:
@@ -77,6 +109,21 @@ options:
     type: str
     default: all
     choices: [writing, all]
+  tables:
+    description:
+      - With O(scope=tables), the tables whose writes to stop (O(state=on), required) or resume (O(state=off); without
+        it, every table the record holds). Names in SQL syntax (C(orders), C(public.orders), C("Odd Name")), resolved by
+        the server - a name without schema on the database's default C(search_path); the partitions of a partitioned
+        table come with it. A name that is no table fails the run before any change.
+    type: list
+    elements: str
+  lock_timeout:
+    description:
+      - C(lock_timeout) of the module's transaction in the database (C(ALTER DATABASE), the C(GRANT)/C(REVOKE)s, which
+        update catalog rows that another transaction, a concurrent C(ALTER TABLE) or C(GRANT), may hold). The table
+        itself is not locked. PostgreSQL's syntax (C(5s), C(500ms)); after it the run fails and nothing is changed.
+    type: str
+    default: 5s
   session_timeout:
     description:
       - Seconds to keep ending sessions until none of those picked is left; the module fails after it, naming them.
@@ -92,6 +139,7 @@ options:
       - Refuses unknown roles and superusers before any change. Warns when a role can still write through C(PUBLIC)
         or a role it inherits from, and when it owns tables (an owner can grant itself back).
       - Only with O(scope=database). Needs a login role that is a superuser or a member of every grantor.
+      - Sequences are left alone (C(nextval) still works; a value taken writes no row), as with O(scope=tables).
     type: list
     elements: str
   session_application_names:
@@ -149,6 +197,19 @@ EXAMPLES = r'''
     session_selection: all
     session_application_names: [procgenie-api]
 
+- name: Stop writes to two tables only (every role, the owner included); end sessions writing them
+  procgenie.dbops.pg_read_only:
+    scope: tables
+    database: procgenie_prod
+    tables: [public.orders, order_items]
+    state: "on"
+
+- name: Resume writes to those tables (the recorded privileges granted back exactly)
+  procgenie.dbops.pg_read_only:
+    scope: tables
+    database: procgenie_prod
+    state: "off"
+
 - name: Back to read-write
   procgenie.dbops.pg_read_only:
     database: procgenie_prod
@@ -167,7 +228,7 @@ previous_state:
   type: str
   sample: "off"
 scope:
-  description: V(database) or V(server).
+  description: V(database), V(server) or V(tables).
   returned: always
   type: str
 database:
@@ -196,6 +257,29 @@ restored:
   returned: always
   type: list
   elements: dict
+tables:
+  description: With O(scope=tables), the tables acted on (quoted C(schema.table)); with O(state=off) and no O(tables),
+    the recorded ones.
+  returned: when O(scope=tables)
+  type: list
+  elements: str
+stopped_tables:
+  description: With O(scope=tables), every table of the database whose writes are stopped after the run.
+  returned: when O(scope=tables)
+  type: list
+  elements: str
+writers:
+  description: With O(scope=tables) and O(state=on), the roles privileges cannot stop, each with C(role) and C(why)
+    (V(superuser), V(member of pg_write_all_data)).
+  returned: when O(scope=tables)
+  type: list
+  elements: dict
+statements:
+  description: With O(scope=tables), the C(SET ROLE)/C(REVOKE)/C(GRANT) statements of the change (in check mode the
+    ones that would run; they are then in RV(queries) too, not run).
+  returned: when O(scope=tables)
+  type: list
+  elements: str
 read_only_since:
   description: With O(scope=database) and O(state=on), the moment (ISO-8601) from which new sessions start
     read-only; null in check mode when the mode is not on yet.

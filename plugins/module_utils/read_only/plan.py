@@ -28,6 +28,10 @@ WRITE_PRIVILEGES = ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
 COLUMN_WRITE_PRIVILEGES = ('INSERT', 'UPDATE')
 RECORD_SCHEMA = 'procgenie_dbops'
 RECORD_TABLE = 'read_only_mode'
+TABLES_RECORD = 'read_only_tables'
+# the lock modes a writing statement holds on its table until its transaction ends (RowExclusiveLock and stronger)
+WRITE_LOCKS = ('RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock',
+               'ExclusiveLock', 'AccessExclusiveLock')
 
 
 class ReadOnlyError(Exception):
@@ -54,8 +58,9 @@ def normalize_state(value):
 
 def check_options(params):
     """What the argument spec cannot express, checked before anything is connected: the state's words, a positive
-    session_timeout, revoke_writes only with scope=database. Returns the options the run works with (state,
-    want_on, sessions, selection, timeout, roles). Raises ReadOnlyError."""
+    session_timeout, revoke_writes only with scope=database, tables only (and, to turn it on, always) with
+    scope=tables. Returns the options the run works with (state, want_on, sessions, selection, timeout, roles,
+    tables). Raises ReadOnlyError."""
     try:
         state = normalize_state(params['state'])
     except ValueError as exc:
@@ -67,8 +72,19 @@ def check_options(params):
     if roles and params['scope'] != 'database':
         raise ReadOnlyError('revoke_writes works on the tables of one database: use it with scope=database')
     want_on = state == 'on'
+    tables = [t for t in (params.get('tables') or [])]
+    if params['scope'] == 'tables':
+        if not params.get('database'):
+            raise ReadOnlyError('scope=tables needs the database of the tables (database)')
+        if want_on and not tables:
+            raise ReadOnlyError('scope=tables needs the tables to stop writes to (tables: a list of table names)')
+        if any(not str(t or '').strip() for t in tables):
+            raise ReadOnlyError('tables: an empty table name was given')
+    elif tables:
+        raise ReadOnlyError('tables works with scope=tables only')
     return dict(state=state, want_on=want_on, sessions=params.get('sessions') or ('terminate' if want_on else 'keep'),
-                selection=params.get('session_selection') or 'all', timeout=timeout or 30, roles=roles)
+                selection=params.get('session_selection') or 'all', timeout=timeout or 30, roles=roles,
+                tables=tables)
 
 
 # ---------------------------------------------------------------- catalog values
@@ -266,17 +282,50 @@ def revoke_order(grants, role_oids):
     """Revokes of grants made by a listed role come first (PostgreSQL refuses to revoke a grant option on which
     another grant depends); restores run in the reverse order."""
     role_oids = set(int(o) for o in role_oids)
-    return sorted(grants, key=lambda g: (0 if int(g['grantor_oid']) in role_oids else 1,
-                                         g['schema'], g['table'], g.get('attnum') or 0, g['grantee'],
+    return sorted(grants, key=lambda g: (-int(g.get('depth') or 0), 0 if int(g['grantor_oid']) in role_oids else 1,
+                                         g['schema'], g['table'], g.get('attnum') or 0, g['grantee'] or '',
                                          g['privilege']))
 
 
+def grant_depths(grants, owners):
+    """Each grant with `depth`: 0 when the table's owner made it, else 1 + the depth of the grant (with grant option)
+    through which its grantor could make it (same table and privilege; table-level or the same column). Revoking
+    the deepest first never revokes a grant option on which another grant still depends (a REVOKE without CASCADE
+    refuses that); restoring runs the other way. `owners`: relid -> owner oid. A grant whose chain cannot be
+    followed counts as deep (revoked early, restored late)."""
+    by_grantee = {}
+    for grant in grants:
+        if grant.get('grantable'):
+            key = (int(grant['relid']), grant['privilege'], int(grant['grantee_oid']))
+            by_grantee.setdefault(key, []).append(grant)
+    memo = {}
+
+    def depth(grant, seen):
+        key = grant_key(grant)
+        if key in memo:
+            return memo[key]
+        relid, grantor = int(grant['relid']), int(grant['grantor_oid'])
+        if grantor == int(owners.get(relid, -1)):
+            found = 0
+        else:
+            parents = [p for p in by_grantee.get((relid, grant['privilege'], grantor), [])
+                       if p.get('attnum') is None or p.get('attnum') == grant.get('attnum')]
+            parents = [p for p in parents if grant_key(p) not in seen]
+            found = 1 + min([depth(p, seen | set([key])) for p in parents] or [len(grants)])
+        memo[key] = found
+        return found
+
+    return [dict(g, depth=depth(g, set([grant_key(g)]))) for g in grants]
+
+
 def group_grants(grants):
-    """One statement per (grantor, table, column, grantee, grant option): [(key, [privileges])], in order."""
+    """One statement per (grantor, table, column, grantee, grant option): [(key, [privileges])], in order; the
+    grantee PUBLIC (oid 0) is None in the key."""
     groups = []
     index = {}
     for grant in grants:
-        key = (grant['grantor'], grant['schema'], grant['table'], grant.get('column'), grant['grantee'],
+        grantee = None if int(grant.get('grantee_oid') or 0) == 0 else grant['grantee']  # None: PUBLIC
+        key = (grant['grantor'], grant['schema'], grant['table'], grant.get('column'), grantee,
                bool(grant.get('grantable')))
         if key not in index:
             index[key] = len(groups)
@@ -325,9 +374,12 @@ def missing_grant_warning(grant):
 
 
 def public_grant(grant):
-    """A grant as the result shows it (no oids)."""
-    return dict((k, grant.get(k)) for k in ('schema', 'table', 'column', 'grantee', 'grantor', 'privilege',
-                                            'grantable'))
+    """A grant as the result shows it (no oids; the grantee PUBLIC, oid 0, as PUBLIC)."""
+    shown = dict((k, grant.get(k)) for k in ('schema', 'table', 'column', 'grantee', 'grantor', 'privilege',
+                                             'grantable'))
+    if int(grant.get('grantee_oid') or 0) == 0:
+        shown['grantee'] = 'PUBLIC'
+    return shown
 
 
 # ---------------------------------------------------------------- the record
@@ -371,4 +423,73 @@ def result_diff(action, scope, database, previous_state, state, record, revokes,
         recorded = (record or {}).get('revoked') or []
         tracker.add('revoked_privileges', len(recorded) if record else 0,
                     len(merge_revoked(recorded, revokes)) if state == 'on' else 0)
+    return tracker.diff()
+
+
+# ---------------------------------------------------------------- scope=tables
+
+def table_state(requested, recorded, want_on):
+    """'on' or 'off' before the run for scope=tables: `on` when every requested table (oids) is in the record (for
+    state=on), or, for state=off, when any of them is (no tables requested: any recorded at all)."""
+    recorded = set(int(r) for r in recorded)
+    requested = [int(r) for r in requested]
+    if want_on:
+        return 'on' if requested and all(r in recorded for r in requested) else 'off'
+    if not requested:
+        return 'on' if recorded else 'off'
+    return 'on' if any(r in recorded for r in requested) else 'off'
+
+
+def combination_problem(scope, want_on, roles, mode_record, tables_recorded):
+    """The refusal for a combination that would make `off` ambiguous, or None. The database-wide default
+    (default_transaction_read_only) and the table mode coexist; the database-wide revoke_writes and the table mode do
+    not: both would record (and put back) privileges of the same tables, and the first `off` would give back writes
+    the other mode still means to stop."""
+    if not want_on:
+        return None
+    if scope == 'tables' and mode_record and (mode_record.get('revoked') or mode_record.get('roles')):
+        return ('scope=tables: the database-wide read-only mode with revoke_writes (roles %s) is on in this '
+                'database; turn it off first (state=off, scope=database), or keep it - it already takes the write '
+                'privileges of those roles' % ', '.join(mode_record.get('roles') or []))
+    if scope == 'database' and roles and tables_recorded:
+        return ('revoke_writes: writes to %d table(s) of this database are stopped by scope=tables; turn that off '
+                'first (state=off, scope=tables), or use the database-wide mode without revoke_writes' % (
+                    len(tables_recorded)))
+    return None
+
+
+def lock_reason(lock):
+    """Why a session holding a write lock on a stopped table is picked (a pg_locks row: mode, relation)."""
+    return ('holds %s on %s: its open transaction has written or is writing there and could commit after the '
+            'privileges are revoked' % (lock['mode'], lock['relation']))
+
+
+def select_lock_holders(holders, application_names=None, users=None):
+    """The sessions (pg_stat_activity rows with `locks`) to end: every holder of a write lock, filtered."""
+    picked = []
+    for session in holders:
+        if application_names and session.get('application_name') not in application_names:
+            continue
+        if users and session.get('user') not in users:
+            continue
+        picked.append(dict(session, reason='; '.join(lock_reason(l) for l in session['locks'])))
+    return picked
+
+
+def writers_warning(writers, tables):
+    """The warning naming the roles that can still write the stopped tables (privileges do not bind them)."""
+    if not writers:
+        return None
+    return ('scope=tables: %s can still write %s: superusers are not bound by privileges, and members of '
+            'pg_write_all_data write every table; end their sessions or take the attribute away if they are '
+            'application roles' % (', '.join('%s (%s)' % (w['role'], w['why']) for w in writers),
+                                   ', '.join(tables) or 'the tables'))
+
+
+def tables_diff(before, after):
+    """The diff of scope=tables: the stopped tables (names) before and after."""
+    if sorted(before) == sorted(after):
+        return None
+    tracker = DifferenceTracker()
+    tracker.add('stopped_tables', sorted(before), sorted(after))
     return tracker.diff()

@@ -13,9 +13,11 @@ import json
 import time
 
 from ansible_collections.procgenie.dbops.plugins.module_utils._argspec import ArgumentSpec
-from ansible_collections.procgenie.dbops.plugins.module_utils._connection import open_session, psycopg2, sql
+from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
+    database_error_message, open_session, psycopg2, sql)
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import Operation
 from ansible_collections.procgenie.dbops.plugins.module_utils.read_only import plan as decide
+from ansible_collections.procgenie.dbops.plugins.module_utils.read_only import tables
 from ansible_collections.procgenie.dbops.plugins.module_utils.read_only.plan import (
     COLUMN_WRITE_PRIVILEGES, RECORD_SCHEMA, RECORD_TABLE, SETTING, WRITE_PRIVILEGES, ReadOnlyError)
 
@@ -24,15 +26,17 @@ def argument_spec():
     """pg_read_only's own options and their constraints (the connection options: _argspec.postgres_spec())."""
     return ArgumentSpec(dict(
         state=dict(type='raw', required=True),
-        scope=dict(type='str', default='database', choices=['database', 'server']),
+        scope=dict(type='str', default='database', choices=['database', 'server', 'tables']),
         database=dict(type='str'),
+        tables=dict(type='list', elements='str'),
+        lock_timeout=dict(type='str', default='5s'),
         sessions=dict(type='str', choices=['keep', 'cancel', 'terminate']),
         session_selection=dict(type='str', default='all', choices=['writing', 'all']),
         session_application_names=dict(type='list', elements='str'),
         session_users=dict(type='list', elements='str'),
         session_timeout=dict(type='int', default=30),
         revoke_writes=dict(type='list', elements='str'),
-    ), required_if=[('scope', 'database', ['database'])])
+    ), required_if=[('scope', 'database', ['database']), ('scope', 'tables', ['database'])])
 
 
 # ---------------------------------------------------------------- SQL helpers
@@ -172,6 +176,8 @@ def stamp_record(dbs):
 
 def drop_record(dbs, warn):
     dbs.execute(sql.SQL('DROP TABLE IF EXISTS {}').format(_record()))
+    if tables.tables_record_exists(dbs):  # scope=tables still keeps its record there
+        return
     dbs.execute(sql.SQL('SAVEPOINT pg_read_only_schema'))
     try:
         dbs.execute(sql.SQL('DROP SCHEMA IF EXISTS {}').format(sql.Identifier(RECORD_SCHEMA)))
@@ -205,25 +211,31 @@ def strict_roles(session, names):
     return rows
 
 
-def write_grants(dbs, role_oids):
-    """The table and column write privileges granted to the roles in the database (aclexplode rows)."""
+def write_grants(dbs, role_oids=None, relids=None):
+    """The table and column write privileges granted to the roles (None: to any grantee, PUBLIC included) on the
+    tables, views and foreign tables of the database (relids: only these), as aclexplode rows; the grantee PUBLIC
+    has grantee_oid 0."""
     cols = ("c.oid::bigint AS relid, n.nspname::text AS schema, c.relname::text AS \"table\", {attnum} AS attnum, "
             "{column} AS \"column\", e.grantor::bigint AS grantor_oid, pg_get_userbyid(e.grantor)::text AS grantor, "
-            "e.grantee::bigint AS grantee_oid, pg_get_userbyid(e.grantee)::text AS grantee, "
+            "e.grantee::bigint AS grantee_oid, CASE WHEN e.grantee = 0 THEN 'PUBLIC' "
+            "ELSE pg_get_userbyid(e.grantee)::text END AS grantee, "
             "e.privilege_type::text AS privilege, e.is_grantable AS grantable ")
     query = ("SELECT " + cols.format(attnum='NULL::int', column='NULL::text') +
              "FROM (SELECT c.* " + _RELS + ") c JOIN pg_namespace n ON n.oid = c.relnamespace "
              "CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) e "
-             "WHERE e.grantee = ANY (%s::oid[]) AND e.privilege_type = ANY (%s) "
+             "WHERE (%s::oid[] IS NULL OR e.grantee = ANY (%s::oid[])) AND e.privilege_type = ANY (%s) "
+             "AND (%s::oid[] IS NULL OR c.oid = ANY (%s::oid[])) "
              "UNION ALL SELECT " + cols.format(attnum='a.attnum::int', column='a.attname::text') +
              "FROM (SELECT c.* " + _RELS + ") c JOIN pg_namespace n ON n.oid = c.relnamespace "
              "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
              "AND a.attacl IS NOT NULL CROSS JOIN LATERAL aclexplode(a.attacl) e "
-             "WHERE e.grantee = ANY (%s::oid[]) AND e.privilege_type = ANY (%s) "
+             "WHERE (%s::oid[] IS NULL OR e.grantee = ANY (%s::oid[])) AND e.privilege_type = ANY (%s) "
+             "AND (%s::oid[] IS NULL OR c.oid = ANY (%s::oid[])) "
              "ORDER BY 2, 3, 4 NULLS FIRST, 9, 10")
-    oids = [int(o) for o in role_oids]
-    return dbs.rows(sql.SQL(query), (RECORD_SCHEMA, oids, list(WRITE_PRIVILEGES), RECORD_SCHEMA, oids,
-                                     list(COLUMN_WRITE_PRIVILEGES)))
+    oids = None if role_oids is None else [int(o) for o in role_oids]
+    rels = None if relids is None else [int(r) for r in relids]
+    return dbs.rows(sql.SQL(query), (RECORD_SCHEMA, oids, oids, list(WRITE_PRIVILEGES), rels, rels,
+                                     RECORD_SCHEMA, oids, oids, list(COLUMN_WRITE_PRIVILEGES), rels, rels))
 
 
 def strict_gap_rows(dbs, role_oids):
@@ -249,7 +261,8 @@ def resolve_recorded(dbs, recorded):
         return [], []
     rows = dbs.rows(sql.SQL(
         "SELECT j.ord, j.g AS recorded, n.nspname::text AS schema, c.relname::text AS \"table\", "
-        "a.attname::text AS \"column\", gr.rolname::text AS grantor, ge.rolname::text AS grantee "
+        "a.attname::text AS \"column\", gr.rolname::text AS grantor, "
+        "CASE WHEN (j.g->>'grantee_oid')::oid = 0 THEN 'PUBLIC' ELSE ge.rolname::text END AS grantee "
         "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS j(g, ord) "
         "LEFT JOIN pg_class c ON c.oid = (j.g->>'relid')::oid LEFT JOIN pg_namespace n ON n.oid = c.relnamespace "
         "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = (j.g->>'attnum')::int AND NOT a.attisdropped "
@@ -283,19 +296,28 @@ def check_grantors(session, grants):
 def run_grant_statements(dbs, statements, revoke):
     """REVOKE (revoke=True) or GRANT back, as plan.grant_statements ordered and checked them, each as its grantor so
     the ACL is exactly what it was."""
+    for query in grant_sql(statements, revoke):
+        dbs.execute(query)
+
+
+def grant_sql(statements, revoke):
+    """The statements of run_grant_statements (SET ROLE grantor, REVOKE or GRANT, RESET ROLE), composed."""
+    out = []
     for grantor, schema, table, column, grantee, grantable, privileges in statements:
         privs = sql.SQL(', ').join(sql.SQL(p) for p in privileges)  # write privileges only: checked by the plan
         if column is not None:
             privs = sql.SQL('{} ({})').format(privs, sql.Identifier(column))
-        dbs.execute(sql.SQL('SET ROLE {}').format(sql.Identifier(grantor)))
+        to = sql.SQL('PUBLIC') if grantee is None else sql.Identifier(grantee)  # None: PUBLIC (plan.group_grants)
+        out.append(sql.SQL('SET ROLE {}').format(sql.Identifier(grantor)))
         if revoke:
-            dbs.execute(sql.SQL('REVOKE {} ON TABLE {} FROM {}').format(
-                privs, sql.Identifier(schema, table), sql.Identifier(grantee)))
+            out.append(sql.SQL('REVOKE {} ON TABLE {} FROM {}').format(
+                privs, sql.Identifier(schema, table), to))
         else:
-            dbs.execute(sql.SQL('GRANT {} ON TABLE {} TO {}{}').format(
-                privs, sql.Identifier(schema, table), sql.Identifier(grantee),
+            out.append(sql.SQL('GRANT {} ON TABLE {} TO {}{}').format(
+                privs, sql.Identifier(schema, table), to,
                 sql.SQL(' WITH GRANT OPTION' if grantable else '')))
-        dbs.execute(sql.SQL('RESET ROLE'))
+        out.append(sql.SQL('RESET ROLE'))
+    return out
 
 
 # ---------------------------------------------------------------- session plumbing
@@ -381,9 +403,16 @@ class ReadOnly(Operation):
             self.session = None
 
     def open_database(self, name):
-        """A non-autocommit session to a database, prepared like the module's first one."""
+        """A non-autocommit session to a database, prepared like the module's first one, with the lock_timeout of
+        its changes (ALTER DATABASE and GRANT/REVOKE update catalog rows another transaction may hold)."""
         dbs = open_session(self.params, database=name, autocommit=False, log=self.log)
         self.own.append(_prepare(dbs))
+        try:
+            dbs.execute(sql.SQL("SELECT set_config('lock_timeout', %s, false)"), (self.params['lock_timeout'],))
+        except psycopg2.Error as exc:
+            raise ReadOnlyError('lock_timeout %r is not a valid setting: %s' % (
+                self.params['lock_timeout'], database_error_message(exc)))
+        dbs.commit()
         return dbs
 
     def choose(self, candidates):
@@ -403,6 +432,8 @@ class ReadOnly(Operation):
             raise ReadOnlyError('The server is a standby (in recovery): set the read-only mode on the primary; a '
                                 'database-level setting replicates to the standbys')
         self.own = [_prepare(session)]
+        if scope == 'tables':
+            return self.plan_tables()
         roles = strict_roles(session, options['roles'])
         role_oids = [r['oid'] for r in roles]
         record = None
@@ -415,6 +446,12 @@ class ReadOnly(Operation):
             action = decide.database_action(was_on, want_on)
             self.dbs = self.open_database(database)
             record = read_record(self.dbs)
+            stopped = tables.read_tables_record(self.dbs) or []
+            problem = decide.combination_problem(scope, want_on, options['roles'], record, stopped)
+            if problem:
+                raise ReadOnlyError(problem)
+            if record is not None and not record['has_table'] and stopped:
+                record = None  # the schema holds only the record of scope=tables: no database-wide record
             since = decide.known_since(record, row['setting_xmin'], was_on, action)
         else:
             rows = server_file_rows(session)
@@ -474,6 +511,8 @@ class ReadOnly(Operation):
 
     # ------------------------------------------------------------ apply: the validated plan, nothing else
     def apply(self, plan):
+        if self.params['scope'] == 'tables':
+            return self.apply_tables()
         facts, options = self.facts, self.options
         scope, database, want_on = self.params['scope'], self.params['database'], options['want_on']
         action, record, since = facts['action'], facts['record'], facts['since']
@@ -504,3 +543,122 @@ class ReadOnly(Operation):
             sessions = end_sessions(self.session, database, since, self.own, self.choose, options['sessions'],
                                     options['timeout'], repeat=want_on and options['sessions'] == 'terminate')
         return self.result(sessions, since, planned=False)
+
+    # ------------------------------------------------------------ scope=tables
+    def plan_tables(self):
+        """scope=tables: the tables resolved, the write grants on them (on) or the recorded ones (off), the roles
+        privileges cannot stop, the sessions holding write locks; every refusal before any change."""
+        params, options, session = self.params, self.options, self.session
+        database, want_on = params['database'], options['want_on']
+        if database_row(session, database) is None:
+            raise ReadOnlyError('Database %s does not exist' % database)
+        dbs = self.dbs = self.open_database(database)
+        mode_record = read_record(dbs)
+        recorded = tables.read_tables_record(dbs) or []
+        problem = decide.combination_problem('tables', want_on, [], mode_record, recorded)
+        if problem:
+            raise ReadOnlyError(problem)
+        requested = tables.resolve(dbs, options['tables']) if options['tables'] else []
+        by_oid = dict((r['relid'], r) for r in recorded)
+        relids = [t['oid'] for t in requested]
+        revokes, restores, write_tables, forget, writers, relations = [], [], [], [], [], {}
+        revoked_by_table = {}
+        if want_on:
+            revokes = decide.grant_depths(write_grants(dbs, None, relids), tables.owners(dbs, relids))
+            check_grantors(session, revokes)
+            for table in requested:
+                new = [g for g in revokes if int(g['relid']) == table['oid']]
+                if table['oid'] not in by_oid or new:
+                    write_tables.append(table)
+                    revoked_by_table[table['oid']] = decide.merge_revoked(
+                        by_oid[table['oid']]['revoked'] if table['oid'] in by_oid else [], new)
+            writers = tables.free_writers(session)
+            shown = [t['qname'] for t in requested]
+            message = decide.writers_warning(writers, shown)
+            if message:
+                self.warn(message)
+            referencing = tables.referencing_tables(dbs, relids)
+            if referencing:
+                self.warn('scope=tables: %s reference the stopped tables by foreign key; inserting or changing their '
+                          'keys fails while writes are stopped (the check locks the referenced row as the owner of '
+                          'the referenced table, which needs UPDATE)' % ', '.join(referencing))
+            relations = dict((t['oid'], t['qname']) for t in requested)
+            relations.update((q['oid'], q['qname']) for q in tables.owned_sequences(dbs, relids))
+        else:
+            chosen = [by_oid[o] for o in relids if o in by_oid] if requested else recorded
+            forget = [c['relid'] for c in chosen]
+            found, missing = resolve_recorded(dbs, [g for c in chosen for g in c['revoked']])
+            for grant in missing:
+                self.warn(decide.missing_grant_warning(grant))
+            restores = decide.grant_depths(found, tables.owners(dbs, [g['relid'] for g in found]))
+            check_grantors(session, restores)
+        before = sorted(r['qname'] for r in recorded)
+        if want_on:
+            after = sorted(set(before) | set('%s.%s' % (t['schema'], t['name']) for t in requested))
+        else:
+            after = sorted(r['qname'] for r in recorded if r['relid'] not in forget)
+        self.facts = dict(
+            previous_state=decide.table_state(relids, by_oid, want_on), revokes=revokes, restores=restores,
+            write_tables=write_tables, revoked_by_table=revoked_by_table, forget=forget, writers=writers,
+            relations=relations, before=before, after=after, tables=[t['qname'] for t in requested] or
+            [c['qname'] for c in recorded if c['relid'] in forget],
+            revoke_statements=decide.grant_statements(revokes, [], revoke=True),
+            restore_statements=decide.grant_statements(restores, [], revoke=False))
+        statements = [q.as_string(dbs.conn) for q in grant_sql(self.facts['revoke_statements'], True) +
+                      grant_sql(self.facts['restore_statements'], False)]
+        self.facts['statements'] = statements
+        if self.ctx.check_mode:
+            for text in statements:  # what the run would execute (not run in check mode)
+                self.log.add(text)
+        picked = self.choose_tables(client_sessions(session, database, None, self.own)) if want_on else []
+        keep = options['sessions'] == 'keep'
+        if keep and picked:
+            self.warn('sessions=keep: %d session(s) hold write locks on the stopped tables; their open transactions '
+                      'can still commit: %s' % (len(picked), ', '.join(str(s['pid']) for s in picked)))
+        elif options['sessions'] == 'cancel' and picked:
+            self.warn('sessions=cancel only cancels running statements: a session idle in its write transaction can '
+                      'still commit it; use sessions=terminate')
+        sessions = [] if keep else [dict(s, action=options['sessions'], signalled=False) for s in picked]
+        return self.result_tables(sessions, planned=True)
+
+    def choose_tables(self, candidates):
+        """Of the client sessions, those holding a write lock on a stopped table or its sequences (filtered)."""
+        holders = tables.lock_holders(self.session, self.params['database'], self.facts['relations'], self.own)
+        return decide.select_lock_holders([dict(c, locks=holders[c['pid']]) for c in candidates
+                                           if c['pid'] in holders],
+                                          self.params.get('session_application_names'),
+                                          self.params.get('session_users'))
+
+    def result_tables(self, sessions, planned):
+        facts, options = self.facts, self.options
+        changed = bool(facts['revokes'] or facts['restores'] or facts['write_tables'] or facts['forget'])
+        if not changed:
+            changed = bool(sessions) if planned else any(s['signalled'] for s in sessions)
+        result = dict(
+            changed=changed, state=options['state'], previous_state=facts['previous_state'], scope='tables',
+            database=self.params['database'], tables=facts['tables'], stopped_tables=facts['after'],
+            sessions=sessions, overrides=[], writers=facts['writers'], statements=facts['statements'],
+            revoked=[decide.public_grant(g) for g in facts['revokes']],
+            restored=[decide.public_grant(g) for g in facts['restores']], read_only_since=None)
+        diff = decide.tables_diff(facts['before'], facts['after'])
+        if diff is not None:
+            result['diff'] = diff
+        return result
+
+    def apply_tables(self):
+        """One transaction: the record first, then the REVOKEs (on) or the GRANTs back and the record forgotten
+        (off); commit; then the sessions holding write locks ended (on)."""
+        facts, options, dbs = self.facts, self.options, self.dbs
+        if facts['write_tables'] or facts['revokes'] or facts['restores'] or facts['forget']:
+            if facts['write_tables']:
+                tables.write_table_records(dbs, facts['write_tables'], facts['revoked_by_table'])
+            run_grant_statements(dbs, facts['revoke_statements'], revoke=True)
+            run_grant_statements(dbs, facts['restore_statements'], revoke=False)
+            if facts['forget']:
+                tables.delete_table_records(dbs, facts['forget'], self.warn)
+            dbs.commit()
+        sessions = []
+        if options['want_on'] and options['sessions'] != 'keep':
+            sessions = end_sessions(self.session, self.params['database'], None, self.own, self.choose_tables,
+                                    options['sessions'], options['timeout'], repeat=options['sessions'] == 'terminate')
+        return self.result_tables(sessions, planned=False)

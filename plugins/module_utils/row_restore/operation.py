@@ -30,6 +30,7 @@ from ansible_collections.procgenie.dbops.plugins.module_utils._connection import
 from ansible_collections.procgenie.dbops.plugins.module_utils._operation import SessionOperation
 from ansible_collections.procgenie.dbops.plugins.module_utils._psql_script import scan_lines
 from ansible_collections.procgenie.dbops.plugins.module_utils._timeouts import problem as timeout_problem
+from ansible_collections.procgenie.dbops.plugins.module_utils.read_only import tables as stopped_tables
 from ansible_collections.procgenie.dbops.plugins.module_utils.row_restore import diffs, statements, undo
 from ansible_collections.procgenie.dbops.plugins.module_utils.row_restore.diffs import DiffError
 from ansible_collections.procgenie.dbops.plugins.module_utils.table_diff import compare as diff_compare
@@ -385,6 +386,8 @@ class RowRestore(SessionOperation):
         if params['triggers'] == 'replica':
             session.execute("SELECT set_config('session_replication_role', 'replica', true)")
         session.execute('SET CONSTRAINTS ALL DEFERRED')
+        # writes stopped per table (pg_read_only scope=tables) are lifted inside this transaction only
+        lifted = stopped_tables.lift_for_restore(session, [t['oid'] for t in self.tables])
         steps, conflicts = self._lock_and_recheck()
         if conflicts:
             raise RowRestoreError('%d row(s) changed between the plan and the locks; nothing was changed: %s' % (
@@ -393,6 +396,7 @@ class RowRestore(SessionOperation):
         self._write_undo(path, steps)
         try:
             self._change(plan)
+            stopped_tables.drop_lift(session, lifted)
             session.commit()
         except BaseException:
             try:
