@@ -73,10 +73,9 @@ options:
     description:
       - How the checks run. V(pg_amcheck) - the client program (found in O(pg_bindir), else on C(PATH) and in the
         usual folders; it must be of the server's major version or newer), failing when it is not found.
-        V(functions) - the extension's functions in the module's own session - C(verify_heapam(relation,
-        on_error_stop => false, check_toast => true, skip => 'none')) for tables and TOAST,
-        C(bt_index_check(index, heapallindexed)) (or C(bt_index_parent_check) with O(parent_check)) for btree
-        indexes - over the relations C(pg_amcheck) would choose (temporary tables and indexes not valid or not ready
+        V(functions) - the extension's functions in the module's own session - C(verify_heapam) for tables and TOAST
+        (with C(on_error_stop => false), C(check_toast => true), C(skip => 'none')), C(bt_index_check) with
+        O(heapallindexed) (or C(bt_index_parent_check) with O(parent_check)) for btree indexes - over the relations C(pg_amcheck) would choose (temporary tables and indexes not valid or not ready
         skipped). Each relation is its own statement; an error a check raises (C(bt_index_check) stops at the first
         problem of an index, a page failing its checksum raises) becomes that relation's problem row and the run goes
         on. Errors that say nothing about the data (no permission, a lock not granted, the session cancelled or

@@ -179,6 +179,7 @@ def matrix(major_lab, workdir, collections_root, home):
         mod(lab, 'pg_index', 'index_absent', SRC, params=dict(name=INDEX['name'], table='contracts', state='absent')),
         mod(lab, 'pg_vacuum', 'vacuum', SRC, tables=['requisitions', 'contracts']),
         mod(lab, 'pg_integrity_check', 'integrity', SRC, create_extension=True, heapallindexed=True),
+        mod(lab, 'pg_integrity_check', 'integrity_fn', SRC, method='functions', heapallindexed=True),
         mod(lab, 'pg_table_diff', 'diff', SRC, source=dict(login_host=node['host'], login_port=node['port']),
             tables=[dict(name='requisitions'), dict(name='contracts'), dict(name='request_items')]),
     ]

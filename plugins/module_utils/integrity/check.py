@@ -4,8 +4,9 @@
 """pg_integrity_check: its options (argument_spec) and the operation `IntegrityCheck`.
 
 plan() reads the server (recovery, data_checksums, Azure's extension allow-list), the databases (their amcheck,
-the tables and schemas named), finds pg_amcheck, refuses what cannot run, and checks the databases that have
-amcheck (pg_amcheck only reads; the parent check's ShareLock is why it needs `maintenance_window`). apply() creates
+the tables and schemas named), finds pg_amcheck (method auto falls back to the extension's functions when it is
+not found; method functions never looks), refuses what cannot run, and checks the databases that have amcheck (the
+checks only read; the parent check's ShareLock is why it needs `maintenance_window`). apply() creates
 amcheck where `create_extension` asked for it and checks those databases too; it is the only change."""
 
 from __future__ import annotations
