@@ -80,7 +80,10 @@ options:
     type: bool
     default: false
   create_database:
-    description: Create O(login_db) when it does not exist.
+    description:
+      - Create O(login_db) when it does not exist.
+      - A database created this way is dropped again when the restore fails or is cancelled (the failure message says
+        so); a database that existed is never dropped.
     type: bool
     default: false
   maintenance_db:
