@@ -269,8 +269,8 @@ class Backup(SessionOperation):
     and reported); apply() dumps into a temporary name (umask 077), counts the rows in the same snapshot, scans a
     tenant script, publishes the artifact with its manifest and deletes what retention planned.
 
-    A cancel (SIGTERM) while pg_dump and the count query run kills pg_dump and cancels the query; the temporary
-    artifact is removed on the way out."""
+    A cancel (SIGTERM) while pg_dump and the count query run kills pg_dump and cancels the query, one during a tenant
+    export cancels its COPY (or count); the temporary artifact is removed on the way out."""
 
     programs = True  # pg_dump
 
