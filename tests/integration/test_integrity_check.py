@@ -192,6 +192,34 @@ def test_extension_only_when_asked_and_azure_allow_list(cluster, play):
     assert res['changed'] is False and res['databases'][0]['checked'] is True
 
 
+def test_amcheck_without_verify_heapam_checks_only_indexes_and_says_so(cluster, play):
+    """amcheck 1.2 (what PostgreSQL 13 has; here created at that version) has no verify_heapam: the functions check
+    the btree indexes only and the result says the tables were not checked; auto does not run pg_amcheck there (it
+    would report every table as failing); method pg_amcheck is refused before anything runs."""
+    lab = cluster
+    old = 'integ_old'
+    lab.psql('primary', 'DROP DATABASE IF EXISTS "%s"' % old)
+    lab.psql('primary', 'CREATE DATABASE "%s"' % old)
+    lab.psql('primary', "CREATE EXTENSION amcheck VERSION '1.2'; CREATE TABLE t (id int PRIMARY KEY, v text); "
+                        "INSERT INTO t SELECT g, g::text FROM generate_series(1, 100) g", db=old)
+    run = play([task(lab, 'functions', db=old, method='functions'), task(lab, 'auto', db=old),
+                task(lab, 'program', db=old, method='pg_amcheck')])
+    for name in ('functions', 'auto'):
+        res = run.result(name)
+        assert not res.get('failed') and res['method'] == 'functions' and res['corrupt'] is False, res.get('msg')
+        entry = res['databases'][0]
+        assert entry['amcheck_version'] == '1.2' and entry['checked'] is True and entry['tables_checked'] is False
+        assert 'verify_heapam' in entry['reason'] and 'not its tables' in entry['reason'], entry
+        assert entry['relations']['tables'] == 0 and entry['relations']['indexes'] > 50, entry
+        assert any('not its tables' in w for w in res['warnings']), res.get('warnings')
+        assert not any('verify_heapam' in q for q in res['queries']) and res['commands'] == []
+        assert any('bt_index_check' in q for q in res['queries'])
+    assert 'amcheck 1.2 in database integ_old has no verify_heapam' in run.result('auto')['method_reason']
+    res = run.result('program')
+    assert res.get('failed') and 'verify_heapam' in res['msg'] and 'method: functions' in res['msg'], res
+    assert res['commands'] == []
+
+
 def test_cancel_ends_pg_amcheck_and_its_sessions_within_2s(cluster, play):
     import psycopg2
     from tests.integration.test_cancel import Monitor, cancel, in_thread, module_process, program_of, wait_until

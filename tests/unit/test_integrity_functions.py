@@ -54,6 +54,13 @@ def test_kind_of():
     assert functions.kind_of(dict(is_btree=False, schema='public')) == 'table'
 
 
+def test_old_amcheck():
+    assert check.old_amcheck([dict(database='a', amcheck_version='1.3'), dict(database='b', amcheck_version=None)]) \
+        is None
+    assert check.old_amcheck([dict(database='a', amcheck_version='1.4'), dict(database='b', amcheck_version='1.2')]) \
+        == 'amcheck 1.2 in database b has no verify_heapam'
+
+
 def test_choose_method():
     def found():
         return '/usr/bin/pg_amcheck'

@@ -71,6 +71,15 @@ def choose_method(method, find):
         return 'functions', None, 'pg_amcheck not usable: %s' % exc
 
 
+def old_amcheck(entries):
+    """Pure: what says that a database to be checked has amcheck without verify_heapam (None when none has)."""
+    for entry in entries:
+        version = entry['amcheck_version']
+        if version is not None and not functions.checks_tables(version):
+            return 'amcheck %s in database %s has no verify_heapam' % (version, entry['database'])
+    return None
+
+
 def heap_limitation(database, version):
     """Pure: why the tables and TOAST of `database` cannot be checked with amcheck `version` (None when they can)."""
     if functions.checks_tables(version):
@@ -147,6 +156,14 @@ class IntegrityCheck(SessionOperation):
                 else:
                     to_create.append(name)
             entries.append(entry)
+        if self.method == 'pg_amcheck':
+            old = old_amcheck(entries)
+            if old and params['method'] == 'pg_amcheck':
+                raise IntegrityError('%s; pg_amcheck calls it on every table and would report each as failing: use '
+                                     'method: functions (then only the indexes are checked there), or ALTER EXTENSION '
+                                     'amcheck UPDATE (PostgreSQL 14 and later)' % old)
+            if old:
+                self.method, self.program, reason = 'functions', None, '%s (pg_amcheck needs it)' % old
         result = dict(changed=bool(to_create), create_extension_in=to_create,
                       data_checksums=server['data_checksums'] == 'on', in_recovery=server['in_recovery'],
                       azure=dict(extensions=server['azure_extensions'], amcheck_allow_listed=listed),
