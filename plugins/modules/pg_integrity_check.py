@@ -80,7 +80,9 @@ options:
         problem of an index, a page failing its checksum raises) becomes that relation's problem row and the run goes
         on. Errors that say nothing about the data (no permission, a lock not granted, the session cancelled or
         lost) fail the module. O(jobs) does not apply (one relation at a time).
-      - V(auto) - C(pg_amcheck) when it is found, else the functions (C(method_reason) says why).
+      - V(auto) - C(pg_amcheck) when it is found, else the functions (C(method_reason) says why); the functions too
+        when a database to check has C(amcheck) older than 1.3 (see below), where C(pg_amcheck) would report every
+        table as failing. V(pg_amcheck) is refused there before anything runs.
       - C(verify_heapam) needs C(amcheck) 1.3 (PostgreSQL 14 and later). On PostgreSQL 13 (or with C(amcheck)
         older than 1.3 in a database) only the btree indexes can be checked - that database's C(tables_checked) is
         false, its C(reason) and a warning say so; its tables and TOAST are B(not) checked.
@@ -200,7 +202,9 @@ method:
   type: str
   sample: functions
 method_reason:
-  description: With O(method=auto), why the functions ran (pg_amcheck not found, or older than the server); else null.
+  description:
+    - With O(method=auto), why the functions ran (pg_amcheck not found or older than the server, or C(amcheck)
+      without C(verify_heapam) in a database); else null.
   returned: always
   type: str
 in_recovery:
