@@ -75,11 +75,12 @@ options:
         usual folders; it must be of the server's major version or newer), failing when it is not found.
         V(functions) - the extension's functions in the module's own session - C(verify_heapam) for tables and TOAST
         (with C(on_error_stop => false), C(check_toast => true), C(skip => 'none')), C(bt_index_check) with
-        O(heapallindexed) (or C(bt_index_parent_check) with O(parent_check)) for btree indexes - over the relations C(pg_amcheck) would choose (temporary tables and indexes not valid or not ready
-        skipped). Each relation is its own statement; an error a check raises (C(bt_index_check) stops at the first
-        problem of an index, a page failing its checksum raises) becomes that relation's problem row and the run goes
-        on. Errors that say nothing about the data (no permission, a lock not granted, the session cancelled or
-        lost) fail the module. O(jobs) does not apply (one relation at a time).
+        O(heapallindexed) (or C(bt_index_parent_check) with O(parent_check)) for btree indexes - over the relations
+        C(pg_amcheck) would choose (temporary tables and indexes not valid or not ready skipped). Each relation is
+        its own statement; an error a check raises (C(bt_index_check) stops at the first problem of an index, a page
+        failing its checksum raises) becomes that relation's problem row and the run goes on. Errors that say
+        nothing about the data (no permission, a lock not granted, the session cancelled or lost) fail the module.
+        O(jobs) does not apply (one relation at a time).
       - V(auto) - C(pg_amcheck) when it is found, else the functions (C(method_reason) says why); the functions too
         when a database to check has C(amcheck) older than 1.3 (see below), where C(pg_amcheck) would report every
         table as failing. V(pg_amcheck) is refused there before anything runs.
@@ -156,8 +157,9 @@ corrupt:
   type: bool
 problems:
   description:
-    - One per item pg_amcheck (or a function, with O(method=functions)) reported - C(database), C(schema), C(relation), C(kind) (C(table), C(toast) or
-      C(index)), C(block), C(offset), C(attribute) (null when not known) and C(message).
+    - One per item pg_amcheck (or a function, with O(method=functions)) reported - C(database), C(schema),
+      C(relation), C(kind) (C(table), C(toast) or C(index)), C(block), C(offset), C(attribute) (null when not
+      known) and C(message). The same rows whichever method ran.
   returned: always
   type: list
   elements: dict

@@ -37,7 +37,8 @@ def test_operational_errors_are_not_corruption(code, expected):
 
 def test_error_message_as_pg_amcheck_prints_it():
     exc = Error('index "t_pkey" lacks a main relation fork', detail='Block=1.', hint='Reindex it.')
-    assert functions.error_message(exc) == 'index "t_pkey" lacks a main relation fork DETAIL:  Block=1. HINT:  Reindex it.'
+    assert functions.error_message(exc) == ('index "t_pkey" lacks a main relation fork DETAIL:  Block=1. '
+                                            'HINT:  Reindex it.')
     row = amcheck.problem('db', 'public', 't_pkey', 'index', message=functions.error_message(
         Error('invalid page in block 7 of relation base/1/2')))
     assert row == dict(database='db', schema='public', relation='t_pkey', kind='index', block=7, offset=None,
