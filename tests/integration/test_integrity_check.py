@@ -220,6 +220,28 @@ def test_amcheck_without_verify_heapam_checks_only_indexes_and_says_so(cluster, 
     assert res['commands'] == []
 
 
+def test_a_partitioned_table_is_checked_through_its_partitions(cluster, play):
+    """A partitioned table has no storage: both methods check its partitions (pg_amcheck failed on the parent: "no
+    heap tables to check matching")."""
+    lab = cluster
+    part = 'integ_part'
+    lab.psql('primary', 'DROP DATABASE IF EXISTS "%s"' % part)
+    lab.psql('primary', 'CREATE DATABASE "%s"' % part)
+    lab.psql('primary', "CREATE EXTENSION amcheck; CREATE TABLE p (id int PRIMARY KEY) PARTITION BY RANGE (id); "
+                        "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100); "
+                        "CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200); "
+                        "INSERT INTO p SELECT generate_series(0, 199)", db=part)
+    run = play([task(lab, 'program', db=part, method='pg_amcheck', tables=['p']),
+                task(lab, 'functions', db=part, method='functions', tables=['p'])])
+    res = run.result('program')
+    assert not res.get('failed') and res['corrupt'] is False, res.get('msg')
+    tables = [a for a in res['commands'][0] if a.startswith('--table=')]
+    assert sorted(tables) == ['--table="public"."p1"', '--table="public"."p2"'], res['commands']
+    res = run.result('functions')
+    assert not res.get('failed') and res['corrupt'] is False, res.get('msg')
+    assert res['databases'][0]['relations'] == dict(tables=2, indexes=2), res['databases']
+
+
 def test_cancel_ends_pg_amcheck_and_its_sessions_within_2s(cluster, play):
     import psycopg2
     from tests.integration.test_cancel import Monitor, cancel, in_thread, module_process, program_of, wait_until
