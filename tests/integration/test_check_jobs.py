@@ -256,6 +256,7 @@ def variables(lab, ctx):
                  restore_checklist_pitr=dict(backup_dir=ctx['base'], wal_archive=lab.state['archive_dir'],
                                              target='latest', data_directory=ctx['new_restore'],
                                              restore_port=ctx['new_port'], pg_bindir=lab.state['bindir']),
+                 restore_checklist_pitr_connection=dict(ssl_mode='prefer'),
                  restore_checklist_traffic='hook', restore_checklist_traffic_hook=hook,
                  restore_checklist_migrations='dbmate', restore_checklist_migrations_path=migrations,
                  restore_checklist_migrations_lint='off', **backups)],
@@ -267,6 +268,7 @@ def variables(lab, ctx):
                  corruption_recovery_backup_dir=ctx['base'], corruption_recovery_wal_archive=lab.state['archive_dir'],
                  corruption_recovery_data_directory=ctx['new_restore'], corruption_recovery_port=ctx['new_port'],
                  corruption_recovery_pg_bindir=lab.state['bindir'], corruption_recovery_delete_extra=True,
+                 corruption_recovery_copy_connection=dict(ssl_mode='prefer'),
                  corruption_recovery_undo_dir=os.path.join(ctx['backups'], 'undo'), corruption_recovery_approved=True),
             # an already restored copy as the source: compared, and the restore planned, in check mode
             dict(dbops_connection=conn, corruption_recovery_tables=[dict(name='requisitions')],
