@@ -223,6 +223,29 @@ def test_bad_input_and_confusing_combinations_are_refused(lab, play, tdb):
     assert lab.psql('primary', "SELECT to_regnamespace('procgenie_dbops') IS NULL", db=tdb) == 't'
 
 
+def test_lock_timeout_makes_it_all_or_nothing(lab, play, tdb):
+    """A transaction holding the catalog row of one table (an uncommitted ALTER TABLE) makes the REVOKE wait; after
+    lock_timeout the run fails and no table is stopped, not even the one listed before."""
+    params = node_params(lab, db='postgres')
+    before = acl(lab, tdb, 'other')
+    blocker = connect(lab, tdb, app='rot-blocker')
+    blocker.autocommit = False
+    with blocker.cursor() as cur:
+        cur.execute('ALTER TABLE stopped ADD COLUMN extra int')
+    try:
+        started = time.monotonic()
+        run = play([task(params, scope='tables', database=tdb, tables=['other', 'stopped'], state='on',
+                         lock_timeout='500ms', sessions='keep')])
+        result = run.result('ro')
+        assert result['failed'] is True and 'lock timeout' in result['msg'], result.get('msg')
+        assert time.monotonic() - started < 60
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert acl(lab, tdb, 'other') == before
+    assert lab.psql('primary', "SELECT to_regnamespace('procgenie_dbops') IS NULL", db=tdb) == 't'
+
+
 def test_row_restore_as_the_non_superuser_owner_writes_a_stopped_table(lab, play, tdb, tmp_path):
     """pg_row_restore lifts the stop inside its own transaction only: the rows are restored, the ACL is the stopped
     one afterwards, and the owner still cannot write."""
