@@ -223,6 +223,7 @@ def test_amcheck_without_verify_heapam_checks_only_indexes_and_says_so(cluster, 
 def test_a_partitioned_table_is_checked_through_its_partitions(cluster, play):
     """A partitioned table has no storage: both methods check its partitions (pg_amcheck failed on the parent: "no
     heap tables to check matching")."""
+    import pglab
     lab = cluster
     part = 'integ_part'
     lab.psql('primary', 'DROP DATABASE IF EXISTS "%s"' % part)
@@ -231,8 +232,15 @@ def test_a_partitioned_table_is_checked_through_its_partitions(cluster, play):
                         "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100); "
                         "CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200); "
                         "INSERT INTO p SELECT generate_series(0, 199)", db=part)
+    # an index left invalid by a failed CREATE INDEX CONCURRENTLY is skipped, as pg_amcheck skips it
+    lab.psql('primary', 'CREATE TABLE dup (x int); INSERT INTO dup VALUES (1), (1)', db=part)
+    with pytest.raises(pglab.LabError):
+        lab.psql('primary', 'CREATE UNIQUE INDEX CONCURRENTLY dup_x ON dup (x)', db=part)
+    assert lab.psql('primary', "SELECT indisvalid FROM pg_index WHERE indexrelid = 'dup_x'::regclass", db=part) == 'f'
     run = play([task(lab, 'program', db=part, method='pg_amcheck', tables=['p']),
-                task(lab, 'functions', db=part, method='functions', tables=['p'])])
+                task(lab, 'functions', db=part, method='functions', tables=['p']),
+                task(lab, 'invalid', db=part, method='functions', tables=['dup']),
+                task(lab, 'invalid_program', db=part, method='pg_amcheck', tables=['dup'])])
     res = run.result('program')
     assert not res.get('failed') and res['corrupt'] is False, res.get('msg')
     tables = [a for a in res['commands'][0] if a.startswith('--table=')]
@@ -240,6 +248,12 @@ def test_a_partitioned_table_is_checked_through_its_partitions(cluster, play):
     res = run.result('functions')
     assert not res.get('failed') and res['corrupt'] is False, res.get('msg')
     assert res['databases'][0]['relations'] == dict(tables=2, indexes=2), res['databases']
+    res = run.result('invalid')
+    assert not res.get('failed') and res['corrupt'] is False and res['problems'] == [], res.get('msg')
+    assert res['databases'][0]['relations'] == dict(tables=1, indexes=0), res['databases']
+    assert any('indisvalid' in q for q in res['queries'])
+    res = run.result('invalid_program')
+    assert not res.get('failed') and res['corrupt'] is False and res['problems'] == [], res.get('msg')
 
 
 def test_cancel_ends_pg_amcheck_and_its_sessions_within_2s(cluster, play):

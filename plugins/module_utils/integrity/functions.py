@@ -149,7 +149,8 @@ def btree_query(amcheck_schema, parent_check=False):
 
 def check_relations(session, database, relations, amcheck_schema, heapallindexed=False, parent_check=False,
                     rootdescend=False, tables=True, stop=lambda: False):
-    """Check each relation in its own statement; returns (problems, counts). An error about the relation becomes
+    """Check each relation in its own statement; returns (problems, counts: the tables and the indexes checked,
+    found damaged or not; an index skipped as not valid is not counted). An error about the relation becomes
     its problem row; an operational one raises FunctionsError. `tables`: whether verify_heapam exists (else the
     tables are left out); `stop()`: true once the module is cancelled (no further statement starts)."""
     problems, counts = [], dict(tables=0, indexes=0)
@@ -170,10 +171,12 @@ def check_relations(session, database, relations, amcheck_schema, heapallindexed
                 raise FunctionsError('the check of %s %s.%s in database %s could not run: %s' % (
                     'index' if rel['is_btree'] else 'table', rel['schema'], rel['name'], database, error_message(exc)))
             problems.append(problem(database, rel['schema'], rel['name'], kind, message=error_message(exc)))
+            counts['indexes' if rel['is_btree'] else 'tables'] += 1
             continue
-        counts['indexes' if rel['is_btree'] else 'tables'] += 1
-        if rel['is_btree']:
+        if rel['is_btree']:  # one row when checked, none when the index is not valid, ready and live (skipped)
+            counts['indexes'] += 1 if rows else 0
             continue
+        counts['tables'] += 1
         for row in rows:
             problems.append(problem(database, rel['schema'], rel['name'], kind, row['blkno'], row['offnum'],
                                     row['attnum'], row['msg']))
