@@ -298,3 +298,38 @@ def test_cancel_ends_the_functions_check_and_its_session_within_2s(cluster, play
     finally:
         blocker.close()
         monitor.close()
+
+
+def test_functions_on_a_standby(lab, play):
+    """On a hot standby the functions check tables and indexes (bt_index_check takes an AccessShareLock); the parent
+    check is refused there, as with pg_amcheck."""
+    import time
+    from tests.conftest import node_params
+    name = 'integ_standby'
+    lab.psql('primary', 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+    lab.psql('primary', 'CREATE DATABASE "%s"' % name)
+    try:
+        lab.psql('primary', 'CREATE EXTENSION amcheck; CREATE TABLE t (id int PRIMARY KEY, v text); '
+                            'INSERT INTO t SELECT g, g::text FROM generate_series(1, 1000) g', db=name)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if lab.psql('standby', 'SELECT count(*) FROM t', db=name) == '1000':
+                    break
+            except Exception:  # pylint: disable=broad-except  # not replayed yet
+                pass
+            assert time.monotonic() < deadline, 'the standby did not replay'
+            time.sleep(0.2)
+        args = dict(node_params(lab, node='standby', db=name), method='functions')
+        run = play([dict(name='standby', ignore_errors=True, **{'procgenie.dbops.pg_integrity_check': dict(
+                        args, heapallindexed=True)}),
+                    dict(name='parent', ignore_errors=True, **{'procgenie.dbops.pg_integrity_check': dict(
+                        args, parent_check=True, maintenance_window=True)})])
+        res = run.result('standby')
+        assert not res.get('failed') and res['in_recovery'] is True and res['method'] == 'functions', res.get('msg')
+        assert res['corrupt'] is False and res['problems'] == [] and res['databases'][0]['tables_checked'] is True
+        assert res['databases'][0]['relations']['indexes'] > 50
+        res = run.result('parent')
+        assert res.get('failed') and 'standby' in res['msg'] and not any('bt_index' in q for q in res['queries']), res
+    finally:
+        lab.psql('primary', 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
