@@ -321,10 +321,10 @@ def test_functions_on_a_standby(lab, play):
             assert time.monotonic() < deadline, 'the standby did not replay'
             time.sleep(0.2)
         args = dict(node_params(lab, node='standby', db=name), method='functions')
-        run = play([dict(name='standby', ignore_errors=True, **{'procgenie.dbops.pg_integrity_check': dict(
-                        args, heapallindexed=True)}),
-                    dict(name='parent', ignore_errors=True, **{'procgenie.dbops.pg_integrity_check': dict(
-                        args, parent_check=True, maintenance_window=True)})])
+        module = 'procgenie.dbops.pg_integrity_check'
+        run = play([dict(name='standby', ignore_errors=True, **{module: dict(args, heapallindexed=True)}),
+                    dict(name='parent', ignore_errors=True,
+                         **{module: dict(args, parent_check=True, maintenance_window=True)})])
         res = run.result('standby')
         assert not res.get('failed') and res['in_recovery'] is True and res['method'] == 'functions', res.get('msg')
         assert res['corrupt'] is False and res['problems'] == [] and res['databases'][0]['tables_checked'] is True
