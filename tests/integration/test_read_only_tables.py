@@ -13,8 +13,9 @@ import psycopg2
 import pytest
 
 from tests.conftest import REPO, node_params
-from tests.integration.test_corruption_recovery import DB as CR_DB
-from tests.integration.test_corruption_recovery import Health, incident, orders  # noqa: F401 (the fixture)
+from tests.integration import test_corruption_recovery as recovery
+
+incident = recovery.incident  # the fixture of the recovery test: its lab database, a base backup, the corruption
 
 OWNER, APP, HELPER = 'rot_owner', 'rot_app', 'rot_helper'
 PASSWORD = 'rot-Pw-1'
@@ -281,11 +282,11 @@ def test_row_restore_as_the_non_superuser_owner_writes_a_stopped_table(lab, play
         lab.psql('primary', 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % src)
 
 
-def test_corruption_recovery_playbook_stops_writes_per_table(lab, incident, play):  # noqa: F811 (the fixture)
+def test_corruption_recovery_playbook_stops_writes_per_table(lab, incident, play):  # pylint: disable=redefined-outer-name
     scope = "created_at < '%s'" % incident['at']
     good = incident['good']
     extravars = dict(
-        target='localhost', dbops_connection=node_params(lab, db=CR_DB),
+        target='localhost', dbops_connection=node_params(lab, db=recovery.DB),
         corruption_recovery_tables=[dict(name='cr_accounts', where=scope), dict(name='public.cr_orders', where=scope)],
         corruption_recovery_stop_writes='tables', corruption_recovery_approved=True,
         corruption_recovery_restore_time=incident['at'], corruption_recovery_backup_dir=incident['base'],
@@ -295,23 +296,23 @@ def test_corruption_recovery_playbook_stops_writes_per_table(lab, incident, play
         corruption_recovery_undo_dir=os.path.join(incident['root'], 'undo'),
         corruption_recovery_delete_extra=True, corruption_recovery_health_url=incident['health'])
     playbook = os.path.join(REPO, 'playbooks', 'corruption_recovery.yml')
-    acl_before = lab.psql('primary', "SELECT relacl::text FROM pg_class WHERE oid = 'cr_orders'::regclass", db=CR_DB)
+    acl_before = lab.psql('primary', "SELECT relacl::text FROM pg_class WHERE oid = 'cr_orders'::regclass", db=recovery.DB)
 
     assess = play(playbook=playbook, extravars=dict(extravars, corruption_recovery_phase='assess'))
     assert assess.rc == 0, assess
     stop = assess.result('1. Stop writes: the affected tables, every write privilege revoked, writing sessions ended')
     assert stop['changed'] is True and stop['tables'] == ['public.cr_accounts', 'public.cr_orders']
-    assert lab.psql('primary', "SELECT has_table_privilege('procgenie_app', 'cr_orders', 'INSERT')", db=CR_DB) == 'f'
+    assert lab.psql('primary', "SELECT has_table_privilege('procgenie_app', 'cr_orders', 'INSERT')", db=recovery.DB) == 'f'
     assert lab.psql('primary', "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
-                               "WHERE d.datname = '%s'" % CR_DB) == '0'  # no database-wide mode
+                               "WHERE d.datname = '%s'" % recovery.DB) == '0'  # no database-wide mode
 
     second = play(playbook=playbook, extravars=extravars)
     failed = [(r['task'], r['result'].get('msg')) for r in second.results if r['status'] == 'failed']
     assert second.rc == 0, (failed, second)
-    assert orders(lab, scope) == good
+    assert recovery.orders(lab, scope) == good
     resumed = second.result('Resume writes (the stop of step 1 turned off)')
     assert resumed['changed'] is True and resumed['scope'] == 'tables'
-    assert lab.psql('primary', "SELECT has_table_privilege('procgenie_app', 'cr_orders', 'INSERT')", db=CR_DB) == 't'
+    assert lab.psql('primary', "SELECT has_table_privilege('procgenie_app', 'cr_orders', 'INSERT')", db=recovery.DB) == 't'
     assert sorted(lab.psql('primary', "SELECT relacl::text FROM pg_class WHERE oid = 'cr_orders'::regclass",
-                           db=CR_DB).strip('{}').split(',')) == sorted(acl_before.strip('{}').split(','))
+                           db=recovery.DB).strip('{}').split(',')) == sorted(acl_before.strip('{}').split(','))
     assert 'writes were stopped (tables) and resumed' in second.results[-1]['result']['msg']

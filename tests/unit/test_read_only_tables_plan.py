@@ -70,9 +70,9 @@ def test_table_state_and_lock_holders():
     assert plan.table_state([1, 2], {1: {}}, True) == 'off'
     assert plan.table_state([], {1: {}}, False) == 'on'
     assert plan.table_state([3], {1: {}}, False) == 'off'
-    holders = [dict(pid=1, application_name='api', user='app', locks=[dict(mode='RowExclusiveLock',
-                                                                             relation='public.t')]),
-               dict(pid=2, application_name='batch', user='app', locks=[dict(mode='ShareLock', relation='public.t')])]
+    lock = dict(mode='RowExclusiveLock', relation='public.t')
+    holders = [dict(pid=1, application_name='api', user='app', locks=[lock]),
+               dict(pid=2, application_name='batch', user='app', locks=[dict(lock, mode='ShareLock')])]
     picked = plan.select_lock_holders(holders, application_names=['api'])
     assert [p['pid'] for p in picked] == [1] and 'RowExclusiveLock on public.t' in picked[0]['reason']
     assert plan.tables_diff(['a'], ['a']) is None

@@ -72,7 +72,7 @@ def check_options(params):
     if roles and params['scope'] != 'database':
         raise ReadOnlyError('revoke_writes works on the tables of one database: use it with scope=database')
     want_on = state == 'on'
-    tables = [t for t in (params.get('tables') or [])]
+    tables = list(params.get('tables') or [])
     if params['scope'] == 'tables':
         if not params.get('database'):
             raise ReadOnlyError('scope=tables needs the database of the tables (database)')
