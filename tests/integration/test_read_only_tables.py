@@ -164,7 +164,9 @@ def test_tables_mode_ends_sessions_holding_write_locks_only(lab, play, tdb):
     reader = connect(lab, tdb, APP, PASSWORD, app='rot-reader')
     elsewhere = connect(lab, tdb, APP, PASSWORD, app='rot-elsewhere')
     idle = connect(lab, tdb, APP, PASSWORD, app='rot-idle')
+    numbering = connect(lab, tdb, APP, PASSWORD, app='rot-numbering')  # took an id for an insert still to come
     for conn, statement in ((writer, "INSERT INTO stopped (note) VALUES ('late')"),
+                            (numbering, "SELECT nextval('stopped_id_seq')"),
                             (reader, 'SELECT count(*) FROM stopped'), (elsewhere, 'INSERT INTO other VALUES (7)')):
         conn.autocommit = False
         with conn.cursor() as cur:
@@ -172,15 +174,17 @@ def test_tables_mode_ends_sessions_holding_write_locks_only(lab, play, tdb):
     args = dict(scope='tables', database=tdb, tables=['stopped'], state='on', sessions='terminate')
     check = play([task(params, **args)], check=True)
     assert check.rc == 0, check.result('ro').get('msg')
-    assert [(s['application_name'], s['signalled']) for s in check.result('ro')['sessions']] == [('rot-writer', False)]
+    assert sorted((s['application_name'], s['signalled']) for s in check.result('ro')['sessions']) == [
+        ('rot-numbering', False), ('rot-writer', False)]
     run = play([task(params, **args)])
     assert run.rc == 0, [r['result'].get('msg') for r in run.results]
-    picked = run.result('ro')['sessions']
-    assert [(s['application_name'], s['action'], s['signalled']) for s in picked] == [
-        ('rot-writer', 'terminate', True)]
-    assert 'RowExclusiveLock on public.stopped' in picked[0]['reason']
+    picked = dict((s['application_name'], s) for s in run.result('ro')['sessions'])
+    assert sorted(picked) == ['rot-numbering', 'rot-writer']
+    assert all(s['action'] == 'terminate' and s['signalled'] for s in picked.values())
+    assert 'RowExclusiveLock on public.stopped:' in picked['rot-writer']['reason']
+    assert 'RowExclusiveLock on public.stopped_id_seq' in picked['rot-numbering']['reason']
     time.sleep(0.2)
-    assert not alive(writer)
+    assert not alive(writer) and not alive(numbering)
     assert alive(reader) and alive(elsewhere) and alive(idle)
     elsewhere.commit()
     reader.rollback()
