@@ -108,9 +108,11 @@ def test_parallel_workers_only_on_request_and_the_same_answer(first):
         for kind in ('source_rows', 'target_rows', 'only_in_source', 'only_in_target', 'changed'):
             assert table[kind] == plain[name][kind], (name, kind)
     # the first level of the default run takes no parallel workers from the live server; on request it plans them
-    assert '"max_parallel_workers_per_gather" = \'0\'' in '\n'.join(first.result('diff')['queries'])
+    setting = "pg_catalog.set_config('%s', '%s', false)"
+    assert setting % ('max_parallel_workers_per_gather', '0') in '\n'.join(first.result('diff')['queries'])
     queries = '\n'.join(parallel['queries'])
-    assert '"max_parallel_workers_per_gather" = \'2\'' in queries and '"parallel_setup_cost" = \'0\'' in queries
+    assert setting % ('max_parallel_workers_per_gather', '2') in queries
+    assert setting % ('parallel_setup_cost', '0') in queries
     negative = first.result('negative')
     assert negative.get('failed') and 'parallel_workers must be 0' in negative['msg'], negative
     assert 'Module failed' not in negative['msg'] and 'Traceback' not in first.text
@@ -203,3 +205,49 @@ def test_cancel_ends_both_sessions_within_2s_even_while_waiting_for_a_lock(lab, 
     finally:
         blocker.close()
         monitor.close()
+
+
+def test_first_level_compiles_only_large_tables_and_only_where_the_server_has_jit_on(lab, dbs):
+    """The first level of a table of a million rows or more runs with JIT where the server's own configuration has
+    it on (never where the DBA turned it off: here for the role), without parallel workers unless asked; the
+    session's settings are the diff's own again afterwards."""
+    import psycopg2
+    from ansible_collections.procgenie.dbops.plugins.module_utils._connection import Session
+    from ansible_collections.procgenie.dbops.plugins.module_utils.table_diff import compare
+
+    def session(user='postgres', password=None):
+        info = dict(lab.conninfo('primary', TGT), user=user)
+        if password:
+            info['password'] = password
+        conn = psycopg2.connect(**info)
+        conn.autocommit = True
+        result = Session(conn)
+        compare.begin_snapshot(result)
+        return result
+    available = session()
+    try:
+        if available.scalar("SELECT reset_val FROM pg_settings WHERE name = 'jit'") != 'on' or not \
+                compare._with_settings(available, (('jit', 'on'),), lambda: available.scalar('SELECT pg_jit_available()')):
+            pytest.skip('this PostgreSQL build has no JIT provider')
+        settings = dict(compare.first_level_settings(available, 0, compare.JIT_ROWS))
+        assert settings['jit'] == 'on' and settings['jit_optimize_above_cost'] == '0'
+        assert settings['jit_inline_above_cost'] == '-1'
+        assert settings['max_parallel_workers_per_gather'] == '0'
+        assert 'jit' not in dict(compare.first_level_settings(available, 0, compare.JIT_ROWS - 1))
+        assert dict(compare.first_level_settings(available, 3, 10))['max_parallel_workers_per_gather'] == '3'
+        # the first level with them; afterwards the session is back at the diff's own settings (jit off)
+        groups = compare._groups(available, 'SELECT 0 AS parent, id % 4 AS seg, count(*) AS n, 0 AS s FROM orders '
+                                 'GROUP BY 2', settings=tuple(settings.items()))
+        assert sum(n for n, _s in groups.values()) == 20000
+        assert available.scalar("SELECT current_setting('jit')") == 'off'
+        assert available.scalar("SELECT current_setting('max_parallel_workers_per_gather')") != '0'
+    finally:
+        available.close()
+    lab.psql('primary', "DROP ROLE IF EXISTS td_nojit; CREATE ROLE td_nojit LOGIN PASSWORD 'td-nojit-pw' SUPERUSER; "
+             "ALTER ROLE td_nojit SET jit = off")
+    off = session('td_nojit', 'td-nojit-pw')
+    try:
+        assert 'jit' not in dict(compare.first_level_settings(off, 0, compare.JIT_ROWS))
+    finally:
+        off.close()
+        lab.psql('primary', 'DROP ROLE IF EXISTS td_nojit')
