@@ -27,7 +27,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 
@@ -37,9 +36,8 @@ sys.path.insert(0, os.path.join(REPO, 'tools'))
 
 import psycopg2  # noqa: E402
 
-import pglab  # noqa: E402
+import _bench  # noqa: E402
 from tests.harness.playbook import run_playbook  # noqa: E402
-from tests.harness.tree import make_tree  # noqa: E402
 
 ROWS = int(os.environ.get('BENCH_ROWS', '2000000'))
 DIFFS = int(os.environ.get('BENCH_DIFFS', '100'))
@@ -127,19 +125,14 @@ def reladiff_compare(labs):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix='bench-diff-')
-    os.chmod(work, 0o755)
-    labs = [pglab.Lab(os.path.join(work, name)) for name in ('source', 'target')]
-    try:
+    with _bench.workspace('bench-diff-', lab=False) as bench:
+        labs = [bench.new_lab(name) for name in ('source', 'target')]
+        root, home = bench.root, bench.home
         for lab in labs:
             lab.start(standby=False, seed=False)
             lab.psql('primary', SETUP)
         sql, count = damage(DIFFS)
         labs[1].psql('primary', sql + 'VACUUM ANALYZE orders;')
-        root = os.path.join(work, 'collections')
-        make_tree(root)
-        home = os.path.join(work, 'home')
-        os.makedirs(home)
         src, tgt = labs[0].state, labs[1].state
         task = {'procgenie.dbops.pg_table_diff': dict(
             login_host=tgt['nodes']['primary']['host'], login_port=tgt['nodes']['primary']['port'],
@@ -184,9 +177,6 @@ def main():
         figures['targets_met'] = figures['ratio'] <= 0.3 and figures['fetched_pct'] <= 1 and figures['agree']
         print(json.dumps(figures, indent=2))
         return 0 if figures['targets_met'] else 1
-    finally:
-        for lab in labs:
-            lab.destroy()
 
 
 if __name__ == '__main__':
