@@ -363,3 +363,10 @@ def test_restore_checklist_azure_pitr(lab, copy, checked_double, restored_copy, 
     assert state['restore']['connection']['login_host'] == NEW + '.postgres.database.azure.com'
     assert SECRET not in json.dumps(state) and SECRET not in run.text
     assert 'ran the restore checklist' in run.results[-1]['result']['msg']
+    # the secret rotated since: the same restore, found finished (its record names it without credentials)
+    again = dict(extravars, restore_checklist_pitr=dict(extravars['restore_checklist_pitr'], secret='rotated-secret'))
+    start = len(checked_double.state.requests)
+    run = play(playbook=playbook('restore_checklist.yml'), env=checked_double.env, extravars=again)
+    assert run.rc == 0, failures(run) or run
+    assert 'already finished' in run.results[-1]['result']['msg'], run.results[-1]['result']['msg']
+    assert puts(checked_double, start) == [] and lines(log) == ['stop', 'start']
