@@ -140,12 +140,20 @@ class _Worker(threading.Thread):
         self.func = func
         self.result = None
         self.error = None
+        # its own end: Thread.is_alive() is wrong after a join() a signal handler interrupted (CPython gh-90882)
+        self.finished = threading.Event()
 
     def run(self):
         try:
             self.result = self.func()
         except Exception as exc:  # pylint: disable=broad-except  # handed to the main thread
             self.error = exc
+        finally:
+            self.finished.set()
+
+    def running(self):
+        """Started and not finished (what is_alive() should say)."""
+        return self.ident is not None and not self.finished.is_set()
 
     def outcome(self):
         """Wait for the worker; its result, or its exception raised here."""
@@ -436,9 +444,9 @@ class Backup(SessionOperation):
             # failed or cancelled while it runs: its query must not outlive the module, nor may it write on
             stop.set()
             deadline = time.monotonic() + CANCEL_WAIT_S
-            while worker.is_alive() and time.monotonic() < deadline:
+            while worker.running() and time.monotonic() < deadline:
                 session.conn.cancel()
-                worker.join(0.05)
+                worker.finished.wait(0.05)
         check_script(tmp)
         return counts
 
@@ -466,12 +474,13 @@ class Backup(SessionOperation):
             return counts
         finally:
             # failed or cancelled (SIGTERM) while they run: pg_dump and the count query must not outlive the module
-            if any(w.is_alive() for w in workers):
+            if any(w.running() for w in workers):
                 runner.kill_running()
-                if workers[1:] and workers[1].is_alive():
+                if workers[1:] and workers[1].running():
                     session.conn.cancel()
                 for worker in workers:
-                    worker.join(timeout=30)
+                    if worker.ident is not None:
+                        worker.finished.wait(30)
 
     def publish(self, dumped):
         """Checksum, manifest, rename to the final name; the result fields of the artifact."""
