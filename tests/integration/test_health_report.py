@@ -254,6 +254,12 @@ def test_production_fails_on_critical_findings_after_writing_the_report(play, pe
     assert 'almost_full' in failed[0][1] and 'critical' in failed[0][1], failed
     assert os.path.isfile(dest)
     # told to report only: the job passes; without a path: no file, said so
-    run = health_job(play, perfdb, dbops_environment='production', performance_fail_on='never')
+    run = health_job(play, perfdb, dbops_environment='production', performance_fail_on='never',
+                     performance_findings_limit=1)
     assert run.rc == 0, failures(run)
     assert 'no report file (performance_report_path is empty)' in run.results[-1]['result']['msg']
+    # the role's findings_limit reaches the module: at most one finding listed a kind, plus the count of the rest
+    facts = run.result('Read the performance and index health')
+    assert facts['invocation']['module_args']['findings_limit'] == 1
+    counted = [f for f in facts['findings'] if '(findings_limit 1 keeps the worst)' in f['message']]
+    assert len(counted) == len(facts['findings_omitted']), (counted, facts['findings_omitted'])
