@@ -259,8 +259,8 @@ def checklist(lab, copy, workdir, collections_root, home, play):
     conn = node_params(lab, db=RC_DB)
 
     def migrate(target):
-        run = play([{'procgenie.dbops.pg_migrate': dict(conn, path=migrations, mode='up', target=target,
-                                                         lint='off')}])
+        task = {'procgenie.dbops.pg_migrate': dict(conn, path=migrations, mode='up', target=target, lint='off')}
+        run = play([task])
         assert run.rc == 0, run
     migrate('1')
     counts = lab.row_counts(RC_DB)

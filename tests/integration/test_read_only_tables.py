@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import REPO, node_params
 from tests.integration import test_corruption_recovery as recovery
+from tests.integration.test_read_only import alive
 
 incident = recovery.incident  # the fixture of the recovery test: its lab database, a base backup, the corruption
 
@@ -54,15 +55,6 @@ def writes(conn, statement):
             cur.execute(statement)
         return True
     except psycopg2.errors.InsufficientPrivilege:
-        return False
-
-
-def alive(conn):
-    try:
-        with conn.cursor() as cur:
-            cur.execute('SELECT 1')
-        return True
-    except (psycopg2.OperationalError, psycopg2.InterfaceError):
         return False
 
 

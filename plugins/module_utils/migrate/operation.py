@@ -34,7 +34,6 @@ from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.lint impor
 from ansible_collections.procgenie.dbops.plugins.module_utils.migrate.source import MigrationError
 
 
-
 class MigrateFailure(Exception):
     """The migration run failed; `result` carries what was done before."""
 
