@@ -288,6 +288,46 @@ def install_sigterm_handler():
     _STATE['handler_installed'] = True
 
 
+def in_worker(fn, cancel):
+    """fn() in a worker thread while the main thread waits in short joins, so that a SIGTERM (AWX cancel) is handled
+    at once even while a query of fn waits in libpq (for rows, for a lock): the handler calls cancel() (cancel the
+    worker's queries, end its sessions) and raises SystemExit. When the main thread leaves with the worker still
+    running, cancel() is called again every 50 ms for up to a second, until the worker stops: a query cancel that
+    reaches the server between two queries is lost, and the worker's next query (a wait for a lock) would outlive
+    the module. Returns fn()'s result; raises its error."""
+    exit_on_sigterm()
+    box = {}
+    # the worker's own end, not Thread.is_alive(): a signal handler raising in Thread.join (Python 3.11) leaves the
+    # thread marked as stopped while it still runs
+    done = threading.Event()
+
+    def work():
+        try:
+            box['result'] = fn()
+        except BaseException as exc:  # pylint: disable=broad-except  # re-raised in the main thread
+            box['error'] = exc
+        finally:
+            done.set()
+    token = on_cancel(cancel)
+    thread = threading.Thread(target=work, daemon=True)
+    try:
+        thread.start()
+        while not done.wait(0.05):
+            pass
+    finally:
+        forget(token)
+        deadline = time.monotonic() + 1.0
+        while not done.is_set() and time.monotonic() < deadline:
+            try:
+                cancel()
+            except Exception:  # pylint: disable=broad-except  # a closed connection: nothing left to cancel
+                pass
+            done.wait(0.05)
+    if 'error' in box:
+        raise box['error']
+    return box.get('result')
+
+
 def exit_on_sigterm(module_name=None):  # pylint: disable=unused-argument
     """Turn SIGTERM (an AWX job cancelled, a timeout) into SystemExit after every child program is ended. Every
     ClientRunner installs this too; modules that clean up without running programs call it themselves."""

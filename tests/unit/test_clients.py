@@ -187,3 +187,64 @@ def test_programs_carry_a_per_runner_application_name(tmp_path):
     assert one.application_name.startswith('procgenie.dbops #%d.' % os.getpid())
     assert one.application_name != two.application_name
     assert one.has_server and not _clients.ClientRunner(dict(connect_params={})).has_server
+
+
+def test_in_worker_returns_raises_and_a_sigterm_cancels_the_worker_at_once():
+    """in_worker: fn's result or error in the main thread; a SIGTERM while fn waits runs the cancel callback (which
+    here ends the wait, as a query's cancel does) and raises SystemExit in the main thread within a moment, after
+    the worker was given its second to stop; the callback is forgotten afterwards."""
+    assert _clients.in_worker(lambda: 42, lambda: None) == 42
+    with pytest.raises(ZeroDivisionError):
+        _clients.in_worker(lambda: 1 // 0, lambda: None)
+    released, calls, finished = threading.Event(), [], threading.Event()
+
+    def wait():  # a query waiting for a lock: it ends only when cancelled
+        released.wait(30)
+        time.sleep(0.2)  # the cancelled query's error coming back
+        finished.set()
+
+    def cancel():
+        calls.append(time.monotonic())
+        released.set()
+    previous = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    started = time.monotonic()
+    try:
+        timer.start()
+        with pytest.raises(SystemExit):
+            _clients.in_worker(wait, cancel)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+        _clients._STATE['cancelled'] = False
+    assert time.monotonic() - started < 2
+    assert calls and finished.is_set()  # cancelled from the handler; the worker stopped before in_worker left
+    assert not _clients._CALLBACKS
+
+
+def test_in_worker_cancels_again_a_query_the_worker_starts_after_the_cancel():
+    """A cancel that reaches the server between two queries is lost: the worker's next query (here a wait that only
+    a cancel made during it ends, as a lock wait) must still end before in_worker leaves."""
+    gate, calls, finished = threading.Event(), [], threading.Event()
+
+    def work():
+        gate.wait(30)  # the query running when SIGTERM arrives: the handler's cancel ends it
+        time.sleep(0.1)  # its error handled; meanwhile every cancel finds no query running
+        gate.clear()  # the next query starts
+        gate.wait(30)
+        finished.set()
+
+    def cancel():
+        calls.append(time.monotonic())
+        gate.set()
+    previous = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        with pytest.raises(SystemExit):
+            _clients.in_worker(work, cancel)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+        _clients._STATE['cancelled'] = False
+    assert finished.is_set() and len(calls) >= 3, calls

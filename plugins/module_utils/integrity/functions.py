@@ -207,17 +207,13 @@ def check_database(params, database, target, amcheck_schema, amcheck_version, lo
     stop_event = stop_event or threading.Event()
     session = open_session(params, database=database, log=log)
     pid = session.conn.get_backend_pid()
-    box = {}
 
     def work():
-        try:
-            relations = list_relations(session, target.get('schemas') or (), target.get('table_oids') or ())
-            box['result'] = check_relations(
-                session, database, relations, amcheck_schema, heapallindexed=params.get('heapallindexed'),
-                parent_check=params.get('parent_check'), rootdescend=params.get('rootdescend'),
-                tables=checks_tables(amcheck_version), stop=stop_event.is_set)
-        except BaseException as exc:  # pylint: disable=broad-except  # re-raised in the main thread
-            box['error'] = exc
+        relations = list_relations(session, target.get('schemas') or (), target.get('table_oids') or ())
+        return check_relations(
+            session, database, relations, amcheck_schema, heapallindexed=params.get('heapallindexed'),
+            parent_check=params.get('parent_check'), rootdescend=params.get('rootdescend'),
+            tables=checks_tables(amcheck_version), stop=stop_event.is_set)
 
     def cancel():
         stop_event.set()
@@ -227,19 +223,8 @@ def check_database(params, database, target, amcheck_schema, amcheck_version, lo
             pass
         _terminate(params, pid)
 
-    token = _clients.on_cancel(cancel)
-    thread = threading.Thread(target=work, daemon=True)
     try:
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.05)
+        problems, counts = _clients.in_worker(work, cancel)
     finally:
-        _clients.forget(token)
-        if thread.is_alive():  # the main thread leaves (SystemExit): the worker's statement must not outlive it
-            cancel()
-            thread.join(1.0)
         session.close()
-    if 'error' in box:
-        raise box['error']
-    problems, counts = box['result']
     return dict(problems=problems, tables_checked=checks_tables(amcheck_version), relations=counts)

@@ -64,33 +64,13 @@ def end_snapshot(session):
 
 
 def in_worker(fn, sessions=lambda: ()):
-    """fn() in a worker thread while the main thread waits in short joins, so that a SIGTERM (AWX cancel) is handled
-    at once even while a query waits for a lock: the handler cancels the queries of `sessions()` (the sessions open
-    at that moment) and raises SystemExit. Returns fn()'s result; raises its error."""
-    _clients.exit_on_sigterm()
-    box = {}
-
-    def work():
-        try:
-            box['result'] = fn()
-        except BaseException as exc:  # pylint: disable=broad-except  # re-raised in the main thread
-            box['error'] = exc
-
+    """fn() in a worker thread (_clients.in_worker): a SIGTERM (AWX cancel) cancels the queries of `sessions()`
+    (the sessions open at that moment) at once, even while one waits for a lock."""
     def cancel():
         for session in sessions():
             if session is not None:
                 session.conn.cancel()
-    token = _clients.on_cancel(cancel)
-    thread = threading.Thread(target=work, daemon=True)
-    try:
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.05)
-    finally:
-        _clients.forget(token)
-    if 'error' in box:
-        raise box['error']
-    return box.get('result')
+    return _clients.in_worker(fn, cancel)
 
 
 def run_both(source, target, fn):
@@ -99,20 +79,24 @@ def run_both(source, target, fn):
     results; raises the first error."""
     _clients.exit_on_sigterm()
     results, errors = [None, None], [None, None]
+    # each worker's own end: Thread.is_alive() is wrong after a join() a signal handler interrupted (gh-90882)
+    done = [threading.Event(), threading.Event()]
 
     def work(index, session):
         try:
             results[index] = fn(session)
         except BaseException as exc:  # pylint: disable=broad-except  # re-raised in the main thread
             errors[index] = exc
+        finally:
+            done[index].set()
     tokens = [_clients.on_cancel(s.conn.cancel) for s in (source, target)]
     threads = [threading.Thread(target=work, args=(i, s), daemon=True) for i, s in enumerate((source, target))]
     try:
         for thread in threads:
             thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.05)
+        for event in done:
+            while not event.wait(0.05):
+                pass
     finally:
         for token in tokens:
             _clients.forget(token)
