@@ -288,6 +288,30 @@ def install_sigterm_handler():
     _STATE['handler_installed'] = True
 
 
+def terminate_sessions(params, condition, args, wait=False):
+    """pg_terminate_backend for the sessions of pg_stat_activity that `condition` (SQL with %s placeholders for
+    `args`, never a value in it) selects, our own excepted, from a short session of its own (a backend waiting for a
+    lock does not see its client gone). `wait`: until each is gone, at most a second (PostgreSQL 14+). Best effort,
+    quick: the module is on its way out."""
+    if psycopg2 is None:
+        return
+    kw = libpq_params(params)
+    kw.update(application_name='procgenie.dbops cancel', connect_timeout=2)
+    try:
+        conn = psycopg2.connect(**kw)
+    except Exception:  # pylint: disable=broad-except  # the server is gone: so are the sessions
+        return
+    try:
+        conn.autocommit = True
+        timeout = ', 1000' if wait and conn.server_version >= 140000 else ''
+        conn.cursor().execute('SELECT pg_catalog.pg_terminate_backend(pid%s) FROM pg_catalog.pg_stat_activity '
+                              'WHERE (%s) AND pid <> pg_catalog.pg_backend_pid()' % (timeout, condition), args)
+    except Exception:  # pylint: disable=broad-except
+        pass
+    finally:
+        conn.close()
+
+
 def in_worker(fn, cancel):
     """fn() in a worker thread while the main thread waits in short joins, so that a SIGTERM (AWX cancel) is handled
     at once even while a query of fn waits in libpq (for rows, for a lock): the handler calls cancel() (cancel the
@@ -379,24 +403,8 @@ class ClientRunner(object):
     def end_sessions(self):
         """pg_terminate_backend for the sessions of this runner's programs (a backend waiting for a lock does not see
         its client gone). Best effort, quick: the module is on its way out."""
-        if not self.connected or psycopg2 is None:
-            return
-        kw = libpq_params(self.params)
-        kw.update(application_name='procgenie.dbops cancel', connect_timeout=2)
-        try:
-            conn = psycopg2.connect(**kw)
-        except Exception:  # pylint: disable=broad-except  # the server is gone: so are the sessions
-            return
-        try:
-            conn.autocommit = True
-            cursor = conn.cursor()
-            wait = ', 1000' if conn.server_version >= 140000 else ''  # wait until each is gone (PostgreSQL 14+)
-            cursor.execute('SELECT pg_terminate_backend(pid%s) FROM pg_stat_activity '
-                           'WHERE application_name = %%s AND pid <> pg_backend_pid()' % wait, [self.application_name])
-        except Exception:  # pylint: disable=broad-except
-            pass
-        finally:
-            conn.close()
+        if self.connected:
+            terminate_sessions(self.params, 'application_name = %s', [self.application_name], wait=True)
 
     def find(self, name, min_major=None):
         path, version = find_program(name, self.pg_bindir, min_major)

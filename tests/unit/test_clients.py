@@ -189,6 +189,21 @@ def test_programs_carry_a_per_runner_application_name(tmp_path):
     assert one.has_server and not _clients.ClientRunner(dict(connect_params={})).has_server
 
 
+def sigterm_during(fn, cancel, after):
+    """in_worker(fn, cancel) with a SIGTERM sent to this process `after` seconds in: it must end in SystemExit; the
+    handler and the cancel state are put back afterwards."""
+    previous = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(after, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        with pytest.raises(SystemExit):
+            _clients.in_worker(fn, cancel)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+        _clients._STATE['cancelled'] = False
+
+
 def test_in_worker_returns_raises_and_a_sigterm_cancels_the_worker_at_once():
     """in_worker: fn's result or error in the main thread; a SIGTERM while fn waits runs the cancel callback (which
     here ends the wait, as a query's cancel does) and raises SystemExit in the main thread within a moment, after
@@ -206,17 +221,8 @@ def test_in_worker_returns_raises_and_a_sigterm_cancels_the_worker_at_once():
     def cancel():
         calls.append(time.monotonic())
         released.set()
-    previous = signal.getsignal(signal.SIGTERM)
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
     started = time.monotonic()
-    try:
-        timer.start()
-        with pytest.raises(SystemExit):
-            _clients.in_worker(wait, cancel)
-    finally:
-        timer.cancel()
-        signal.signal(signal.SIGTERM, previous)
-        _clients._STATE['cancelled'] = False
+    sigterm_during(wait, cancel, 0.3)
     assert time.monotonic() - started < 2
     assert calls and finished.is_set()  # cancelled from the handler; the worker stopped before in_worker left
     assert not _clients._CALLBACKS
@@ -237,14 +243,5 @@ def test_in_worker_cancels_again_a_query_the_worker_starts_after_the_cancel():
     def cancel():
         calls.append(time.monotonic())
         gate.set()
-    previous = signal.getsignal(signal.SIGTERM)
-    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))
-    try:
-        timer.start()
-        with pytest.raises(SystemExit):
-            _clients.in_worker(work, cancel)
-    finally:
-        timer.cancel()
-        signal.signal(signal.SIGTERM, previous)
-        _clients._STATE['cancelled'] = False
+    sigterm_during(work, cancel, 0.2)
     assert finished.is_set() and len(calls) >= 3, calls

@@ -32,7 +32,7 @@ import threading
 
 from ansible_collections.procgenie.dbops.plugins.module_utils import _clients
 from ansible_collections.procgenie.dbops.plugins.module_utils._connection import (
-    libpq_params, open_session, psycopg2, sql)
+    open_session, psycopg2, sql)
 from ansible_collections.procgenie.dbops.plugins.module_utils.integrity.amcheck import problem
 
 HEAP_CHECK_VERSION = (1, 3)  # verify_heapam: amcheck 1.3, PostgreSQL 14
@@ -183,23 +183,6 @@ def check_relations(session, database, relations, amcheck_schema, heapallindexed
     return problems, counts
 
 
-def _terminate(params, pid):
-    """pg_terminate_backend(pid) from a short second session (best effort: the module is on its way out)."""
-    kw = libpq_params(params)
-    kw.update(application_name='procgenie.dbops cancel', connect_timeout=2)
-    try:
-        conn = psycopg2.connect(**kw)
-    except Exception:  # pylint: disable=broad-except  # the server is gone: so is the session
-        return
-    try:
-        conn.autocommit = True
-        conn.cursor().execute('SELECT pg_catalog.pg_terminate_backend(%s)', [pid])
-    except Exception:  # pylint: disable=broad-except
-        pass
-    finally:
-        conn.close()
-
-
 def check_database(params, database, target, amcheck_schema, amcheck_version, log, stop_event=None):
     """Every check of one database in a session of its own, in a worker thread (see the module docstring). Returns
     dict(problems, tables_checked, relations=dict(tables, indexes))."""
@@ -221,7 +204,7 @@ def check_database(params, database, target, amcheck_schema, amcheck_version, lo
             session.conn.cancel()
         except Exception:  # pylint: disable=broad-except
             pass
-        _terminate(params, pid)
+        _clients.terminate_sessions(params, 'pid = %s', [pid])
 
     try:
         problems, counts = _clients.in_worker(work, cancel)
